@@ -1,0 +1,147 @@
+//! Wiring: load keys, build the store, spawn the watcher and the server, wait for a signal, drain.
+
+use std::future::Future;
+use std::path::Path;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::{Command, Config, RenderConfig, ServeConfig};
+use crate::dev::DevKey;
+use crate::issuer::Issuer;
+use crate::keys::KeySet;
+use crate::server::{self, IssuerService};
+use crate::shutdown::{self, Readiness};
+use crate::store::{Snapshot, Store};
+use crate::watcher::{self, WatchConfig};
+
+/// Runs the configured command to completion.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    match config.command {
+        Command::Serve(serve) => {
+            let listener = TcpListener::bind(serve.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", serve.listen))?;
+            serve_on(listener, serve, async {
+                match shutdown::os_signal().await {
+                    Ok(signal) => info!(signal, "shutting down"),
+                    Err(error) => warn!(%error, "cannot listen for signals; running until killed"),
+                }
+            })
+            .await
+        }
+        Command::Render(render) => write_documents(&render),
+    }
+}
+
+/// Serves on an already bound listener until `stop` completes (tests pass their own).
+pub async fn serve_on(
+    listener: TcpListener,
+    mut config: ServeConfig,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr().context("listener has no address")?;
+    let dev_key = if config.dev {
+        let key = DevKey::generate()?;
+        config.key_files.push(key.private_key().to_owned());
+        if config.issuer_follows_listen {
+            config.publication.issuer = Issuer::new(&format!("http://{local}"), None, true)?;
+        }
+        Some(key)
+    } else {
+        None
+    };
+    for warning in config.publication.issuer.warnings() {
+        warn!("{warning}");
+    }
+
+    let keys = KeySet::load(&config.key_files)?;
+    let store = Store::new(config.publication.clone(), keys);
+    let reader = store.reader();
+    log_first_snapshot(&reader.snapshot());
+
+    let readiness = Readiness::default();
+    let (trigger, signal) = shutdown::channel();
+    let service = IssuerService::new(reader, readiness.clone());
+    let server = tokio::spawn(server::serve(
+        listener,
+        service,
+        signal.clone(),
+        config.shutdown_grace,
+    ));
+    let watch = tokio::spawn(watcher::run(
+        store,
+        WatchConfig {
+            sources: config.key_files.clone(),
+            debounce: config.debounce,
+            poll_interval: config.poll_interval,
+        },
+        signal,
+    ));
+    readiness.set_ready();
+    info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
+    if let Some(key) = &dev_key {
+        print_dev_banner(&config, key, local);
+    }
+
+    stop.await;
+    readiness.set_draining();
+    trigger.trigger();
+    server.await.context("server task panicked")?;
+    watch.await.context("watcher task panicked")??;
+    info!("stopped");
+    Ok(())
+}
+
+fn log_first_snapshot(snapshot: &Snapshot) {
+    for key in snapshot.keys.keys() {
+        info!(kid = key.kid(), key = %key.describe(), alg = key.algorithm().name(), "loaded key");
+    }
+    info!(
+        generation = snapshot.generation,
+        kids = ?snapshot.keys.kids().collect::<Vec<_>>(),
+        discovery = %snapshot.discovery.path,
+        jwks = %snapshot.jwks.path,
+        "published key set"
+    );
+}
+
+fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketAddr) {
+    let issuer = config.publication.issuer.url();
+    let discovery = &config.publication.issuer;
+    println!(
+        "issuerd --dev: NOT FOR PRODUCTION (ephemeral key, plain http)\n\
+         \n  issuer:       {issuer}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
+         \ntry:\n  curl -s http://{local}{}\n  curl -s http://{local}{}\n  curl -s http://{local}/statusz\n",
+        key.private_key().display(),
+        discovery.discovery_path(),
+        discovery.jwks_path(),
+    );
+    let _ = key.dir();
+}
+
+/// `render`: writes both documents under `out`, at the object keys a bucket would serve them from.
+fn write_documents(config: &RenderConfig) -> anyhow::Result<()> {
+    let keys = KeySet::load(&config.key_files)?;
+    for warning in config.publication.issuer.warnings() {
+        warn!("{warning}");
+    }
+    let snapshot = Snapshot::build(&config.publication, keys, 1);
+    for document in [&snapshot.discovery, &snapshot.jwks] {
+        let path = config.out.join(document.object_key());
+        write_atomically(&path, &document.body)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

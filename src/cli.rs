@@ -1,0 +1,122 @@
+//! Command-line flags. Everything here is raw: `config` validates it and applies precedence
+//! (flags > `ISSUERD_*` env > config file > defaults), so no flag carries a clap default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::document::DiscoveryProfile;
+
+/// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
+#[derive(Debug, Parser)]
+#[command(name = "issuerd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// TOML configuration file (unknown keys are an error).
+    #[arg(long, global = true, env = "ISSUERD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, global = true, env = "ISSUERD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the discovery document and JWKS over HTTP, reloading keys as they change.
+    Serve(ServeArgs),
+    /// Write the documents into a directory laid out like the bucket that would serve them.
+    Render(RenderArgs),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What is published: shared by `serve` and `render`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Issuer URL, exactly as in the tokens' `iss` claim (https, no query or fragment).
+    #[arg(long, env = "ISSUERD_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// JWKS URL published in the discovery document [default: <issuer>/openid/v1/jwks].
+    #[arg(long, env = "ISSUERD_JWKS_URI", value_name = "URL")]
+    pub jwks_uri: Option<String>,
+
+    /// Key file or directory (PEM public/private keys, certificates, or a JWKS `.json`);
+    /// repeatable. The env variable takes a comma-separated list.
+    #[arg(
+        long = "key-file",
+        env = "ISSUERD_KEY_FILE",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub key_files: Vec<PathBuf>,
+
+    /// Discovery document shape [default: kubernetes].
+    #[arg(long, env = "ISSUERD_DISCOVERY_PROFILE", value_name = "PROFILE")]
+    pub discovery_profile: Option<DiscoveryProfile>,
+
+    /// Allow an http:// issuer, for local testing only.
+    #[arg(long, env = "ISSUERD_ALLOW_INSECURE_ISSUER")]
+    pub allow_insecure_issuer: bool,
+
+    /// Cache-Control max-age in seconds [default: 3600].
+    #[arg(long, env = "ISSUERD_MAX_AGE", value_name = "SECONDS")]
+    pub max_age: Option<u32>,
+}
+
+/// `issuerd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// What to publish.
+    #[command(flatten)]
+    pub publish: PublishArgs,
+
+    /// Address to listen on [default: 0.0.0.0:8080; 127.0.0.1:8080 with --dev].
+    #[arg(long, env = "ISSUERD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Development mode: generate an ephemeral key pair and serve an http:// issuer on
+    /// 127.0.0.1:8080. Never use in production.
+    #[arg(long, conflicts_with = "key_files")]
+    pub dev: bool,
+
+    /// Quiet time after a key file change before reloading [default: 100ms].
+    #[arg(long, env = "ISSUERD_DEBOUNCE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub debounce: Option<Duration>,
+
+    /// Re-read keys this often even without change events (NFS, FUSE) [default: 60s].
+    #[arg(long, env = "ISSUERD_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub poll_interval: Option<Duration>,
+
+    /// How long in-flight requests may take to finish on SIGTERM [default: 10s].
+    #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// `issuerd render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to publish.
+    #[command(flatten)]
+    pub publish: PublishArgs,
+
+    /// Output directory; receives `<issuer path>/.well-known/openid-configuration` and the JWKS.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}

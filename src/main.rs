@@ -1,0 +1,58 @@
+//! The `issuerd` binary: parse config, start logging, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use issuerd::cli::LogFormat;
+use issuerd::config::{Config, ConfigError};
+use issuerd::issuer::IssuerError;
+use issuerd::keys::KeyError;
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for usage, configuration and key errors.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(issuerd::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let usage = error.chain().any(|cause| {
+                cause.is::<KeyError>() || cause.is::<ConfigError>() || cause.is::<IssuerError>()
+            });
+            if usage {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("ISSUERD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,251 @@
+//! The published state: an immutable [`Snapshot`] per key set, written by the [`Store`] and read
+//! through [`Reader`]s (the HTTP server today; a mirror or an STS verifier tomorrow).
+//!
+//! A reload builds a whole snapshot off to the side, then swaps it in with one `watch` send, so a
+//! reader sees either the old snapshot or the new one, never a mix.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::HeaderValue;
+use tokio::sync::watch;
+
+use crate::document::{self, DiscoveryProfile};
+use crate::issuer::Issuer;
+use crate::keys::KeySet;
+
+/// What to publish besides the keys: the issuer, the document shape and the cache lifetime.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The issuer.
+    pub issuer: Issuer,
+    /// Discovery document shape.
+    pub profile: DiscoveryProfile,
+    /// `Cache-Control: public, max-age=N`.
+    pub max_age_secs: u32,
+}
+
+/// One served document with every header value precomputed.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// Request path.
+    pub path: String,
+    /// Body bytes.
+    pub body: Bytes,
+    /// `Content-Type`.
+    pub content_type: HeaderValue,
+    /// Strong `ETag`, derived from the body.
+    pub etag: HeaderValue,
+    /// `Content-Length`.
+    pub content_length: HeaderValue,
+    /// `Cache-Control`.
+    pub cache_control: HeaderValue,
+}
+
+impl Document {
+    fn new(path: &str, body: Bytes, content_type: &'static str, max_age_secs: u32) -> Self {
+        let hash = digest::digest(&digest::SHA256, &body);
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
+        Self {
+            path: path.to_owned(),
+            content_type: HeaderValue::from_static(content_type),
+            etag: HeaderValue::from_str(&etag).expect("base64url is a valid header value"),
+            content_length: HeaderValue::from(body.len()),
+            cache_control: HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
+                .expect("digits are a valid header value"),
+            body,
+        }
+    }
+
+    /// The object key in a bucket (or path under `render --out`): the path without its leading `/`.
+    pub fn object_key(&self) -> &str {
+        self.path.trim_start_matches('/')
+    }
+
+    /// The ETag header value, for logs and status.
+    pub fn etag_str(&self) -> &str {
+        self.etag.to_str().unwrap_or_default()
+    }
+}
+
+/// Everything served for one key set. Never mutated after it is built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every publish, starting at 1.
+    pub generation: u64,
+    /// The keys.
+    pub keys: KeySet,
+    /// The discovery document.
+    pub discovery: Document,
+    /// The JWKS.
+    pub jwks: Document,
+    /// When this snapshot was published.
+    pub published_at: SystemTime,
+}
+
+impl Snapshot {
+    /// Renders a snapshot for `keys`.
+    pub fn build(publication: &Publication, keys: KeySet, generation: u64) -> Self {
+        let rendered = document::render(&publication.issuer, publication.profile, &keys);
+        let issuer = &publication.issuer;
+        Self {
+            generation,
+            discovery: Document::new(
+                issuer.discovery_path(),
+                rendered.discovery,
+                "application/json",
+                publication.max_age_secs,
+            ),
+            jwks: Document::new(
+                issuer.jwks_path(),
+                rendered.jwks,
+                "application/jwk-set+json",
+                publication.max_age_secs,
+            ),
+            keys,
+            published_at: SystemTime::now(),
+        }
+    }
+}
+
+/// How reloads have been going, for `/statusz` and `/readyz`.
+#[derive(Clone, Debug, Default)]
+pub struct ReloadHealth {
+    /// The last reload error, if the last reload failed.
+    pub last_error: Option<String>,
+    /// When reloads started failing (the first failure after a success).
+    pub failing_since: Option<SystemTime>,
+    /// When a reload last succeeded (published or found nothing changed).
+    pub last_success: Option<SystemTime>,
+}
+
+/// The result of [`Store::publish`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// A new snapshot went out.
+    Published {
+        /// Its generation.
+        generation: u64,
+        /// Kids that appeared.
+        added: Vec<String>,
+        /// Kids that disappeared.
+        removed: Vec<String>,
+    },
+    /// The key set is the one already served; nothing was sent.
+    Unchanged {
+        /// The generation still served.
+        generation: u64,
+    },
+}
+
+/// The write side. Only the loader (start-up and the watcher) holds it.
+#[derive(Debug)]
+pub struct Store {
+    publication: Publication,
+    sender: watch::Sender<Arc<Snapshot>>,
+    health: Arc<Mutex<ReloadHealth>>,
+}
+
+impl Store {
+    /// Creates a store that serves `keys` as generation 1.
+    pub fn new(publication: Publication, keys: KeySet) -> Self {
+        let first = Snapshot::build(&publication, keys, 1);
+        let (sender, _) = watch::channel(Arc::new(first));
+        let health = ReloadHealth {
+            last_success: Some(SystemTime::now()),
+            ..ReloadHealth::default()
+        };
+        Self {
+            publication,
+            sender,
+            health: Arc::new(Mutex::new(health)),
+        }
+    }
+
+    /// A new read handle.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            receiver: self.sender.subscribe(),
+            health: Arc::clone(&self.health),
+        }
+    }
+
+    /// Publishes `keys` as the next generation, unless they are what is already served.
+    pub fn publish(&self, keys: KeySet) -> Publish {
+        self.record_success();
+        let current = self.sender.borrow().clone();
+        if current.keys == keys {
+            return Publish::Unchanged {
+                generation: current.generation,
+            };
+        }
+        let old: Vec<&str> = current.keys.kids().collect();
+        let new: Vec<&str> = keys.kids().collect();
+        let added = new
+            .iter()
+            .filter(|k| !old.contains(k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        let removed = old
+            .iter()
+            .filter(|k| !new.contains(k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        let generation = current.generation + 1;
+        let next = Snapshot::build(&self.publication, keys, generation);
+        self.sender.send_replace(Arc::new(next));
+        Publish::Published {
+            generation,
+            added,
+            removed,
+        }
+    }
+
+    /// Records a failed reload; what is served does not change.
+    pub fn record_failure(&self, error: String) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if health.last_error.is_none() {
+            health.failing_since = Some(SystemTime::now());
+        }
+        health.last_error = Some(error);
+    }
+
+    fn record_success(&self) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health.last_error = None;
+        health.failing_since = None;
+        health.last_success = Some(SystemTime::now());
+    }
+}
+
+/// A read handle: cheap to clone, always holds a complete snapshot.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    receiver: watch::Receiver<Arc<Snapshot>>,
+    health: Arc<Mutex<ReloadHealth>>,
+}
+
+impl Reader {
+    /// The snapshot to answer a request with; it stays valid however long the request takes.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.receiver.borrow())
+    }
+
+    /// Waits until a newer snapshot is published and returns it; `None` once the store is gone.
+    pub async fn changed(&mut self) -> Option<Arc<Snapshot>> {
+        self.receiver.changed().await.ok()?;
+        Some(Arc::clone(&self.receiver.borrow_and_update()))
+    }
+
+    /// How reloads have been going.
+    pub fn health(&self) -> ReloadHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}

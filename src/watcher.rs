@@ -1,0 +1,276 @@
+//! Hot rotation: filesystem events, a poll timer and SIGHUP -> debounce -> reload every source as
+//! one set -> publish when it changed. A failed reload keeps the last good snapshot.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+use crate::keys::KeySet;
+use crate::shutdown;
+use crate::store::{Publish, Store};
+
+/// A burst of events is waited out for at most this many debounce periods.
+const MAX_DEBOUNCE_PERIODS: u32 = 10;
+/// After a failed reload, retry this soon even without an event (or at the poll interval).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
+
+/// What to watch and how.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// Key files and directories, as given on the command line.
+    pub sources: Vec<PathBuf>,
+    /// Quiet time after the last event before reloading.
+    pub debounce: Duration,
+    /// Periodic re-read, for filesystems without inotify (NFS, some FUSE).
+    pub poll_interval: Duration,
+}
+
+/// Why watching could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The platform watcher could not be created.
+    #[error("cannot start the file watcher")]
+    Notify(#[source] notify::Error),
+    /// The SIGHUP handler could not be installed.
+    #[error("cannot listen for SIGHUP")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Watches `config.sources` and publishes every changed, valid key set into `store` until
+/// `shutdown` fires.
+pub async fn run(
+    store: Store,
+    config: WatchConfig,
+    mut shutdown: shutdown::Signal,
+) -> Result<(), WatchError> {
+    let (events_tx, mut events) = mpsc::channel::<()>(1);
+    let sources = config.sources.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        let relevant = match &event {
+            Ok(event) => is_relevant(event, &sources),
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel already holds a pending wake-up: coalesce.
+            let _ = events_tx.try_send(());
+        }
+    })
+    .map_err(WatchError::Notify)?;
+    let mut watched = HashSet::new();
+    rewatch(&mut watcher, &config.sources, &mut watched);
+
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(WatchError::Signal)?;
+    let mut next_poll = Instant::now() + config.poll_interval;
+    let mut retry_at: Option<Instant> = None;
+
+    loop {
+        let wake = retry_at.map_or(next_poll, |retry| retry.min(next_poll));
+        let cause = tokio::select! {
+            () = shutdown.requested() => break,
+            Some(()) = events.recv() => {
+                debounce(&mut events, config.debounce).await;
+                "change"
+            }
+            () = sleep_until(wake) => if retry_at.is_some_and(|r| r <= Instant::now()) { "retry" } else { "poll" },
+            _ = hangup.recv() => "SIGHUP",
+        };
+        if cause == "poll" {
+            next_poll = Instant::now() + config.poll_interval;
+        }
+        let ok = reload(&store, &config.sources, cause).await;
+        retry_at = (!ok).then(|| Instant::now() + RETRY_AFTER_FAILURE);
+        rewatch(&mut watcher, &config.sources, &mut watched);
+    }
+    Ok(())
+}
+
+/// Waits until no event has arrived for `quiet`, or for `MAX_DEBOUNCE_PERIODS * quiet` in all.
+pub async fn debounce(events: &mut mpsc::Receiver<()>, quiet: Duration) {
+    let give_up = Instant::now() + quiet * MAX_DEBOUNCE_PERIODS;
+    loop {
+        let deadline = (Instant::now() + quiet).min(give_up);
+        tokio::select! {
+            event = events.recv() => if event.is_none() { return },
+            () = sleep_until(deadline) => return,
+        }
+        if Instant::now() >= give_up {
+            return;
+        }
+    }
+}
+
+/// Re-reads every source as one set and publishes it if it changed. Returns whether it loaded.
+async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool {
+    let owned = sources.to_vec();
+    let loaded = tokio::task::spawn_blocking(move || KeySet::load(&owned)).await;
+    let keys = match loaded {
+        Ok(Ok(keys)) => keys,
+        Ok(Err(error)) => {
+            let generation = store.reader().snapshot().generation;
+            warn!(cause, %error, serving_generation = generation, "key reload failed; still serving the last good key set");
+            store.record_failure(error.to_string());
+            return false;
+        }
+        Err(join_error) => {
+            warn!(cause, error = %join_error, "key reload task failed");
+            store.record_failure(join_error.to_string());
+            return false;
+        }
+    };
+    match store.publish(keys) {
+        Publish::Published {
+            generation,
+            added,
+            removed,
+        } => {
+            let kids: Vec<String> = store
+                .reader()
+                .snapshot()
+                .keys
+                .kids()
+                .map(str::to_owned)
+                .collect();
+            info!(
+                cause,
+                generation,
+                ?added,
+                ?removed,
+                ?kids,
+                "published key set"
+            );
+        }
+        Publish::Unchanged { generation } => {
+            debug!(cause, generation, "key set unchanged");
+        }
+    }
+    true
+}
+
+/// Watches each source's parent directory (catches renames over a file, `..data` symlink swaps,
+/// deletion and re-creation) and each directory source itself. Called after every reload so a
+/// deleted and re-created directory gets a fresh watch.
+fn rewatch(watcher: &mut RecommendedWatcher, sources: &[PathBuf], watched: &mut HashSet<PathBuf>) {
+    let mut wanted = Vec::new();
+    for source in sources {
+        if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
+            wanted.push(parent.to_path_buf());
+        } else {
+            wanted.push(PathBuf::from("."));
+        }
+        if source.is_dir() {
+            wanted.push(source.clone());
+        }
+    }
+    for path in wanted {
+        // The directory may have been replaced: drop any old watch and watch the current one.
+        if watched.remove(&path) {
+            let _ = watcher.unwatch(&path);
+        }
+        match watcher.watch(&path, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watched.insert(path);
+            }
+            Err(error) => debug!(path = %path.display(), %error, "cannot watch (yet)"),
+        }
+    }
+}
+
+/// Our own reads (open, read, close-without-write) must not trigger reloads; anything else about
+/// a source, a file in a directory source, or a `..`-prefixed entry beside a source does.
+fn is_relevant(event: &Event, sources: &[PathBuf]) -> bool {
+    if let EventKind::Access(kind) = event.kind
+        && !matches!(kind, AccessKind::Close(AccessMode::Write))
+    {
+        return false;
+    }
+    if event.paths.is_empty() {
+        return true;
+    }
+    event.paths.iter().any(|path| {
+        sources.iter().any(|source| {
+            path == source
+                || path.parent() == Some(source.as_path())
+                || (path.parent() == source.parent() && is_kubelet_entry(path))
+                || source.starts_with(path)
+        })
+    })
+}
+
+fn is_kubelet_entry(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with(".."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn debounce_waits_for_quiet() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let quiet = Duration::from_millis(100);
+        let start = Instant::now();
+        let burst = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tx.send(()).await.unwrap();
+            }
+            tx
+        });
+        debounce(&mut rx, quiet).await;
+        // Events at 50, 100 and 150 ms: quiet from 150 ms, so it returns at 250 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(250));
+        drop(burst.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debounce_is_bounded_under_a_constant_stream() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let quiet = Duration::from_millis(100);
+        let start = Instant::now();
+        let stream = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        debounce(&mut rx, quiet).await;
+        assert_eq!(start.elapsed(), quiet * MAX_DEBOUNCE_PERIODS);
+        drop(rx);
+        stream.await.unwrap();
+    }
+
+    #[test]
+    fn own_reads_are_not_changes() {
+        let sources = vec![PathBuf::from("/keys/sa.pub")];
+        let read = Event::new(EventKind::Access(AccessKind::Close(AccessMode::Read)))
+            .add_path(PathBuf::from("/keys/sa.pub"));
+        assert!(!is_relevant(&read, &sources));
+        let write = Event::new(EventKind::Access(AccessKind::Close(AccessMode::Write)))
+            .add_path(PathBuf::from("/keys/sa.pub"));
+        assert!(is_relevant(&write, &sources));
+    }
+
+    #[test]
+    fn unrelated_siblings_are_ignored_but_kubelet_swaps_are_not() {
+        let sources = vec![PathBuf::from("/keys/sa.pub")];
+        let event = |p: &str| {
+            Event::new(EventKind::Create(notify::event::CreateKind::Any)).add_path(PathBuf::from(p))
+        };
+        assert!(!is_relevant(&event("/keys/other.txt"), &sources));
+        assert!(is_relevant(&event("/keys/..data"), &sources));
+        assert!(is_relevant(&event("/keys/sa.pub"), &sources));
+        let dir_sources = vec![PathBuf::from("/keys")];
+        assert!(is_relevant(&event("/keys/new.pem"), &dir_sources));
+        assert!(is_relevant(&event("/keys"), &dir_sources));
+    }
+}
