@@ -245,13 +245,17 @@ http {
         listen 127.0.0.1:${H1_PORT[$name]} reuseport;
         $h2listen
         root $DOCROOT;
+        # Same entity headers as issuerd sends: Content-Type, Cache-Control,
+        # ETag (etag on), Access-Control-Allow-Origin.
         location = $DISCOVERY_PATH {
             default_type $CT_DISCOVERY;
             add_header Cache-Control "$CACHE_CONTROL";
+            add_header Access-Control-Allow-Origin "*";
         }
         location = $JWKS_PATH {
             default_type $CT_JWKS;
             add_header Cache-Control "$CACHE_CONTROL";
+            add_header Access-Control-Allow-Origin "*";
         }
         location / { return 404; }
     }

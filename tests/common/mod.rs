@@ -1,0 +1,169 @@
+//! Shared test support: fixture paths, an in-process server on 127.0.0.1:0, a small HTTP client.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use issuerd::config::{Command, Config, ServeConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// `tests/fixtures/keys/<name>`.
+pub fn key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
+}
+
+/// `tests/golden/<case>/<file>`.
+pub fn golden(case: &str, file: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case)
+        .join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Polls `$cond` every 20 ms for up to 10 s; panics with `$msg` if it never holds.
+#[macro_export]
+macro_rules! eventually {
+    ($cond:expr, $($msg:tt)+) => {{
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if $cond { break; }
+            if tokio::time::Instant::now() > deadline { panic!($($msg)+); }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+/// A server running in this process; stopped (and awaited) on `stop`.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts `issuerd serve <args>` on a pre-bound 127.0.0.1:0 listener.
+    pub async fn start(args: &[&str]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut argv = vec!["issuerd", "serve"];
+        argv.extend_from_slice(args);
+        let config = match Config::from_args(argv).expect("valid test config").command {
+            Command::Serve(serve) => serve,
+            Command::Render(_) => unreachable!(),
+        };
+        Self::start_with(listener, config).await
+    }
+
+    pub async fn start_with(listener: TcpListener, config: ServeConfig) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(issuerd::app::serve_on(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let server = Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let addr = self.addr;
+        eventually!(
+            matches!(get(addr, "/readyz").await, Ok(r) if r.status == StatusCode::OK),
+            "server on {addr} never became ready"
+        );
+    }
+
+    /// Stops the server and returns what `serve_on` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response, body collected.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Reply> {
+    request(addr, Method::GET, path, &[]).await
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        sender.send_request(builder.body(Empty::<Bytes>::new())?),
+    )
+    .await??;
+    let (parts, body) = response.into_parts();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await?.to_bytes(),
+    })
+}
+
+/// One HTTP/2 prior-knowledge (h2c) request.
+pub async fn request_h2c(addr: SocketAddr, path: &str) -> anyhow::Result<Reply> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri(format!("http://{addr}{path}"))
+        .body(Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let (parts, body) = response.into_parts();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await?.to_bytes(),
+    })
+}
