@@ -20,14 +20,13 @@ use crate::watcher::{self, WatchConfig};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     match config.command {
         Command::Serve(serve) => {
+            let signal = shutdown::os_signal().context("cannot install signal handlers")?;
             let listener = TcpListener::bind(serve.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", serve.listen))?;
             serve_on(listener, serve, async {
-                match shutdown::os_signal().await {
-                    Ok(signal) => info!(signal, "shutting down"),
-                    Err(error) => warn!(%error, "cannot listen for signals; running until killed"),
-                }
+                let signal = signal.await;
+                info!(signal, "shutting down");
             })
             .await
         }

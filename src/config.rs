@@ -132,9 +132,18 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
-        path: path.to_owned(),
-        message: e.to_string(),
+    toml::from_str(&text).map_err(|e| {
+        // One line: `line N: <what>` instead of toml's multi-line snippet.
+        let line = e
+            .span()
+            .map(|span| text[..span.start].matches('\n').count() + 1);
+        ConfigError::ParseFile {
+            path: path.to_owned(),
+            message: match line {
+                Some(line) => format!("line {line}: {}", e.message().trim()),
+                None => e.message().trim().to_owned(),
+            },
+        }
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer as _;
@@ -34,6 +34,7 @@ impl DevKey {
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
         let dir = tempfile::Builder::new()
             .prefix("issuerd-dev-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(DevKeyError::Write)?;
         let private_key = dir.path().join("sa.key");

@@ -1,5 +1,6 @@
 //! The `issuerd` binary: parse config, start logging, run, map the outcome to an exit code.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use issuerd::cli::LogFormat;
@@ -48,8 +49,13 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("ISSUERD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // A closed stderr (a log collector gone) must not take the server down: tracing-subscriber
+    // would otherwise report the failed write with eprintln!, which panics on EPIPE.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

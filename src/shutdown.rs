@@ -37,14 +37,17 @@ impl Signal {
     }
 }
 
-/// Completes on SIGTERM or SIGINT and names the signal.
-pub async fn os_signal() -> std::io::Result<&'static str> {
+/// Installs SIGTERM and SIGINT handlers now (so a signal during start-up is not fatal) and returns
+/// a future that completes with the name of the first one received.
+pub fn os_signal() -> std::io::Result<impl Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
     })
 }
 

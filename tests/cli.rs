@@ -1,0 +1,370 @@
+//! The binary as users run it: exit codes and `error:` lines, `render`, `serve --dev`, config
+//! precedence, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{golden, key};
+use issuerd::config::{Command as Cmd, Config};
+
+fn issuerd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_issuerd"));
+    command.env_remove("ISSUERD_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ISSUERD_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run_expecting_usage_error(args: &[&str], expected: &[&str]) {
+    let output = issuerd().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{args:?}: {stderr}");
+    for needle in expected {
+        assert!(
+            error_lines[0].contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn refused_key_files_exit_2_naming_file_and_reason() {
+    for (file, reason) in [
+        ("bad/rsa1024.pem", "at least 2048"),
+        ("bad/encrypted.pem", "encrypted"),
+        ("bad/empty.pem", "empty"),
+        ("bad/ed25519.pem", "Ed25519"),
+        ("missing.pem", "No such file"),
+    ] {
+        let path = key(file).display().to_string();
+        for command in ["serve", "render"] {
+            let mut args = vec![
+                command,
+                "--issuer",
+                "https://h.example",
+                "--key-file",
+                &path,
+            ];
+            if command == "render" {
+                args.extend(["--out", "/tmp/issuerd-never-written"]);
+            } else {
+                args.extend(["--listen", "127.0.0.1:0"]);
+            }
+            run_expecting_usage_error(&args, &[file, reason]);
+        }
+    }
+}
+
+#[test]
+fn bad_config_exits_2() {
+    let k = key("ec256.pub.pem").display().to_string();
+    run_expecting_usage_error(&["serve", "--key-file", &k], &["issuer is required"]);
+    run_expecting_usage_error(
+        &["serve", "--issuer", "http://h.example", "--key-file", &k],
+        &["must use https"],
+    );
+    run_expecting_usage_error(
+        &[
+            "serve",
+            "--issuer",
+            "https://h.example?a=b",
+            "--key-file",
+            &k,
+        ],
+        &["query"],
+    );
+    run_expecting_usage_error(
+        &["serve", "--issuer", "https://h.example"],
+        &["key source is required"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, "issuer = \"https://h\"\nkey_file = []\n").unwrap();
+    run_expecting_usage_error(
+        &["serve", "--config", file.to_str().unwrap()],
+        &["c.toml", "unknown field `key_file`"],
+    );
+    let output = issuerd()
+        .args(["serve", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn render_writes_the_bucket_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "render".to_owned(),
+        "--issuer".into(),
+        "https://issuer.example.com/clusters/a".into(),
+        "--out".into(),
+        tmp.path().display().to_string(),
+    ];
+    for k in ["rsa2048", "rsa3072", "rsa4096", "ec256", "ec384", "ec521"] {
+        args.push("--key-file".into());
+        args.push(key(&format!("{k}.pkcs8.pem")).display().to_string());
+    }
+    let output = issuerd().args(&args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let discovery = std::fs::read(
+        tmp.path()
+            .join("clusters/a/.well-known/openid-configuration"),
+    )
+    .unwrap();
+    let jwks = std::fs::read(tmp.path().join("clusters/a/openid/v1/jwks")).unwrap();
+    assert_eq!(discovery, golden("all", "discovery.json"));
+    assert_eq!(jwks, golden("all", "jwks.json"));
+}
+
+#[test]
+fn version_is_printed() {
+    let output = issuerd().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("issuerd {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Runs a server process, waits for a stdout/stderr line containing `ready`, returns it with the
+/// address parsed from the log line `listen=ADDR`.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    stdout: String,
+}
+
+fn spawn_serve(args: &[&str]) -> Process {
+    let mut child = issuerd()
+        .arg("serve")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listen=").nth(1)
+            && line.contains("ready")
+        {
+            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+            break;
+        }
+    }
+    let addr = addr.expect("server never logged ready");
+    Process {
+        child,
+        addr,
+        stdout: String::new(),
+    }
+}
+
+impl Process {
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = self.stdout;
+                std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut out)
+                    .unwrap();
+                return (status, out);
+            }
+            assert!(Instant::now() < deadline, "server did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test]
+async fn dev_mode_needs_nothing_and_serves_a_private_key_in_a_private_dir() {
+    let process = spawn_serve(&["--dev", "--listen", "127.0.0.1:0"]);
+    let addr = process.addr;
+    let discovery = common::get(addr, "/.well-known/openid-configuration")
+        .await
+        .unwrap();
+    assert_eq!(discovery.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&discovery.body).unwrap();
+    assert_eq!(doc["issuer"], format!("http://{addr}"));
+    assert_eq!(doc["jwks_uri"], format!("http://{addr}/openid/v1/jwks"));
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&common::get(addr, "/openid/v1/jwks").await.unwrap().body).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert!(jwks["keys"][0].get("d").is_none());
+
+    let (status, stdout) = process.terminate();
+    assert!(status.success(), "{status}");
+    assert!(stdout.contains(&format!("http://{addr}")), "{stdout}");
+    assert!(stdout.contains("curl"), "{stdout}");
+    // The key path was printed; it was 0600 in a 0700 dir and is gone after exit.
+    let key_line = stdout.lines().find(|l| l.contains("signing key:")).unwrap();
+    let key_path = key_line.split_whitespace().nth(2).unwrap();
+    assert!(key_path.contains("issuerd-dev-"), "{key_line}");
+    assert!(
+        !std::path::Path::new(key_path).exists(),
+        "dev key left behind"
+    );
+}
+
+#[tokio::test]
+async fn dev_key_is_private_while_running() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = match Config::from_args(["issuerd", "serve", "--dev"])
+        .unwrap()
+        .command
+    {
+        Cmd::Serve(serve) => serve,
+        Cmd::Render(_) => unreachable!(),
+    };
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.issuer_follows_listen);
+    let server = common::TestServer::start_with(listener, config).await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&common::get(server.addr, "/statusz").await.unwrap().body).unwrap();
+    assert_eq!(status["kids"].as_array().unwrap().len(), 1);
+    let dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("issuerd-dev-"))
+        .collect();
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let mode = dir.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.path().display());
+        if let Ok(meta) = std::fs::metadata(dir.path().join("sa.key")) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero() {
+    let k = key("ec256.pub.pem").display().to_string();
+    let process = spawn_serve(&[
+        "--issuer",
+        "https://h.example",
+        "--key-file",
+        &k,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let reply = common::get(process.addr, "/openid/v1/jwks").await.unwrap();
+    assert_eq!(reply.status, 200);
+    let (status, _) = process.terminate();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn precedence_is_flags_then_file_then_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("k.pem")).unwrap();
+    let file = tmp.path().join("issuerd.toml");
+    std::fs::write(
+        &file,
+        "issuer = \"https://from-file.example\"\nkey_files = [\"k.pem\"]\nmax_age = 60\nlisten = \"127.0.0.1:9999\"\ndiscovery_profile = \"kops\"\ndebounce = \"1s\"\n",
+    )
+    .unwrap();
+    let config_path = file.to_str().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["issuerd", "serve", "--config", config_path];
+        args.extend_from_slice(extra);
+        match Config::from_args(args).unwrap().command {
+            Cmd::Serve(serve) => serve,
+            Cmd::Render(_) => unreachable!(),
+        }
+    };
+    let from_file = serve(&[]);
+    assert_eq!(
+        from_file.publication.issuer.url(),
+        "https://from-file.example"
+    );
+    assert_eq!(from_file.publication.max_age_secs, 60);
+    assert_eq!(from_file.listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(from_file.key_files, vec![tmp.path().join("k.pem")]);
+    assert_eq!(from_file.debounce, Duration::from_secs(1));
+    assert_eq!(from_file.poll_interval, Duration::from_secs(60));
+    let flags = serve(&[
+        "--issuer",
+        "https://from-flag.example",
+        "--max-age",
+        "5",
+        "--debounce",
+        "20ms",
+    ]);
+    assert_eq!(flags.publication.issuer.url(), "https://from-flag.example");
+    assert_eq!(flags.publication.max_age_secs, 5);
+    assert_eq!(flags.debounce, Duration::from_millis(20));
+    assert_eq!(flags.listen.to_string(), "127.0.0.1:9999");
+}
+
+#[test]
+fn env_sits_between_flags_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("issuerd.toml");
+    std::fs::write(
+        &file,
+        "issuer = \"https://from-file.example\"\nmax_age = 60\n",
+    )
+    .unwrap();
+    let k = key("ec256.pub.pem").display().to_string();
+    let render_dir = tmp.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut command = issuerd();
+        command
+            .args(["render", "--config", file.to_str().unwrap(), "--out"])
+            .arg(&render_dir)
+            .args(extra)
+            .env("ISSUERD_ISSUER", "https://from-env.example")
+            .env("ISSUERD_KEY_FILE", &k);
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let doc = std::fs::read(render_dir.join(".well-known/openid-configuration")).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        doc["issuer"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(run(&[]), "https://from-env.example");
+    assert_eq!(
+        run(&["--issuer", "https://from-flag.example"]),
+        "https://from-flag.example"
+    );
+}
+
+#[test]
+fn the_documented_config_file_parses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/issuerd.toml");
+    let config =
+        Config::from_args(["issuerd", "serve", "--config", path.to_str().unwrap()]).unwrap();
+    let Cmd::Serve(serve) = config.command else {
+        unreachable!()
+    };
+    assert_eq!(
+        serve.publication.max_age_secs,
+        issuerd::config::DEFAULT_MAX_AGE_SECS
+    );
+    assert_eq!(serve.debounce, issuerd::config::DEFAULT_DEBOUNCE);
+    assert_eq!(serve.poll_interval, issuerd::config::DEFAULT_POLL_INTERVAL);
+    assert_eq!(serve.listen.to_string(), issuerd::config::DEFAULT_LISTEN);
+}
