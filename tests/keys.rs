@@ -143,7 +143,7 @@ fn errors_never_contain_key_material() {
     std::fs::write(&path, &good).unwrap();
     let error = format!(
         "{:?} {}",
-        KeySet::load(&[path.clone()]).unwrap_err(),
+        KeySet::load(std::slice::from_ref(&path)).unwrap_err(),
         KeySet::load(&[path]).unwrap_err()
     );
     for chunk in body.as_bytes().chunks(16) {
