@@ -55,7 +55,7 @@ NAMESPACE = "interop"
 SA_NAME = "verifier"
 SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SA_NAME}"
 
-# fixture file -> (JWS alg, key type, curve or None)
+# JWS alg -> fixture private key file (tests/fixtures/keys)
 FIXTURE_KEYS = {
     "RS256": "rsa2048.pkcs8.pem",
     "ES256": "ec256.pkcs8.pem",

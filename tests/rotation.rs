@@ -1,0 +1,324 @@
+//! Hot rotation over a real socket: every way keys change in practice is picked up; anything
+//! invalid leaves the last good key set served and is reported on /statusz.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{TestServer, get, key};
+use issuerd::keys::KeySet;
+
+const ISSUER: &str = "https://issuer.example.com";
+
+fn kid_of(file: &str) -> String {
+    KeySet::load(&[key(file)]).unwrap().keys()[0].kid().to_owned()
+}
+
+async fn start(source: &Path, extra: &[&str]) -> TestServer {
+    let source = source.display().to_string();
+    let mut args = vec!["--issuer", ISSUER, "--key-file", &source, "--debounce", "50ms"];
+    args.extend_from_slice(extra);
+    TestServer::start(&args).await
+}
+
+async fn status(server: &TestServer) -> serde_json::Value {
+    serde_json::from_slice(&get(server.addr, "/statusz").await.unwrap().body).unwrap()
+}
+
+async fn served_kids(server: &TestServer) -> Vec<String> {
+    let reply = get(server.addr, "/openid/v1/jwks").await.unwrap();
+    assert_eq!(reply.status, 200);
+    let jwks: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn sorted(kids: &[&str]) -> Vec<String> {
+    let mut kids: Vec<String> = kids.iter().map(|k| kid_of(k)).collect();
+    kids.sort();
+    kids
+}
+
+/// Writes like an editor: a temp file beside the target, then rename over it.
+fn replace_by_rename(target: &Path, from: &Path) {
+    let temp = target.with_extension("tmp~");
+    std::fs::copy(from, &temp).unwrap();
+    std::fs::rename(&temp, target).unwrap();
+}
+
+/// Does what the kubelet's AtomicWriter does: a new timestamped directory, a `..data_tmp` link
+/// to it renamed over `..data`, the visible names linking through `..data`.
+fn kubelet_write(dir: &Path, generation: u32, files: &[(&str, PathBuf)]) {
+    let stamp = format!("..2026_11_28_12_00_00.{generation:09}");
+    let stamp_dir = dir.join(&stamp);
+    std::fs::create_dir(&stamp_dir).unwrap();
+    for (name, source) in files {
+        std::fs::copy(source, stamp_dir.join(name)).unwrap();
+    }
+    let tmp_link = dir.join("..data_tmp");
+    symlink(&stamp, &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let visible = dir.join(name);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            symlink(Path::new("..data").join(name), &visible).unwrap();
+        }
+    }
+    // The kubelet removes the old directory and stale visible links afterwards.
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("..20") && name != stamp {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+        if !name.starts_with("..") && !files.iter().any(|(f, _)| *f == name) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn kubelet_secret_volume_swap_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    kubelet_write(tmp.path(), 1, &[("sa.pub", key("rsa2048.pub.pem"))]);
+    let server = start(tmp.path(), &[]).await;
+    assert_eq!(served_kids(&server).await, sorted(&["rsa2048.pub.pem"]));
+
+    // Rotation step 1: publish old + new. Step 2: drop the old one.
+    kubelet_write(
+        tmp.path(),
+        2,
+        &[("sa.pub", key("rsa2048.pub.pem")), ("next.pub", key("ec256.pub.pem"))],
+    );
+    let both = sorted(&["rsa2048.pub.pem", "ec256.pub.pem"]);
+    eventually!(served_kids(&server).await == both, "new key never served");
+    kubelet_write(tmp.path(), 3, &[("next.pub", key("ec256.pub.pem"))]);
+    let new_only = sorted(&["ec256.pub.pem"]);
+    eventually!(served_kids(&server).await == new_only, "old key never removed");
+    assert_eq!(status(&server).await["generation"], 3);
+}
+
+#[tokio::test]
+async fn rename_over_a_watched_file_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sa.pub");
+    std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
+    let server = start(&file, &[]).await;
+    replace_by_rename(&file, &key("ec384.pub.pem"));
+    let expected = sorted(&["ec384.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "renamed file never served");
+}
+
+#[tokio::test]
+async fn files_created_rewritten_and_removed_in_a_directory_are_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
+    let server = start(tmp.path(), &[]).await;
+
+    std::fs::copy(key("rsa2048.pub.pem"), tmp.path().join("b.pem")).unwrap();
+    let created = sorted(&["ec256.pub.pem", "rsa2048.pub.pem"]);
+    eventually!(served_kids(&server).await == created, "created file never served");
+
+    // In place: truncate and write the same inode.
+    std::fs::write(tmp.path().join("b.pem"), std::fs::read(key("ec521.pub.pem")).unwrap()).unwrap();
+    let rewritten = sorted(&["ec256.pub.pem", "ec521.pub.pem"]);
+    eventually!(served_kids(&server).await == rewritten, "rewritten file never served");
+
+    std::fs::remove_file(tmp.path().join("a.pem")).unwrap();
+    let removed = sorted(&["ec521.pub.pem"]);
+    eventually!(served_kids(&server).await == removed, "removed file still served");
+}
+
+#[tokio::test]
+async fn a_watched_file_deleted_and_recreated_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sa.pub");
+    std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
+    let server = start(&file, &[]).await;
+    std::fs::remove_file(&file).unwrap();
+    // While it is gone the last good set stays, and the failure is visible.
+    eventually!(
+        status(&server).await["last_reload_error"].as_str().is_some_and(|e| e.contains("sa.pub")),
+        "missing file not reported"
+    );
+    assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
+    std::fs::copy(key("rsa3072.pub.pem"), &file).unwrap();
+    let expected = sorted(&["rsa3072.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "re-created file never served");
+    eventually!(status(&server).await["last_reload_error"].is_null(), "error not cleared");
+}
+
+#[tokio::test]
+async fn a_watched_directory_deleted_and_recreated_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(key("ec256.pub.pem"), dir.join("a.pem")).unwrap();
+    let server = start(&dir, &[]).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    eventually!(
+        !status(&server).await["last_reload_error"].is_null(),
+        "missing directory not reported"
+    );
+    assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(key("ec384.pub.pem"), dir.join("b.pem")).unwrap();
+    let expected = sorted(&["ec384.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "re-created directory never served");
+    // And the new directory is watched: a further change is seen too.
+    std::fs::copy(key("ec521.pub.pem"), dir.join("c.pem")).unwrap();
+    let expected = sorted(&["ec384.pub.pem", "ec521.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "new directory not watched");
+}
+
+#[tokio::test]
+async fn a_half_written_file_never_changes_what_is_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sa.pem");
+    std::fs::copy(key("rsa2048.pub.pem"), &file).unwrap();
+    let server = start(&file, &[]).await;
+    let before = get(server.addr, "/openid/v1/jwks").await.unwrap();
+
+    let full = std::fs::read(key("rsa4096.pkcs8.pem")).unwrap();
+    std::fs::write(&file, &full[..full.len() / 2]).unwrap();
+    eventually!(
+        status(&server).await["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("sa.pem") && e.contains("no END line")),
+        "half-written file not reported"
+    );
+    let during = get(server.addr, "/openid/v1/jwks").await.unwrap();
+    assert_eq!(during.body, before.body);
+    assert_eq!(during.header("etag"), before.header("etag"));
+    assert_eq!(status(&server).await["generation"], 1);
+
+    std::fs::write(&file, &full).unwrap();
+    let expected = sorted(&["rsa4096.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "completed file never served");
+    let after = get(server.addr, "/openid/v1/jwks").await.unwrap();
+    assert_ne!(after.header("etag"), before.header("etag"));
+    // The new ETag revalidates; the old one no longer does.
+    let old_etag = before.header("etag").unwrap();
+    let revalidate =
+        common::request(server.addr, http::Method::GET, "/openid/v1/jwks", &[("if-none-match", old_etag)])
+            .await
+            .unwrap();
+    assert_eq!(revalidate.status, 200);
+    assert_eq!(revalidate.body, after.body);
+}
+
+#[tokio::test]
+async fn removing_every_key_keeps_the_last_good_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
+    std::fs::copy(key("ec384.pub.pem"), tmp.path().join("b.pem")).unwrap();
+    let server = start(tmp.path(), &[]).await;
+    let before = served_kids(&server).await;
+    std::fs::remove_file(tmp.path().join("a.pem")).unwrap();
+    std::fs::remove_file(tmp.path().join("b.pem")).unwrap();
+    eventually!(
+        status(&server).await["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no keys found")),
+        "empty set not reported"
+    );
+    assert_eq!(served_kids(&server).await, before);
+    assert!(!status(&server).await["failing_since"].is_null());
+}
+
+#[tokio::test]
+async fn a_bad_key_never_replaces_a_good_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
+    let server = start(tmp.path(), &[]).await;
+    std::fs::copy(key("bad/rsa1024.pem"), tmp.path().join("weak.pem")).unwrap();
+    eventually!(
+        status(&server).await["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("weak.pem") && e.contains("1024")),
+        "refused key not reported"
+    );
+    assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
+}
+
+#[tokio::test]
+async fn an_unchanged_key_set_is_not_republished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sa.pem");
+    std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
+    let server = start(&file, &[]).await;
+    let etag = get(server.addr, "/openid/v1/jwks").await.unwrap().header("etag").unwrap().to_owned();
+    // Same key in another form: same bytes, so no new generation.
+    replace_by_rename(&file, &key("ec256.sec1.pem"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(&server).await["generation"], 1);
+    let reply = get(server.addr, "/openid/v1/jwks").await.unwrap();
+    assert_eq!(reply.header("etag"), Some(etag.as_str()));
+}
+
+/// A change inotify cannot see (a symlinked file's target rewritten in place in a directory that
+/// is not watched) is found by polling.
+#[tokio::test]
+async fn polling_finds_changes_events_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let watched = tmp.path().join("watched");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
+    symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
+    let server = start(&watched.join("sa.pem"), &["--poll-interval", "300ms"]).await;
+    std::fs::write(elsewhere.join("real.pem"), std::fs::read(key("ec384.pub.pem")).unwrap()).unwrap();
+    let expected = sorted(&["ec384.pub.pem"]);
+    eventually!(served_kids(&server).await == expected, "poll never picked the change up");
+}
+
+/// SIGHUP forces a reload (in a child process, so the signal goes to issuerd alone).
+#[tokio::test]
+async fn sighup_forces_a_reload() {
+    use std::io::{BufRead as _, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let watched = tmp.path().join("watched");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
+    symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args(["serve", "--issuer", ISSUER, "--listen", "127.0.0.1:0", "--poll-interval", "1h", "--key-file"])
+        .arg(watched.join("sa.pem"))
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("no ready line").unwrap();
+        if line.contains(" ready ") {
+            break line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    std::fs::write(elsewhere.join("real.pem"), std::fs::read(key("ec384.pub.pem")).unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kids = |body: &[u8]| -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["keys"][0]["kid"].as_str().unwrap().to_owned()
+    };
+    let before = get(addr, "/openid/v1/jwks").await.unwrap();
+    assert_eq!(kids(&before.body), kid_of("ec256.pub.pem"), "changed without a reload trigger");
+    std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let expected = kid_of("ec384.pub.pem");
+    eventually!(kids(&get(addr, "/openid/v1/jwks").await.unwrap().body) == expected, "SIGHUP did not reload");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}
