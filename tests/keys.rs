@@ -301,3 +301,16 @@ fn a_kubernetes_secret_volume_is_read_through_its_symlinks() {
     let expected = load(&[key("rsa2048.pub.pem"), key("ec256.pub.pem")]).unwrap();
     assert_eq!(keys, expected);
 }
+
+#[test]
+fn oversized_files_are_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut big = std::fs::read_to_string(key("ec256.pub.pem")).unwrap();
+    big.push_str(&"# padding\n".repeat(120_000));
+    let path = write(tmp.path(), "big.pem", &big);
+    let error = load(&[path]).unwrap_err();
+    assert!(
+        error.contains("big.pem") && error.contains("over 1 MiB"),
+        "{error}"
+    );
+}

@@ -13,12 +13,21 @@ use issuerd::keys::KeySet;
 const ISSUER: &str = "https://issuer.example.com";
 
 fn kid_of(file: &str) -> String {
-    KeySet::load(&[key(file)]).unwrap().keys()[0].kid().to_owned()
+    KeySet::load(&[key(file)]).unwrap().keys()[0]
+        .kid()
+        .to_owned()
 }
 
 async fn start(source: &Path, extra: &[&str]) -> TestServer {
     let source = source.display().to_string();
-    let mut args = vec!["--issuer", ISSUER, "--key-file", &source, "--debounce", "50ms"];
+    let mut args = vec![
+        "--issuer",
+        ISSUER,
+        "--key-file",
+        &source,
+        "--debounce",
+        "50ms",
+    ];
     args.extend_from_slice(extra);
     TestServer::start(&args).await
 }
@@ -96,13 +105,19 @@ async fn kubelet_secret_volume_swap_is_picked_up() {
     kubelet_write(
         tmp.path(),
         2,
-        &[("sa.pub", key("rsa2048.pub.pem")), ("next.pub", key("ec256.pub.pem"))],
+        &[
+            ("sa.pub", key("rsa2048.pub.pem")),
+            ("next.pub", key("ec256.pub.pem")),
+        ],
     );
     let both = sorted(&["rsa2048.pub.pem", "ec256.pub.pem"]);
     eventually!(served_kids(&server).await == both, "new key never served");
     kubelet_write(tmp.path(), 3, &[("next.pub", key("ec256.pub.pem"))]);
     let new_only = sorted(&["ec256.pub.pem"]);
-    eventually!(served_kids(&server).await == new_only, "old key never removed");
+    eventually!(
+        served_kids(&server).await == new_only,
+        "old key never removed"
+    );
     assert_eq!(status(&server).await["generation"], 3);
 }
 
@@ -114,7 +129,10 @@ async fn rename_over_a_watched_file_is_picked_up() {
     let server = start(&file, &[]).await;
     replace_by_rename(&file, &key("ec384.pub.pem"));
     let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "renamed file never served");
+    eventually!(
+        served_kids(&server).await == expected,
+        "renamed file never served"
+    );
 }
 
 #[tokio::test]
@@ -125,16 +143,29 @@ async fn files_created_rewritten_and_removed_in_a_directory_are_picked_up() {
 
     std::fs::copy(key("rsa2048.pub.pem"), tmp.path().join("b.pem")).unwrap();
     let created = sorted(&["ec256.pub.pem", "rsa2048.pub.pem"]);
-    eventually!(served_kids(&server).await == created, "created file never served");
+    eventually!(
+        served_kids(&server).await == created,
+        "created file never served"
+    );
 
     // In place: truncate and write the same inode.
-    std::fs::write(tmp.path().join("b.pem"), std::fs::read(key("ec521.pub.pem")).unwrap()).unwrap();
+    std::fs::write(
+        tmp.path().join("b.pem"),
+        std::fs::read(key("ec521.pub.pem")).unwrap(),
+    )
+    .unwrap();
     let rewritten = sorted(&["ec256.pub.pem", "ec521.pub.pem"]);
-    eventually!(served_kids(&server).await == rewritten, "rewritten file never served");
+    eventually!(
+        served_kids(&server).await == rewritten,
+        "rewritten file never served"
+    );
 
     std::fs::remove_file(tmp.path().join("a.pem")).unwrap();
     let removed = sorted(&["ec521.pub.pem"]);
-    eventually!(served_kids(&server).await == removed, "removed file still served");
+    eventually!(
+        served_kids(&server).await == removed,
+        "removed file still served"
+    );
 }
 
 #[tokio::test]
@@ -146,14 +177,22 @@ async fn a_watched_file_deleted_and_recreated_is_picked_up() {
     std::fs::remove_file(&file).unwrap();
     // While it is gone the last good set stays, and the failure is visible.
     eventually!(
-        status(&server).await["last_reload_error"].as_str().is_some_and(|e| e.contains("sa.pub")),
+        status(&server).await["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("sa.pub")),
         "missing file not reported"
     );
     assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
     std::fs::copy(key("rsa3072.pub.pem"), &file).unwrap();
     let expected = sorted(&["rsa3072.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "re-created file never served");
-    eventually!(status(&server).await["last_reload_error"].is_null(), "error not cleared");
+    eventually!(
+        served_kids(&server).await == expected,
+        "re-created file never served"
+    );
+    eventually!(
+        status(&server).await["last_reload_error"].is_null(),
+        "error not cleared"
+    );
 }
 
 #[tokio::test]
@@ -172,11 +211,17 @@ async fn a_watched_directory_deleted_and_recreated_is_picked_up() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(key("ec384.pub.pem"), dir.join("b.pem")).unwrap();
     let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "re-created directory never served");
+    eventually!(
+        served_kids(&server).await == expected,
+        "re-created directory never served"
+    );
     // And the new directory is watched: a further change is seen too.
     std::fs::copy(key("ec521.pub.pem"), dir.join("c.pem")).unwrap();
     let expected = sorted(&["ec384.pub.pem", "ec521.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "new directory not watched");
+    eventually!(
+        served_kids(&server).await == expected,
+        "new directory not watched"
+    );
 }
 
 #[tokio::test]
@@ -202,15 +247,22 @@ async fn a_half_written_file_never_changes_what_is_served() {
 
     std::fs::write(&file, &full).unwrap();
     let expected = sorted(&["rsa4096.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "completed file never served");
+    eventually!(
+        served_kids(&server).await == expected,
+        "completed file never served"
+    );
     let after = get(server.addr, "/openid/v1/jwks").await.unwrap();
     assert_ne!(after.header("etag"), before.header("etag"));
     // The new ETag revalidates; the old one no longer does.
     let old_etag = before.header("etag").unwrap();
-    let revalidate =
-        common::request(server.addr, http::Method::GET, "/openid/v1/jwks", &[("if-none-match", old_etag)])
-            .await
-            .unwrap();
+    let revalidate = common::request(
+        server.addr,
+        http::Method::GET,
+        "/openid/v1/jwks",
+        &[("if-none-match", old_etag)],
+    )
+    .await
+    .unwrap();
     assert_eq!(revalidate.status, 200);
     assert_eq!(revalidate.body, after.body);
 }
@@ -255,7 +307,12 @@ async fn an_unchanged_key_set_is_not_republished() {
     let file = tmp.path().join("sa.pem");
     std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
     let server = start(&file, &[]).await;
-    let etag = get(server.addr, "/openid/v1/jwks").await.unwrap().header("etag").unwrap().to_owned();
+    let etag = get(server.addr, "/openid/v1/jwks")
+        .await
+        .unwrap()
+        .header("etag")
+        .unwrap()
+        .to_owned();
     // Same key in another form: same bytes, so no new generation.
     replace_by_rename(&file, &key("ec256.sec1.pem"));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -276,9 +333,16 @@ async fn polling_finds_changes_events_miss() {
     std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
     symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
     let server = start(&watched.join("sa.pem"), &["--poll-interval", "300ms"]).await;
-    std::fs::write(elsewhere.join("real.pem"), std::fs::read(key("ec384.pub.pem")).unwrap()).unwrap();
+    std::fs::write(
+        elsewhere.join("real.pem"),
+        std::fs::read(key("ec384.pub.pem")).unwrap(),
+    )
+    .unwrap();
     let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(served_kids(&server).await == expected, "poll never picked the change up");
+    eventually!(
+        served_kids(&server).await == expected,
+        "poll never picked the change up"
+    );
 }
 
 /// SIGHUP forces a reload (in a child process, so the signal goes to issuerd alone).
@@ -293,7 +357,16 @@ async fn sighup_forces_a_reload() {
     std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
     symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
-        .args(["serve", "--issuer", ISSUER, "--listen", "127.0.0.1:0", "--poll-interval", "1h", "--key-file"])
+        .args([
+            "serve",
+            "--issuer",
+            ISSUER,
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "1h",
+            "--key-file",
+        ])
         .arg(watched.join("sa.pem"))
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -304,21 +377,46 @@ async fn sighup_forces_a_reload() {
     let addr: std::net::SocketAddr = loop {
         let line = lines.next().expect("no ready line").unwrap();
         if line.contains(" ready ") {
-            break line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+            break line
+                .split("listen=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    std::fs::write(elsewhere.join("real.pem"), std::fs::read(key("ec384.pub.pem")).unwrap()).unwrap();
+    std::fs::write(
+        elsewhere.join("real.pem"),
+        std::fs::read(key("ec384.pub.pem")).unwrap(),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let kids = |body: &[u8]| -> String {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         v["keys"][0]["kid"].as_str().unwrap().to_owned()
     };
     let before = get(addr, "/openid/v1/jwks").await.unwrap();
-    assert_eq!(kids(&before.body), kid_of("ec256.pub.pem"), "changed without a reload trigger");
-    std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert_eq!(
+        kids(&before.body),
+        kid_of("ec256.pub.pem"),
+        "changed without a reload trigger"
+    );
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
     let expected = kid_of("ec384.pub.pem");
-    eventually!(kids(&get(addr, "/openid/v1/jwks").await.unwrap().body) == expected, "SIGHUP did not reload");
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    eventually!(
+        kids(&get(addr, "/openid/v1/jwks").await.unwrap().body) == expected,
+        "SIGHUP did not reload"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
 }

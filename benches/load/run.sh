@@ -164,7 +164,10 @@ if [[ -z ${ISSUERD_BIN:-} ]]; then
   ISSUERD_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/issuerd
 fi
 [[ -x $ISSUERD_BIN ]] || die "issuerd binary not found: $ISSUERD_BIN"
-ISSUERD_BIN=$(readlink -f "$ISSUERD_BIN")
+# Run a private copy: a concurrent `cargo build` must not swap the binary mid-run.
+cp "$ISSUERD_BIN" "$TMP/issuerd"
+ISSUERD_SRC_BIN=$(readlink -f "$ISSUERD_BIN")
+ISSUERD_BIN=$TMP/issuerd
 
 # Enough descriptors for HOLD_CONNS idle connections (inherited by the servers).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -374,6 +377,11 @@ if ((NGINX_H2)); then
   done
 fi
 
+# Response headers, for the record (nginx adds Server, Last-Modified, Connection, Accept-Ranges).
+for s in issuerd nginx-w1; do
+  log "  $s headers: $(sed -n '2,$p' "$TMP/hdr-$s${JWKS_PATH//\//_}" | tr -d '\r' | cut -d: -f1 | grep . | paste -sd, -)"
+done
+
 # ---------------------------------------------------------------- memory
 EXTRA=$TMP/extra.tsv
 : >"$EXTRA"
@@ -495,6 +503,17 @@ run_one() { # round scenario-spec server
     "$reqs" "$rps" "$p99" "$cpu" "$errs" >>"$RESULTS"
 }
 
+busy_pct() { # % of all CPUs busy over 1 s
+  local a b
+  read -ra a < <(head -1 /proc/stat); sleep 1; read -ra b < <(head -1 /proc/stat)
+  awk -v u=$((b[1] + b[2] + b[3] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[6] - a[7] - a[8])) \
+      -v i=$((b[4] + b[5] - a[4] - a[5])) 'BEGIN { printf "%.0f", (u + i) ? 100 * u / (u + i) : 0 }'
+}
+BUSY_BEFORE=$(busy_pct)
+if ((BUSY_BEFORE > 10)); then
+  log "WARNING: the machine is ${BUSY_BEFORE}% busy before the load runs (other jobs?); figures will be noisy"
+fi
+
 log "warm-up (2 s per server)"
 for s in "${SERVERS[@]}"; do
   "${CLIENT_PREFIX[@]}" wrk -t "$THREADS" -c "$CONNS" -d 2s "http://127.0.0.1:${H1_PORT[$s]}$JWKS_PATH" >/dev/null 2>&1 || true
@@ -518,6 +537,10 @@ done
 for s in "${SERVERS[@]}"; do
   kill -0 "${SERVER_PID[$s]}" 2>/dev/null || die "$s died during the load runs"
 done
+if grep -E ' (WARN|ERROR) ' "$TMP/issuerd.log" | grep -qv 'uses http:'; then
+  log "note: issuerd logged warnings/errors during the run (last 5):"
+  grep -E ' (WARN|ERROR) ' "$TMP/issuerd.log" | grep -v 'uses http:' | tail -5 | sed 's/^/      /' >&2
+fi
 RSS_LOADED_I=$(rss_kib "${SERVER_PID[issuerd]}")
 HWM_LOAD_I=$(awk '/^VmHWM:/{print $2}' "/proc/${SERVER_PID[issuerd]}/status")
 
@@ -557,7 +580,7 @@ ISSUERD_VERSION=$("$ISSUERD_BIN" --version 2>/dev/null | head -1 || true)
   echo "## issuerd vs nginx — load benchmark"
   echo
   echo "- machine: $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
-  echo "- issuerd: ${ISSUERD_VERSION:-$ISSUERD_BIN}; nginx $NGINX_VERSION; $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'); $(h2load --version | head -1)"
+  echo "- issuerd: ${ISSUERD_VERSION:-?} ($ISSUERD_SRC_BIN); nginx $NGINX_VERSION; $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'); $(h2load --version | head -1)"
   echo "- ${ROUNDS} round(s) × ${DURATION} s per run, medians over rounds; wrk -t $THREADS; keys: RSA 2048 + EC P-256;" \
        "bodies: discovery $(stat -c %s "$DOCROOT$DISCOVERY_PATH") B, JWKS $(stat -c %s "$DOCROOT$JWKS_PATH") B"
   if [[ -n $CLIENT_CPUS || -n $SERVER_CPUS ]]; then
@@ -565,6 +588,7 @@ ISSUERD_VERSION=$("$ISSUERD_BIN" --version 2>/dev/null | head -1 || true)
   else
     echo "- CPU placement: unpinned; client and server share all $(nproc) CPUs"
   fi
+  ((BUSY_BEFORE > 10)) && echo "- **warning: the machine was ${BUSY_BEFORE}% busy with other work before the runs; figures are noisy**"
   echo "- server CPU/request = Δ(utime+stime) of the server process(es) during the run ÷ completed requests"
   echo "- memory: issuerd VmRSS; nginx = master + 1 worker (w1 instance), VmRSS summed (PSS sum in parentheses)"
   echo

@@ -333,6 +333,9 @@ pub enum Reason {
     /// Zero bytes or only whitespace.
     #[error("file is empty")]
     EmptyFile,
+    /// Over [`source::MAX_KEY_FILE_BYTES`].
+    #[error("file is {0} bytes; key files over 1 MiB are refused")]
+    TooLarge(u64),
     /// Text without any PEM block.
     #[error("no PEM block found (expected PUBLIC KEY, CERTIFICATE or a private key)")]
     NoPemBlock,

@@ -6,7 +6,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::KeyError;
+use super::{KeyError, Reason};
+
+/// Larger files are refused unread: a key bundle of hundreds of keys is a few hundred KiB.
+pub(crate) const MAX_KEY_FILE_BYTES: u64 = 1 << 20;
 
 /// One key file and its bytes.
 pub(crate) struct KeyFile {
@@ -22,11 +25,7 @@ pub(crate) fn expand(source: &Path) -> Result<Vec<KeyFile>, KeyError> {
     };
     let metadata = fs::metadata(source).map_err(read_error(source))?;
     if !metadata.is_dir() {
-        let contents = fs::read(source).map_err(read_error(source))?;
-        return Ok(vec![KeyFile {
-            path: source.to_owned(),
-            contents,
-        }]);
+        return Ok(vec![read(source)?]);
     }
     let mut paths = Vec::new();
     for entry in fs::read_dir(source).map_err(read_error(source))? {
@@ -44,11 +43,25 @@ pub(crate) fn expand(source: &Path) -> Result<Vec<KeyFile>, KeyError> {
         }
     }
     paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let contents = fs::read(&path).map_err(read_error(&path))?;
-            Ok(KeyFile { path, contents })
-        })
-        .collect()
+    paths.iter().map(|path| read(path)).collect()
+}
+
+fn read(path: &Path) -> Result<KeyFile, KeyError> {
+    let read_error = |source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let size = fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_KEY_FILE_BYTES {
+        return Err(KeyError::Rejected {
+            path: path.to_owned(),
+            location: None,
+            reason: Reason::TooLarge(size),
+        });
+    }
+    let contents = fs::read(path).map_err(read_error)?;
+    Ok(KeyFile {
+        path: path.to_owned(),
+        contents,
+    })
 }
