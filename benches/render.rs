@@ -1,6 +1,8 @@
 //! Rendering and parsing costs: (issuer, N keys) -> document bytes, and PEM -> keys, including
 //! adversarial PEM (one huge block, thousands of blocks, garbage).
 
+#![allow(missing_docs)]
+
 mod support;
 
 use std::hint::black_box;

@@ -1,6 +1,8 @@
 //! The request path without a socket: the hyper service's `respond` for discovery and JWKS, with
 //! and without a matching If-None-Match, and a 404.
 
+#![allow(missing_docs)]
+
 mod support;
 
 use std::hint::black_box;

@@ -1,10 +1,10 @@
 //! Signing public keys: loading them from files, validating them, and the [`KeySet`] they form.
 //!
 //! # Layout
-//! - [`source`]: key file and directory paths (Kubernetes volume layout) -> file contents.
-//! - [`pem`]: PEM blocks (public keys, certificates, private keys) -> public keys.
-//! - [`jwks_file`]: a saved JWKS (`{"keys":[…]}`) -> public keys with their given kids.
-//! - [`spki`]: the canonical SubjectPublicKeyInfo every input is validated into.
+//! - `source`: key file and directory paths (Kubernetes volume layout) -> file contents.
+//! - `pem`: PEM blocks (public keys, certificates, private keys) -> public keys.
+//! - `jwks_file`: a saved JWKS (`{"keys":[…]}`) -> public keys with their given kids.
+//! - `spki`: the canonical SubjectPublicKeyInfo every input is validated into.
 //! - [`kid`]: the kube-apiserver key ID.
 //! - [`jwk`]: a public key as the JWK kube-apiserver publishes.
 
@@ -333,7 +333,7 @@ pub enum Reason {
     /// Zero bytes or only whitespace.
     #[error("file is empty")]
     EmptyFile,
-    /// Over [`source::MAX_KEY_FILE_BYTES`].
+    /// Over 1 MiB (`source::MAX_KEY_FILE_BYTES`).
     #[error("file is {0} bytes; key files over 1 MiB are refused")]
     TooLarge(u64),
     /// Text without any PEM block.
