@@ -53,7 +53,7 @@ pub struct PublishArgs {
     #[arg(long, env = "ISSUERD_ISSUER", value_name = "URL")]
     pub issuer: Option<String>,
 
-    /// JWKS URL published in the discovery document [default: <issuer>/openid/v1/jwks].
+    /// JWKS URL published in the discovery document [default: ISSUER/openid/v1/jwks].
     #[arg(long, env = "ISSUERD_JWKS_URI", value_name = "URL")]
     pub jwks_uri: Option<String>,
 

@@ -1,4 +1,4 @@
-//! The canonical public key: SubjectPublicKeyInfo DER in, validated [`PublicKey`] out.
+//! The canonical public key: SubjectPublicKeyInfo DER in, validated `PublicKey` out.
 //!
 //! Every input form (PEM public key, certificate, private key, JWK) ends up here, so the kid is
 //! always computed over the same canonical re-encoding Go's `x509.MarshalPKIXPublicKey` produces.
