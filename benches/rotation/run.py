@@ -53,6 +53,7 @@ KEY_TYPES = {
     "rsa3072": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
 }
 SLOTS = ("key-0.pem", "key-1.pem")
+SERVER_LOG_LEVEL = None  # --server-log: ISSUERD_LOG for the served issuerd
 
 
 class SetupError(Exception):
@@ -100,6 +101,8 @@ def child_env():
     """The environment for issuerd: no ISSUERD_* settings leak in from the caller's shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUERD_")}
     env["NO_COLOR"] = "1"
+    if SERVER_LOG_LEVEL:
+        env["ISSUERD_LOG"] = SERVER_LOG_LEVEL
     return env
 
 
@@ -745,14 +748,16 @@ async def run(args, work: Path, resources):
             break
         step = steps[r]
         t0 = dirs.apply(step, r)
+        wall0 = time.time() - (time.monotonic() - t0)
         latency, polls = await poller.wait_for(jwks_bodies[r], t0, args.observe_timeout, args.poll_ms / 1000)
         status = await poller.statusz()
         rotations.append({
             "rotation": r, "pattern": step["pattern"], "latency": latency, "polls": polls,
+            "changed_at": time.strftime("%H:%M:%S", time.gmtime(wall0)) + f"{wall0 % 1:.6f}"[1:] + "Z",
             "generation": status.get("generation"), "last_reload_error": status.get("last_reload_error"),
         })
         if args.verbose:
-            log(f"rotation {r:3d} {step['pattern']:8s} latency {ms(latency)} ms, "
+            log(f"rotation {r:3d} {step['pattern']:8s} changed {rotations[-1]['changed_at']} latency {ms(latency)} ms, "
                 f"generation {status.get('generation')}, polls {polls}")
         await asyncio.sleep(args.pause_ms / 1000)
 
@@ -978,6 +983,8 @@ def parse_args(argv):
     ap.add_argument("--keep", action="store_true", default=bool(env_default("KEEP", 0, int)),
                     help="keep the temp dir (keys, rendered documents, issuerd.log)")
     ap.add_argument("--json", default=env_default("RESULTS_JSON", None), help="also write a JSON summary")
+    ap.add_argument("--server-log", default=None, metavar="FILTER",
+                    help="ISSUERD_LOG for issuerd (e.g. issuerd=debug); combine with --keep to read it")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per rotation")
     args = ap.parse_args(argv)
     if args.rotations < 1 or args.conns < 1 or args.workers < 1:
@@ -988,7 +995,9 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    global SERVER_LOG_LEVEL
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    SERVER_LOG_LEVEL = args.server_log
     if sys.platform != "linux":
         print("this benchmark needs Linux (inotify, prctl)", file=sys.stderr)
         return 2
