@@ -573,6 +573,7 @@ class KeyDirs:
         self.plain = root / "plain"
         self.stamp_n = 0
         self.current_stamp = None
+        self.t_pre = None  # just before the decisive rename/write (t0 is just after it)
 
     def setup(self, state):
         self.kube.mkdir(parents=True)
@@ -595,6 +596,7 @@ class KeyDirs:
             shutil.copyfile(self.keys[k], stamp_dir / SLOTS[slot])
         tmp_link = self.kube / "..data_tmp"
         os.symlink(stamp, tmp_link)
+        self.t_pre = time.monotonic()
         os.rename(tmp_link, self.kube / "..data")
         t0 = time.monotonic()
         old, self.current_stamp = self.current_stamp, stamp
@@ -607,12 +609,14 @@ class KeyDirs:
         target = self.plain / SLOTS[slot]
         tmp = self.plain / f".{SLOTS[slot]}.tmp{r}"
         tmp.write_bytes(self.keys[k].read_bytes())
+        self.t_pre = time.monotonic()
         os.rename(tmp, target)
         return time.monotonic()
 
     def rewrite_in_place(self, slot, k):
         """open(O_TRUNC) + one write() + close on the same inode."""
         data = self.keys[k].read_bytes()
+        self.t_pre = time.monotonic()
         with open(self.plain / SLOTS[slot], "wb") as f:
             f.write(data)
         return time.monotonic()
@@ -753,11 +757,13 @@ async def run(args, work: Path, resources):
         status = await poller.statusz()
         rotations.append({
             "rotation": r, "pattern": step["pattern"], "latency": latency, "polls": polls,
+            "syscall_ms": (t0 - dirs.t_pre) * 1000,
             "changed_at": time.strftime("%H:%M:%S", time.gmtime(wall0)) + f"{wall0 % 1:.6f}"[1:] + "Z",
             "generation": status.get("generation"), "last_reload_error": status.get("last_reload_error"),
         })
         if args.verbose:
-            log(f"rotation {r:3d} {step['pattern']:8s} changed {rotations[-1]['changed_at']} latency {ms(latency)} ms, "
+            log(f"rotation {r:3d} {step['pattern']:8s} changed {rotations[-1]['changed_at']} latency {ms(latency)} ms "
+                f"(rename/write took {rotations[-1]['syscall_ms']:.2f} ms), "
                 f"generation {status.get('generation')}, polls {polls}")
         await asyncio.sleep(args.pause_ms / 1000)
 
