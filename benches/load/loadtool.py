@@ -95,9 +95,21 @@ def cmd_ready_time(a):
         sys.exit(f"ready-time: something already answers on {host}:{port}")
     times = []
     log = open(a.log, "ab") if a.log else subprocess.DEVNULL
+    current = []
+
+    def on_signal(signum, _frame):  # never leave a launched server behind
+        for c in current:
+            c.kill()
+            c.wait()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     for i in range(a.runs):
+        current.clear()
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        current.append(p)
         ok = False
         while time.perf_counter() - t0 < a.timeout:
             if p.poll() is not None:

@@ -2,8 +2,10 @@
 # Comparative load benchmark: issuerd vs nginx serving the same two documents
 # (OIDC discovery + JWKS), in one run, on this machine, over 127.0.0.1 only.
 #
-# Usage:   bash benches/load/run.sh                # defaults: ~7 minutes on 2 cores
-#          ROUNDS=1 DURATION=5 bash benches/load/run.sh   # quick look (~2.5 minutes)
+# Usage:   bash benches/load/run.sh > results.md     # defaults: ~6.5 minutes on 2 cores
+#          ROUNDS=1 DURATION=5 bash benches/load/run.sh  # quick look (~1.5 minutes)
+# Progress and per-run figures go to stderr; the Markdown summary to stdout.
+# Run it on an otherwise idle machine: it warns when other work is using the CPUs.
 #
 # Environment (all optional):
 #   ISSUERD_BIN   issuerd binary. Unset: `cargo build --release` runs first and
@@ -36,9 +38,11 @@
 #   workers) divided by the requests the client completed. Each figure in the
 #   summary is the median over rounds. "nginx" = the better (by req/s) of
 #   worker_processes 1 and worker_processes auto, chosen per scenario.
-#   Fairness: both servers get the same bytes (issuerd `render` writes the files
-#   nginx serves; run.sh checks body equality), same headers, same client and
-#   parameters, same CPU placement. With PIN=0 the client competes with the
+#   Fairness: both servers send the same bodies (issuerd `render` writes the files
+#   nginx serves; run.sh checks the bodies are equal) with the same Content-Type,
+#   Cache-Control, ETag and Access-Control-Allow-Origin headers (nginx also sends
+#   Server, Last-Modified, Connection and Accept-Ranges: ~110 bytes more per
+#   response), same client and parameters, same CPU placement. With PIN=0 the client competes with the
 #   server for the 2 cores, so a server that needs less CPU leaves more for the
 #   client; the CPU-per-request column is the placement-independent figure.
 set -Eeuo pipefail
@@ -119,7 +123,11 @@ cleanup() {
   local rc=$? p kids=()
   trap - EXIT INT TERM
   set +e
+  # A client (wrk, h2load, loadtool) still running: stop it first. loadtool
+  # ready-time stops the server it launched when it gets SIGTERM.
+  [[ -n ${CLIENT_PID:-} ]] && kill -TERM "$CLIENT_PID" 2>/dev/null && wait "$CLIENT_PID" 2>/dev/null
   for p in "${STARTED_PIDS[@]}"; do
+    # shellcheck disable=SC2207 # pids: one word each
     kids+=($(child_pids "$p"))
     kill -TERM "$p" 2>/dev/null
   done
@@ -137,6 +145,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Run a client in the background and wait for it, so that a signal to this script
+# is handled at once (bash defers traps while a foreground command runs).
+CLIENT_PID=
+client() {
+  "${CLIENT_PREFIX[@]}" "$@" &
+  CLIENT_PID=$!
+  local rc=0
+  wait "$CLIENT_PID" || rc=$?
+  CLIENT_PID=
+  return "$rc"
+}
 
 child_pids() {
   local p=$1
@@ -282,14 +302,18 @@ done
 # ---------------------------------------------------------------- start-to-ready
 issuerd_serve_argv
 log "start-to-ready: issuerd x$READY_RUNS"
-READY_ISSUERD=$("${TOOL[@]}" ready-time --runs "$READY_RUNS" --log "$TMP/issuerd-ready.log" \
-  --url "http://127.0.0.1:$ISSUERD_PORT$ISSUERD_READY_PATH" -- "${ISSUERD_ARGV[@]}") ||
+CLIENT_PREFIX_SAVED=("${CLIENT_PREFIX[@]}"); CLIENT_PREFIX=() # the poller is not pinned
+client "${TOOL[@]}" ready-time --runs "$READY_RUNS" --log "$TMP/issuerd-ready.log" \
+  --url "http://127.0.0.1:$ISSUERD_PORT$ISSUERD_READY_PATH" -- "${ISSUERD_ARGV[@]}" >"$TMP/ready-issuerd.json" ||
   { tail -20 "$TMP/issuerd-ready.log" >&2; die "issuerd did not become ready"; }
+READY_ISSUERD=$(<"$TMP/ready-issuerd.json")
 nginx_argv nginx-w1
 log "start-to-ready: nginx (w1, first 200 on JWKS) x$READY_RUNS"
-READY_NGINX=$("${TOOL[@]}" ready-time --runs "$READY_RUNS" --log "$TMP/nginx-ready.log" \
-  --url "http://127.0.0.1:${H1_PORT[nginx-w1]}$JWKS_PATH" -- "${NGINX_ARGV[@]}") ||
+client "${TOOL[@]}" ready-time --runs "$READY_RUNS" --log "$TMP/nginx-ready.log" \
+  --url "http://127.0.0.1:${H1_PORT[nginx-w1]}$JWKS_PATH" -- "${NGINX_ARGV[@]}" >"$TMP/ready-nginx.json" ||
   { tail -20 "$TMP/nginx-ready.log" >&2; die "nginx did not become ready"; }
+READY_NGINX=$(<"$TMP/ready-nginx.json")
+CLIENT_PREFIX=("${CLIENT_PREFIX_SAVED[@]}")
 
 json_get() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
@@ -386,7 +410,9 @@ done
 EXTRA=$TMP/extra.tsv
 : >"$EXTRA"
 RSS_IDLE_I=$(rss_kib "${SERVER_PID[issuerd]}")
+# shellcheck disable=SC2046 # pids: one word each
 RSS_IDLE_N=$(rss_kib $(server_pids nginx-w1))
+# shellcheck disable=SC2046
 PSS_IDLE_N=$(pss_kib $(server_pids nginx-w1))
 log "RSS idle: issuerd $(mib "$RSS_IDLE_I"), nginx w1 master+worker $(mib "$RSS_IDLE_N") (PSS $(mib "$PSS_IDLE_N"))"
 
@@ -398,7 +424,8 @@ printf 'start → ready, median of %s (min–max)\t%s ms (%s–%s)\t%s ms (%s–
 # ---------------------------------------------------------------- drivers
 # A driver is called as: DRIVER URL RAWFILE and prints one line
 #   "REQUESTS RPS P99_MS ERRORS"   (NA for anything it could not measure)
-# It must run its client through "${CLIENT_PREFIX[@]}" and last DURATION seconds.
+# It must run its client through `client` (pinning + prompt Ctrl-C) and last
+# DURATION seconds.
 
 to_ms() { # wrk latency like 812.00us / 1.23ms / 1.02s -> ms
   awk -v v="$1" 'BEGIN {
@@ -407,25 +434,25 @@ to_ms() { # wrk latency like 812.00us / 1.23ms / 1.02s -> ms
     printf "%.3f", n }'
 }
 parse_wrk() { # rawfile
-  local f=$1 reqs rps p99 errs
-  reqs=$(awk '/ requests in /{print $1}' "$f")
-  rps=$(awk '/^Requests\/sec:/{print $2}' "$f")
-  p99=$(awk '$1=="99%"{print $2}' "$f")
-  errs=$(awk '/Socket errors:/{gsub(",",""); s+=$4+$6+$8+$10} /Non-2xx or 3xx/{s+=$NF} END{print s+0}' "$f")
+  local file=$1 reqs rps p99 errs
+  reqs=$(awk '/ requests in /{print $1}' "$file")
+  rps=$(awk '/^Requests\/sec:/{print $2}' "$file")
+  p99=$(awk '$1=="99%"{print $2}' "$file")
+  errs=$(awk '/Socket errors:/{gsub(",",""); s+=$4+$6+$8+$10} /Non-2xx or 3xx/{s+=$NF} END{print s+0}' "$file")
   [[ -n $reqs && -n $rps ]] || { echo "NA NA NA NA"; return; }
   echo "$reqs $rps $(to_ms "${p99:-NA}") $errs"
 }
 drv_wrk_keepalive() {
-  "${CLIENT_PREFIX[@]}" wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency "$1" >"$2" 2>&1 || true
+  client wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency "$1" >"$2" 2>&1 || true
   parse_wrk "$2"
 }
 drv_wrk_close() {
-  "${CLIENT_PREFIX[@]}" wrk -t "$THREADS" -c "$CLOSE_CONNS" -d "${DURATION}s" --latency \
+  client wrk -t "$THREADS" -c "$CLOSE_CONNS" -d "${DURATION}s" --latency \
     -H 'Connection: close' "$1" >"$2" 2>&1 || true
   parse_wrk "$2"
 }
 drv_h2load() {
-  "${CLIENT_PREFIX[@]}" h2load -t "$THREADS" -c "$H2_CONNS" -m "$H2_STREAMS" -D "$DURATION" \
+  client h2load -t "$THREADS" -c "$H2_CONNS" -m "$H2_STREAMS" -D "$DURATION" \
     --log-file="$2.log" "$1" >"$2" 2>&1 || true
   local reqs rps p99 errs
   reqs=$(awk '/^requests:/{for (i=1;i<NF;i++) if ($(i+1) ~ /^succeeded/) print $i}' "$2")
@@ -486,8 +513,11 @@ run_one() { # round scenario-spec server
   fi
   raw=$TMP/raw/r$round-$name-$server.txt
   mkdir -p "$TMP/raw"
+  # shellcheck disable=SC2046 # pids: one word each
   c0=$(cpu_ticks $(server_pids "$server"))
-  out=$("$driver" "$base$path" "$raw")
+  "$driver" "$base$path" "$raw" >"$raw.res"
+  out=$(<"$raw.res")
+  # shellcheck disable=SC2046
   c1=$(cpu_ticks $(server_pids "$server"))
   read -r reqs rps p99 errs <<<"$out"
   if [[ $reqs == NA || $reqs == 0 ]]; then
@@ -509,20 +539,27 @@ busy_pct() { # % of all CPUs busy over 1 s
   awk -v u=$((b[1] + b[2] + b[3] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[6] - a[7] - a[8])) \
       -v i=$((b[4] + b[5] - a[4] - a[5])) 'BEGIN { printf "%.0f", (u + i) ? 100 * u / (u + i) : 0 }'
 }
-BUSY_BEFORE=$(busy_pct)
-if ((BUSY_BEFORE > 10)); then
-  log "WARNING: the machine is ${BUSY_BEFORE}% busy before the load runs (other jobs?); figures will be noisy"
-fi
+BUSY_MAX=0
+check_quiet() { # warn when something else is using the CPUs
+  local b
+  b=$(busy_pct)
+  ((b > BUSY_MAX)) && BUSY_MAX=$b
+  if ((b > 10)); then
+    log "WARNING: the machine is ${b}% busy with no load running (other jobs?); figures will be noisy"
+  fi
+  return 0
+}
 
 log "warm-up (2 s per server)"
 for s in "${SERVERS[@]}"; do
-  "${CLIENT_PREFIX[@]}" wrk -t "$THREADS" -c "$CONNS" -d 2s "http://127.0.0.1:${H1_PORT[$s]}$JWKS_PATH" >/dev/null 2>&1 || true
+  client wrk -t "$THREADS" -c "$CONNS" -d 2s "http://127.0.0.1:${H1_PORT[$s]}$JWKS_PATH" >/dev/null 2>&1 || true
 done
 
 total=$((ROUNDS * ${#ACTIVE[@]} * ${#SERVERS[@]}))
 log "running $total runs of ${DURATION}s (rounds=$ROUNDS, scenarios=${#ACTIVE[@]}, servers=${#SERVERS[@]}), ~$((total * (DURATION + 1) / 60 + 1)) min"
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS"
+  check_quiet
   order=("${SERVERS[@]}")
   if ((r % 2 == 0)); then # alternate the order between rounds
     order=(); for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
@@ -547,17 +584,19 @@ HWM_LOAD_I=$(awk '/^VmHWM:/{print $2}' "/proc/${SERVER_PID[issuerd]}/status")
 # ---------------------------------------------------------------- 10k idle connections
 # Done after the load runs so that neither the held connections nor the
 # TIME_WAIT sockets they leave behind can affect the throughput figures.
-hold() { # server -> json
+hold() { # server -> json in $TMP/hold-SERVER.json
   local extra=()
   [[ $1 == nginx* ]] && extra=(--with-children)
-  "${CLIENT_PREFIX[@]}" "${TOOL[@]}" hold-conns --conns "$HOLD_CONNS" \
-    --url "http://127.0.0.1:${H1_PORT[$1]}$JWKS_PATH" --pid "${SERVER_PID[$1]}" "${extra[@]}"
+  client "${TOOL[@]}" hold-conns --conns "$HOLD_CONNS" \
+    --url "http://127.0.0.1:${H1_PORT[$1]}$JWKS_PATH" --pid "${SERVER_PID[$1]}" "${extra[@]}" >"$TMP/hold-$1.json"
 }
 log "holding $HOLD_CONNS idle keep-alive connections to issuerd"
-HOLD_I=$(hold issuerd) || die "hold-conns against issuerd failed"
+hold issuerd || die "hold-conns against issuerd failed"
+HOLD_I=$(<"$TMP/hold-issuerd.json")
 log "  $HOLD_I"
 log "holding $HOLD_CONNS idle keep-alive connections to nginx-w1"
-HOLD_N=$(hold nginx-w1) || die "hold-conns against nginx failed"
+hold nginx-w1 || die "hold-conns against nginx failed"
+HOLD_N=$(<"$TMP/hold-nginx-w1.json")
 log "  $HOLD_N"
 sleep 1
 RSS_AFTER_I=$(rss_kib "${SERVER_PID[issuerd]}")
@@ -588,7 +627,7 @@ ISSUERD_VERSION=$("$ISSUERD_BIN" --version 2>/dev/null | head -1 || true)
   else
     echo "- CPU placement: unpinned; client and server share all $(nproc) CPUs"
   fi
-  ((BUSY_BEFORE > 10)) && echo "- **warning: the machine was ${BUSY_BEFORE}% busy with other work before the runs; figures are noisy**"
+  ((BUSY_MAX > 10)) && echo "- **warning: up to ${BUSY_MAX}% of the CPUs were busy with other work between rounds; figures are noisy**"
   echo "- server CPU/request = Δ(utime+stime) of the server process(es) during the run ÷ completed requests"
   echo "- memory: issuerd VmRSS; nginx = master + 1 worker (w1 instance), VmRSS summed (PSS sum in parentheses)"
   echo
