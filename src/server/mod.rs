@@ -1,22 +1,31 @@
-//! The HTTP server: accept loop, HTTP/1.1 and h2c per connection, graceful drain on shutdown.
+//! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by [`http1`], h2c by
+//! hyper), and the graceful drain on shutdown.
 
+mod date;
+mod http1;
+mod rewind;
 pub mod service;
 
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use self::http1::{Outcome, Timeouts};
+use self::rewind::Rewind;
 pub use self::service::IssuerService;
 use crate::shutdown;
 
-/// How long a client may take to send request headers.
+/// Time a client has to finish a request head it has started.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time an idle keep-alive connection is kept (nginx's default is 75 s).
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Most concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
+
+type Http2Builder = hyper::server::conn::http2::Builder<TokioExecutor>;
 
 /// Serves `service` on `listener` until `shutdown` fires, then stops accepting and lets in-flight
 /// requests finish for at most `grace`.
@@ -26,16 +35,16 @@ pub async fn serve(
     mut shutdown: shutdown::Signal,
     grace: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder
-        .http2()
+    let mut http2 = Http2Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    let graceful = GracefulShutdown::new();
+    let timeouts = Timeouts {
+        header_read: HEADER_READ_TIMEOUT,
+        keep_alive: KEEP_ALIVE_TIMEOUT,
+    };
+    // Every connection task holds a receiver; `closed()` completes when the last one ends.
+    let (connections, connection_token) = watch::channel(());
 
     loop {
         tokio::select! {
@@ -46,15 +55,14 @@ pub async fn serve(
                     if let Err(error) = stream.set_nodelay(true) {
                         debug!(%error, %peer, "cannot set TCP_NODELAY");
                     }
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service.clone())
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            debug!(%error, %peer, "connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(connection(
+                        stream,
+                        service.clone(),
+                        http2.clone(),
+                        timeouts,
+                        shutdown.clone(),
+                        connection_token.clone(),
+                    ));
                 }
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -65,14 +73,46 @@ pub async fn serve(
         }
     }
     drop(listener);
+    drop(connection_token);
     info!(
         grace_secs = grace.as_secs_f64(),
         "stopped accepting; draining connections"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, connections.closed())
         .await
         .is_err()
     {
         warn!("grace period elapsed; closing the remaining connections");
+    }
+}
+
+/// One connection, start to end. Idle connections close on shutdown; a request being answered
+/// is finished first.
+async fn connection(
+    stream: TcpStream,
+    service: IssuerService,
+    http2: Http2Builder,
+    timeouts: Timeouts,
+    mut shutdown: shutdown::Signal,
+    _token: watch::Receiver<()>,
+) {
+    match http1::serve(&stream, &service, &mut shutdown, timeouts).await {
+        Ok(Outcome::Closed) => {}
+        Ok(Outcome::Http2(preface)) => {
+            let connection =
+                http2.serve_connection(TokioIo::new(Rewind::new(preface, stream)), service);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.requested() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                debug!(%error, "HTTP/2 connection ended with an error");
+            }
+        }
+        Err(error) => debug!(%error, "connection ended with an error"),
     }
 }

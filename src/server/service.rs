@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::shutdown::Readiness;
-use crate::store::{Document, Reader};
+use crate::store::{Document, Reader, Snapshot};
 
 /// The body type every response uses.
 pub type Body = Full<Bytes>;
@@ -39,33 +40,39 @@ impl IssuerService {
 
     /// Builds the response for a request. The body of the request is never read.
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Body> {
-        let snapshot = self.reader.snapshot();
-        let path = request.uri().path();
-        let document = if path == snapshot.discovery.path {
-            &snapshot.discovery
-        } else if path == snapshot.jwks.path {
-            &snapshot.jwks
-        } else {
-            return self.respond_internal(request.method(), path);
-        };
-        let head = match *request.method() {
-            Method::GET => false,
-            Method::HEAD => true,
-            _ => return method_not_allowed(),
-        };
-        let not_modified = request
+        let if_none_match = request
             .headers()
             .get(IF_NONE_MATCH)
-            .is_some_and(|condition| etag_matches(condition, &document.etag));
-        if not_modified {
-            return document_response(document, StatusCode::NOT_MODIFIED, Bytes::new(), false);
-        }
-        let body = if head {
-            Bytes::new()
+            .map(HeaderValue::as_bytes);
+        self.answer(request.method(), request.uri().path(), if_none_match)
+            .into_response()
+    }
+
+    /// Routes a request. Documents come back as [`Answer::Document`] so a protocol can write its
+    /// precomputed header block; everything else as a ready response.
+    pub fn answer(&self, method: &Method, path: &str, if_none_match: Option<&[u8]>) -> Answer {
+        let snapshot = self.reader.snapshot();
+        let which = if path == snapshot.discovery.path {
+            Which::Discovery
+        } else if path == snapshot.jwks.path {
+            Which::Jwks
         } else {
-            document.body.clone()
+            return Answer::Other(self.respond_internal(method, path));
         };
-        document_response(document, StatusCode::OK, body, true)
+        let head = match *method {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return Answer::Other(method_not_allowed()),
+        };
+        let document = which.of(&snapshot);
+        let not_modified = if_none_match
+            .is_some_and(|condition| etag_matches(condition, document.etag.as_bytes()));
+        Answer::Document {
+            snapshot,
+            which,
+            not_modified,
+            head,
+        }
     }
 
     fn respond_internal(&self, method: &Method, path: &str) -> Response<Body> {
@@ -111,6 +118,67 @@ impl IssuerService {
     }
 }
 
+/// Which of the two documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// The discovery document.
+    Discovery,
+    /// The JWKS.
+    Jwks,
+}
+
+impl Which {
+    /// The document in `snapshot`.
+    pub fn of(self, snapshot: &Snapshot) -> &Document {
+        match self {
+            Self::Discovery => &snapshot.discovery,
+            Self::Jwks => &snapshot.jwks,
+        }
+    }
+}
+
+/// The routing decision for one request.
+#[derive(Debug)]
+pub enum Answer {
+    /// One of the documents, from the snapshot current when the request was routed.
+    Document {
+        /// The snapshot; holding it keeps the bytes alive for the whole response.
+        snapshot: Arc<Snapshot>,
+        /// Which document.
+        which: Which,
+        /// `If-None-Match` matched: 304 without body.
+        not_modified: bool,
+        /// A HEAD request: headers only.
+        head: bool,
+    },
+    /// Anything else (health, status, 404, 405).
+    Other(Response<Body>),
+}
+
+impl Answer {
+    /// The response as an `http::Response`.
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            Self::Document {
+                snapshot,
+                which,
+                not_modified,
+                head,
+            } => {
+                let document = which.of(&snapshot);
+                if not_modified {
+                    document_response(document, StatusCode::NOT_MODIFIED, Bytes::new(), false)
+                } else if head {
+                    document_response(document, StatusCode::OK, Bytes::new(), true)
+                } else {
+                    document_response(document, StatusCode::OK, document.body.clone(), true)
+                }
+            }
+            Self::Other(response) => response,
+        }
+    }
+}
+
 impl hyper::service::Service<Request<hyper::body::Incoming>> for IssuerService {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -142,15 +210,11 @@ fn document_response(
 }
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`; `*` matches anything.
-fn etag_matches(condition: &HeaderValue, etag: &HeaderValue) -> bool {
-    let Ok(condition) = condition.to_str() else {
-        return false;
-    };
-    let etag = etag.as_bytes();
-    condition
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag)
+fn etag_matches(condition: &[u8], etag: &[u8]) -> bool {
+    condition.split(|&b| b == b',').any(|candidate| {
+        let candidate = candidate.trim_ascii();
+        candidate == b"*" || candidate.strip_prefix(b"W/").unwrap_or(candidate) == etag
+    })
 }
 
 /// The same 404 kube-apiserver (Go's `http.NotFound`) sends.
@@ -192,7 +256,7 @@ mod tests {
             ("", false),
         ] {
             assert_eq!(
-                etag_matches(&HeaderValue::from_static(condition), &etag),
+                etag_matches(condition.as_bytes(), etag.as_bytes()),
                 expected,
                 "{condition}"
             );

@@ -1,0 +1,348 @@
+//! HTTP/1.x on the wire, byte by byte: pipelining, split request heads, HTTP/1.0, connection
+//! close, request bodies, malformed and oversized requests, h2c detection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, key};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const JWKS: &str = "/openid/v1/jwks";
+
+async fn server() -> TestServer {
+    let key = key("ec256.pub.pem").display().to_string();
+    TestServer::start(&["--issuer", "https://h.example", "--key-file", &key]).await
+}
+
+/// Reads until the peer closes (or 5 s pass) and returns everything.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await;
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Reads exactly `count` responses (each with a content-length) and returns them.
+async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(String, String)> {
+    let mut buffer = Vec::new();
+    let mut responses = Vec::new();
+    while responses.len() < count {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("timed out waiting for a response")
+            .unwrap();
+        assert!(n > 0, "closed after {} responses", responses.len());
+        buffer.extend_from_slice(&chunk[..n]);
+        while let Some(end) = find(&buffer, b"\r\n\r\n") {
+            let head = String::from_utf8(buffer[..end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.parse().unwrap());
+            let is_head_or_304 = head.starts_with("HTTP/1.1 304");
+            let body_len = if is_head_or_304 { 0 } else { length };
+            if buffer.len() < end + 4 + body_len {
+                break;
+            }
+            let body = String::from_utf8(buffer[end + 4..end + 4 + body_len].to_vec()).unwrap();
+            buffer.drain(..end + 4 + body_len);
+            responses.push((head, body));
+        }
+    }
+    responses
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn keep_alive_and_pipelining_answer_in_order() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+    // Three pipelined requests in one write, then more one by one on the same connection.
+    let batch = [JWKS, "/nope", "/.well-known/openid-configuration"]
+        .map(request)
+        .concat();
+    stream.write_all(batch.as_bytes()).await.unwrap();
+    let responses = read_responses(&mut stream, 3).await;
+    assert!(
+        responses[0].0.starts_with("HTTP/1.1 200 OK"),
+        "{:?}",
+        responses[0]
+    );
+    assert!(responses[0].1.starts_with("{\"keys\":["));
+    assert!(responses[1].0.starts_with("HTTP/1.1 404 Not Found"));
+    assert_eq!(responses[1].1, "404 page not found\n");
+    assert!(
+        responses[2]
+            .1
+            .starts_with("{\"issuer\":\"https://h.example\"")
+    );
+    for _ in 0..50 {
+        stream.write_all(request(JWKS).as_bytes()).await.unwrap();
+        let response = read_responses(&mut stream, 1).await;
+        assert!(response[0].0.starts_with("HTTP/1.1 200 OK"));
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_split_across_writes_is_assembled() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"nope\"\r\n\r\n");
+    for byte in request.as_bytes() {
+        stream.write_all(&[*byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let response = read_responses(&mut stream, 1).await;
+    assert!(
+        response[0].0.starts_with("HTTP/1.1 200 OK"),
+        "{:?}",
+        response[0]
+    );
+    let head = &response[0].0;
+    for header in [
+        "content-type: application/jwk-set+json",
+        "cache-control: public, max-age=3600",
+        "etag: \"",
+        "access-control-allow-origin: *",
+        "date: ",
+    ] {
+        assert!(head.contains(header), "{header} missing in {head}");
+    }
+}
+
+#[tokio::test]
+async fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(format!("GET {JWKS} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert!(
+        all.starts_with("HTTP/1.1 200 OK") && all.contains("connection: close"),
+        "{all}"
+    );
+
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let keep = format!("GET {JWKS} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    stream.write_all(keep.as_bytes()).await.unwrap();
+    let first = read_responses(&mut stream, 1).await;
+    assert!(
+        first[0].0.contains("connection: keep-alive"),
+        "{:?}",
+        first[0]
+    );
+    stream.write_all(keep.as_bytes()).await.unwrap();
+    assert!(
+        read_responses(&mut stream, 1).await[0]
+            .0
+            .starts_with("HTTP/1.1 200 OK")
+    );
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET {JWKS} HTTP/1.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 1, "{all}");
+    assert!(all.contains("connection: close"));
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_is_answered_then_closed_without_reading_it() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST {JWKS} HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert!(all.starts_with("HTTP/1.1 405 Method Not Allowed"), "{all}");
+    assert!(
+        all.contains("allow: GET, HEAD") && all.contains("connection: close"),
+        "{all}"
+    );
+    assert_eq!(all.matches("HTTP/1.1").count(), 1, "{all}");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_are_refused() {
+    let server = server().await;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), "HTTP/1.1 400 Bad Request"),
+        (b"GET /x HTTP/9.9\r\n\r\n".to_vec(), "HTTP/1.1 505"),
+        (
+            format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{}\r\n", "X-H: v\r\n".repeat(100)).into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            format!("GET {JWKS} HTTP/1.1\r\nContent-Length: nope\r\n\r\n").into_bytes(),
+            "HTTP/1.1 400",
+        ),
+    ];
+    for (request, expected) in cases {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let all = read_to_close(&mut stream).await;
+        assert!(
+            all.starts_with(expected),
+            "expected {expected}, got {all:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn absolute_form_targets_and_head_requests() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(format!("GET http://h.example{JWKS}?q=1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD {JWKS} HTTP/1.1\r\nHost: h\r\n\r\nHEAD /healthz HTTP/1.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    while find(&buffer, b"HTTP/1.1 200 OK").is_none()
+        || buffer
+            .windows(15)
+            .filter(|w| *w == b"HTTP/1.1 200 OK")
+            .count()
+            < 3
+    {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let text = String::from_utf8(buffer).unwrap();
+    let parts: Vec<&str> = text.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+    assert_eq!(parts.len(), 3, "{text}");
+    assert!(parts[0].contains("{\"keys\":["));
+    // HEAD: headers with the GET content-length, no body.
+    assert!(parts[1].ends_with("\r\n\r\n"), "{:?}", parts[1]);
+    assert!(
+        parts[2].contains("content-length: 3") && parts[2].ends_with("\r\n\r\n"),
+        "{:?}",
+        parts[2]
+    );
+}
+
+#[tokio::test]
+async fn an_h2c_preface_split_across_writes_is_handed_to_http2() {
+    let server = server().await;
+    // The preface byte by byte; then hyper's client finishes the handshake on the same stream.
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(SlowStart::new(stream)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            http::Request::get(format!("http://h{JWKS}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+}
+
+/// Writes its first 24 bytes one at a time, so the server sees a partial HTTP/2 preface.
+struct SlowStart {
+    inner: TcpStream,
+    written: usize,
+}
+
+impl SlowStart {
+    fn new(inner: TcpStream) -> Self {
+        Self { inner, written: 0 }
+    }
+}
+
+impl tokio::io::AsyncRead for SlowStart {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SlowStart {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let limit = if self.written < 24 { 1 } else { buf.len() };
+        let result =
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..limit.min(buf.len())]);
+        if let std::task::Poll::Ready(Ok(n)) = result {
+            self.written += n;
+            if self.written < 24 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        result
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections() {
+    let server = server().await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    read_responses(&mut idle, 1).await;
+    let stopped = tokio::spawn(server.stop());
+    let rest = read_to_close(&mut idle).await;
+    assert!(rest.is_empty(), "{rest}");
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
