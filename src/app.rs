@@ -69,6 +69,7 @@ pub async fn serve_on(
         signal.clone(),
         config.shutdown_grace,
     ));
+    let (watching, watch_started) = tokio::sync::oneshot::channel();
     let watch = tokio::spawn(watcher::run(
         store,
         WatchConfig {
@@ -77,7 +78,15 @@ pub async fn serve_on(
             poll_interval: config.poll_interval,
         },
         signal,
+        watching,
     ));
+    // Ready once rotation is live too, so no key change after readiness goes unseen.
+    if watch_started.await.is_err() {
+        trigger.trigger();
+        let _ = server.await;
+        watch.await.context("watcher task panicked")??;
+        anyhow::bail!("the key watcher stopped before it started");
+    }
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
     if let Some(key) = &dev_key {

@@ -251,6 +251,14 @@ impl Reader {
         Arc::clone(&self.receiver.borrow())
     }
 
+    /// A view for one long-lived task (a connection) that touches shared state only when a new
+    /// snapshot was published, instead of on every request.
+    pub fn latest(&self) -> Latest {
+        let mut receiver = self.receiver.clone();
+        let snapshot = Arc::clone(&receiver.borrow_and_update());
+        Latest { receiver, snapshot }
+    }
+
     /// Waits until a newer snapshot is published and returns it; `None` once the store is gone.
     pub async fn changed(&mut self) -> Option<Arc<Snapshot>> {
         self.receiver.changed().await.ok()?;
@@ -263,5 +271,23 @@ impl Reader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// A task-local handle on the newest snapshot: checking for a newer one is an atomic load, so a
+/// request costs no lock and no shared reference count.
+#[derive(Debug)]
+pub struct Latest {
+    receiver: watch::Receiver<Arc<Snapshot>>,
+    snapshot: Arc<Snapshot>,
+}
+
+impl Latest {
+    /// The newest published snapshot.
+    pub fn get(&mut self) -> &Snapshot {
+        if self.receiver.has_changed().unwrap_or(false) {
+            self.snapshot = Arc::clone(&self.receiver.borrow_and_update());
+        }
+        &self.snapshot
     }
 }

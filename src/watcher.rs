@@ -1,7 +1,8 @@
 //! Hot rotation: filesystem events, a poll timer and SIGHUP -> debounce -> reload every source as
 //! one set -> publish when it changed. A failed reload keeps the last good snapshot.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,10 +45,12 @@ pub enum WatchError {
 
 /// Watches `config.sources` and publishes every changed, valid key set into `store` until
 /// `shutdown` fires.
+/// `watching` fires once every source is watched: from then on no change goes unseen.
 pub async fn run(
     store: Store,
     config: WatchConfig,
     mut shutdown: shutdown::Signal,
+    watching: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(), WatchError> {
     let (events_tx, mut events) = mpsc::channel::<()>(1);
     let sources = config.sources.clone();
@@ -62,8 +65,11 @@ pub async fn run(
         }
     })
     .map_err(WatchError::Notify)?;
-    let mut watched = HashSet::new();
+    let mut watched = HashMap::new();
     rewatch(&mut watcher, &config.sources, &mut watched);
+    // Whatever changed between the first load and the watches being in place.
+    reload(&store, &config.sources, "start").await;
+    let _ = watching.send(());
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(WatchError::Signal)?;
@@ -84,9 +90,13 @@ pub async fn run(
         if cause == "poll" {
             next_poll = Instant::now() + config.poll_interval;
         }
-        let ok = reload(&store, &config.sources, cause).await;
+        let mut ok = reload(&store, &config.sources, cause).await;
+        // A directory that appeared or was replaced got a new watch; what changed in it before
+        // the watch existed produced no event, so read once more.
+        while rewatch(&mut watcher, &config.sources, &mut watched) {
+            ok = reload(&store, &config.sources, "new watch").await;
+        }
         retry_at = (!ok).then(|| Instant::now() + RETRY_AFTER_FAILURE);
-        rewatch(&mut watcher, &config.sources, &mut watched);
     }
     Ok(())
 }
@@ -154,33 +164,52 @@ async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool
 }
 
 /// Watches each source's parent directory (catches renames over a file, `..data` symlink swaps,
-/// deletion and re-creation) and each directory source itself. Called after every reload so a
-/// deleted and re-created directory gets a fresh watch.
-fn rewatch(watcher: &mut RecommendedWatcher, sources: &[PathBuf], watched: &mut HashSet<PathBuf>) {
+/// deletion and re-creation) and each directory source itself. Called after every reload: a
+/// watch is never removed first (that would drop the events queued on it): adding a watch again
+/// is a no-op for the same directory and watches the new one after a re-creation. Returns whether
+/// a directory is new or was replaced, so the caller reads once more.
+fn rewatch(
+    watcher: &mut RecommendedWatcher,
+    sources: &[PathBuf],
+    watched: &mut HashMap<PathBuf, Identity>,
+) -> bool {
     let mut wanted = Vec::new();
     for source in sources {
-        if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
-            wanted.push(parent.to_path_buf());
-        } else {
-            wanted.push(PathBuf::from("."));
+        match source.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => wanted.push(parent.to_path_buf()),
+            None => wanted.push(PathBuf::from(".")),
         }
         if source.is_dir() {
             wanted.push(source.clone());
         }
     }
+    let mut added = false;
     for path in wanted {
-        // The directory may have been replaced: drop any old watch and watch the current one.
-        if watched.remove(&path) {
-            let _ = watcher.unwatch(&path);
-        }
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            // Gone: its watch died with it; watch it again once it is back.
+            watched.remove(&path);
+            continue;
+        };
+        // Birth time tells a re-created directory from the old one even if its inode is reused.
+        let identity = (metadata.dev(), metadata.ino(), metadata.created().ok());
         match watcher.watch(&path, RecursiveMode::NonRecursive) {
             Ok(()) => {
-                watched.insert(path);
+                if watched.insert(path.clone(), identity) != Some(identity) {
+                    debug!(path = %path.display(), "watching");
+                    added = true;
+                }
             }
-            Err(error) => debug!(path = %path.display(), %error, "cannot watch (yet)"),
+            Err(error) => {
+                debug!(path = %path.display(), %error, "cannot watch (yet)");
+                watched.remove(&path);
+            }
         }
     }
+    added
 }
+
+/// What makes a watched directory the same directory.
+type Identity = (u64, u64, Option<std::time::SystemTime>);
 
 /// Our own reads (open, read, close-without-write) must not trigger reloads; anything else about
 /// a source, a file in a directory source, or a `..`-prefixed entry beside a source does.

@@ -20,14 +20,10 @@ fn kid_of(file: &str) -> String {
 
 async fn start(source: &Path, extra: &[&str]) -> TestServer {
     let source = source.display().to_string();
-    let mut args = vec![
-        "--issuer",
-        ISSUER,
-        "--key-file",
-        &source,
-        "--debounce",
-        "50ms",
-    ];
+    let mut args = vec!["--issuer", ISSUER, "--key-file", &source];
+    if !extra.contains(&"--debounce") {
+        args.extend(["--debounce", "50ms"]);
+    }
     args.extend_from_slice(extra);
     TestServer::start(&args).await
 }
@@ -419,4 +415,38 @@ async fn sighup_forces_a_reload() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// Changes landing while a reload runs must not be lost: each swap is made the moment the
+/// previous one is served (while the watcher is finishing that reload), and each must be served.
+#[tokio::test]
+async fn back_to_back_changes_are_all_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let volume = tmp.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    kubelet_write(&volume, 0, &[("sa.pub", key("rsa2048.pub.pem"))]);
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::copy(key("ec256lz.pub.pem"), plain.join("extra.pem")).unwrap();
+    let volume_arg = volume.display().to_string();
+    let server = start(&plain, &["--debounce", "5ms", "--key-file", &volume_arg]).await;
+    let cycle = [
+        "ec256.pub.pem",
+        "ec384.pub.pem",
+        "ec521.pub.pem",
+        "rsa3072.pub.pem",
+    ];
+    for round in 1..=60u32 {
+        let file = cycle[round as usize % cycle.len()];
+        if round % 2 == 0 {
+            kubelet_write(&volume, round, &[("sa.pub", key(file))]);
+        } else {
+            replace_by_rename(&plain.join("extra.pem"), &key(file));
+        }
+        let kid = kid_of(file);
+        eventually!(
+            served_kids(&server).await.contains(&kid),
+            "round {round}: change never served"
+        );
+    }
 }

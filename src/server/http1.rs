@@ -16,11 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Response};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::date::append_date_line;
 use super::service::{Answer, Body, IssuerService};
 use crate::shutdown;
+use crate::store::{Latest, Snapshot};
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -84,6 +86,7 @@ pub(crate) async fn serve(
     // An unfinished request head; empty (and unallocated) while the connection is idle.
     let mut pending: Vec<u8> = Vec::new();
     let mut served_any = false;
+    let mut latest = service.latest();
     loop {
         if pending.is_empty() {
             tokio::select! {
@@ -102,7 +105,7 @@ pub(crate) async fn serve(
             let _ = stream.try_write(REQUEST_TIMEOUT);
             return Ok(Outcome::Closed);
         }
-        match read_and_answer(stream, service, &mut pending, !served_any)? {
+        match read_and_answer(stream, service, &mut latest, &mut pending, !served_any)? {
             Step::WouldBlock | Step::Incomplete => {}
             Step::Eof => return Ok(Outcome::Closed),
             Step::Http2 => return Ok(Outcome::Http2(pending)),
@@ -114,6 +117,27 @@ pub(crate) async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Reads once. A short read means the socket is drained, so the readiness is cleared right away
+/// (by reporting `WouldBlock` to tokio, which keeps any readiness that arrived meanwhile) instead
+/// of learning it from a second, empty `read` call on the next loop.
+fn read_draining(stream: &TcpStream, chunk: &mut [u8]) -> io::Result<usize> {
+    let mut read = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read(chunk)?;
+        read = Some(n);
+        if n > 0 && n < chunk.len() {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    });
+    match (result, read) {
+        (Ok(n), _) => Ok(n),
+        (Err(_), Some(n)) => Ok(n),
+        (Err(e), None) => Err(e),
     }
 }
 
@@ -134,11 +158,12 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 fn read_and_answer(
     stream: &TcpStream,
     service: &IssuerService,
+    latest: &mut Latest,
     pending: &mut Vec<u8>,
     first: bool,
 ) -> io::Result<Step> {
     let mut chunk = [0u8; READ_CHUNK];
-    let read = match stream.try_read(&mut chunk) {
+    let read = match read_draining(stream, &mut chunk) {
         Ok(0) => return Ok(Step::Eof),
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::WouldBlock),
@@ -172,7 +197,7 @@ fn read_and_answer(
     let (consumed, close, unwritten) = OUTPUT.with(|output| {
         let mut out = output.borrow_mut();
         out.clear();
-        let (consumed, close) = answer_all(data, service, &mut out);
+        let (consumed, close) = answer_all(data, service, latest.get(), &mut out);
         let unwritten = if out.is_empty() {
             Ok(Vec::new())
         } else {
@@ -207,7 +232,12 @@ fn read_and_answer(
 
 /// Answers every complete request in `data`, in order. Returns the bytes consumed and whether
 /// the connection must close after the output is written.
-fn answer_all(data: &[u8], service: &IssuerService, out: &mut Vec<u8>) -> (usize, bool) {
+fn answer_all(
+    data: &[u8],
+    service: &IssuerService,
+    snapshot: &Snapshot,
+    out: &mut Vec<u8>,
+) -> (usize, bool) {
     let mut consumed = 0;
     while consumed < data.len() {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -219,7 +249,7 @@ fn answer_all(data: &[u8], service: &IssuerService, out: &mut Vec<u8>) -> (usize
             }
             Ok(httparse::Status::Complete(len)) => {
                 consumed += len;
-                if answer_one(&request, service, out) {
+                if answer_one(&request, service, snapshot, out) {
                     return (consumed, true);
                 }
             }
@@ -251,6 +281,7 @@ fn answer_all(data: &[u8], service: &IssuerService, out: &mut Vec<u8>) -> (usize
 fn answer_one(
     request: &httparse::Request<'_, '_>,
     service: &IssuerService,
+    snapshot: &Snapshot,
     out: &mut Vec<u8>,
 ) -> bool {
     let (Some(method), Some(target), Some(version)) =
@@ -304,14 +335,12 @@ fn answer_one(
         (false, _) => b"",
     };
 
-    match service.answer(&method, request_path(target), if_none_match) {
+    match service.answer(snapshot, &method, request_path(target), if_none_match) {
         Answer::Document {
-            snapshot,
-            which,
+            document,
             not_modified,
             head,
         } => {
-            let document = which.of(&snapshot);
             let block = if not_modified {
                 &document.http1_not_modified_head
             } else {

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::shutdown::Readiness;
-use crate::store::{Document, Reader, Snapshot};
+use crate::store::{Document, Latest, Reader, Snapshot};
 
 /// The body type every response uses.
 pub type Body = Full<Bytes>;
@@ -40,18 +39,34 @@ impl IssuerService {
 
     /// Builds the response for a request. The body of the request is never read.
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Body> {
+        let snapshot = self.reader.snapshot();
         let if_none_match = request
             .headers()
             .get(IF_NONE_MATCH)
             .map(HeaderValue::as_bytes);
-        self.answer(request.method(), request.uri().path(), if_none_match)
-            .into_response()
+        self.answer(
+            &snapshot,
+            request.method(),
+            request.uri().path(),
+            if_none_match,
+        )
+        .into_response()
+    }
+
+    /// A per-connection view of the published snapshot (see [`Latest`]).
+    pub fn latest(&self) -> Latest {
+        self.reader.latest()
     }
 
     /// Routes a request. Documents come back as [`Answer::Document`] so a protocol can write its
     /// precomputed header block; everything else as a ready response.
-    pub fn answer(&self, method: &Method, path: &str, if_none_match: Option<&[u8]>) -> Answer {
-        let snapshot = self.reader.snapshot();
+    pub fn answer<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        method: &Method,
+        path: &str,
+        if_none_match: Option<&[u8]>,
+    ) -> Answer<'a> {
         let which = if path == snapshot.discovery.path {
             Which::Discovery
         } else if path == snapshot.jwks.path {
@@ -64,12 +79,11 @@ impl IssuerService {
             Method::HEAD => true,
             _ => return Answer::Other(method_not_allowed()),
         };
-        let document = which.of(&snapshot);
+        let document = which.of(snapshot);
         let not_modified = if_none_match
             .is_some_and(|condition| etag_matches(condition, document.etag.as_bytes()));
         Answer::Document {
-            snapshot,
-            which,
+            document,
             not_modified,
             head,
         }
@@ -139,13 +153,11 @@ impl Which {
 
 /// The routing decision for one request.
 #[derive(Debug)]
-pub enum Answer {
-    /// One of the documents, from the snapshot current when the request was routed.
+pub enum Answer<'a> {
+    /// One of the documents of the snapshot the request was routed with.
     Document {
-        /// The snapshot; holding it keeps the bytes alive for the whole response.
-        snapshot: Arc<Snapshot>,
-        /// Which document.
-        which: Which,
+        /// The document.
+        document: &'a Document,
         /// `If-None-Match` matched: 304 without body.
         not_modified: bool,
         /// A HEAD request: headers only.
@@ -155,17 +167,15 @@ pub enum Answer {
     Other(Response<Body>),
 }
 
-impl Answer {
+impl Answer<'_> {
     /// The response as an `http::Response`.
     pub fn into_response(self) -> Response<Body> {
         match self {
             Self::Document {
-                snapshot,
-                which,
+                document,
                 not_modified,
                 head,
             } => {
-                let document = which.of(&snapshot);
                 if not_modified {
                     document_response(document, StatusCode::NOT_MODIFIED, Bytes::new(), false)
                 } else if head {
