@@ -17,14 +17,17 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import collections
 import concurrent.futures
 import ctypes
+import datetime
 import hashlib
 import json
 import math
 import multiprocessing as mp
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -40,7 +43,7 @@ JWKS_PATH = "/openid/v1/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DOC_PATHS = (JWKS_PATH, DISCOVERY_PATH)
 PATTERNS = {
-    # name: (source directory, what is done)
+    # name: the key source directory it changes
     "kubelet": "kube",   # (a) new ..<timestamp> dir, ..data_tmp symlink renamed over ..data
     "rename": "plain",   # (b) write a hidden temp file, rename it over a visible key file
     "inplace": "plain",  # (c) truncate + write the visible key file (same inode)
@@ -64,15 +67,6 @@ class SetupError(Exception):
 def env_default(name, default, conv=str):
     value = os.environ.get(name)
     return default if value in (None, "") else conv(value)
-
-
-def parse_duration(text):
-    """'100ms', '2s', '1.5', '60s' -> seconds (float)."""
-    text = str(text).strip()
-    for suffix, scale in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
 
 
 def percentile(sorted_values, p):
@@ -195,7 +189,7 @@ class Checker:
         self.regressions = 0
         self.missing_etag = 0
         self.etag_violations = 0
-        self.etags = {}  # etag -> body sha256
+        self.etags = {}  # etag -> (path, body sha256)
         self.bodies_seen = {p: set() for p in valid}
 
     def check(self, path, status, headers, body, conn_state):
@@ -221,11 +215,12 @@ class Checker:
         if etag is None:
             self.missing_etag += 1
         else:
-            key = (path, etag)
-            seen = self.etags.get(key)
+            # Keyed by the ETag alone: one ETag on two different bodies is a violation even
+            # across the two documents.
+            seen = self.etags.get(etag)
             if seen is None:
-                self.etags[key] = sha
-            elif seen != sha:
+                self.etags[etag] = (path, sha)
+            elif seen != (path, sha):
                 self.etag_violations += 1
         if index is not None and path == JWKS_PATH:
             if index < conn_state.get("last_step", -1):
@@ -246,21 +241,22 @@ class Checker:
             "regressions": self.regressions,
             "missing_etag": self.missing_etag,
             "etag_violations": self.etag_violations,
-            "etags": [[p, e, s] for (p, e), s in self.etags.items()],
+            "etags": [[p, e, s] for e, (p, s) in self.etags.items()],
             "bodies_seen": {p: sorted(s) for p, s in self.bodies_seen.items()},
         }
 
 
 # ----------------------------------------------------------------------------- load workers
 class LoadClient(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection issuing GETs back to back (no pipelining)."""
+    """One keep-alive HTTP/1.1 connection issuing GETs back to back. With --pipeline N it keeps N
+    requests in flight (responses come back in order); N = 1 is plain request/response."""
 
     def __init__(self, worker, state):
         self.w = worker
         self.state = state  # survives reconnects: path, request bytes, last_step
         self.buf = bytearray()
         self.transport = None
-        self.sent_at = 0
+        self.sent_at = collections.deque()
         self.closed = worker.loop.create_future()
 
     def connection_made(self, transport):
@@ -269,36 +265,44 @@ class LoadClient(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.w.running:
-            self.send()
+            self.send(self.w.pipeline)
 
-    def send(self):
-        self.sent_at = time.perf_counter_ns()
-        self.transport.write(self.state["request"])
+    def send(self, n=1):
+        now = time.perf_counter_ns()
+        self.sent_at.extend([now] * n)
+        self.transport.write(self.state["request"] * n)
 
     def data_received(self, data):
         self.buf += data
-        try:
-            got = take_response(self.buf)
-        except ValueError as error:
-            self.w.error("protocol: " + str(error)[:60])
-            self.transport.abort()
-            return
-        if got is None:
-            return
-        if self.buf:
-            self.w.error("protocol: bytes after the response")
-            self.buf.clear()
-        status, headers, body = got
-        self.w.latencies.append(min((time.perf_counter_ns() - self.sent_at) // 1000, 0xFFFFFFFF))
-        self.w.checker.check(self.state["path"], status, headers, body, self.state)
-        if headers.get("connection", "").lower() == "close":
-            self.w.server_closes += 1
+        answered, close = 0, False
+        while self.buf and not close:
+            try:
+                got = take_response(self.buf)
+            except ValueError as error:
+                self.w.error("protocol: " + str(error)[:60])
+                self.transport.abort()
+                return
+            if got is None:
+                break
+            if not self.sent_at:
+                self.w.error("protocol: response without a request")
+                self.transport.abort()
+                return
+            status, headers, body = got
+            answered += 1
+            sent = self.sent_at.popleft()
+            self.w.latencies[self.state["path"]].append(min((time.perf_counter_ns() - sent) // 1000, 0xFFFFFFFF))
+            self.w.checker.check(self.state["path"], status, headers, body, self.state)
+            if headers.get("connection", "").lower() == "close":
+                self.w.server_closes += 1
+                close = True
+        if close:
             self.transport.close()
-            return
-        if self.w.running:
-            self.send()
-        else:
-            self.transport.close()
+        elif not self.w.running:
+            if not self.sent_at:
+                self.transport.close()
+        elif answered:
+            self.send(answered)
 
     def connection_lost(self, exc):
         if self.w.running:
@@ -309,11 +313,12 @@ class LoadClient(asyncio.Protocol):
 
 
 class Worker:
-    def __init__(self, port, specs, valid):
+    def __init__(self, port, specs, valid, pipeline):
         self.port = port
+        self.pipeline = pipeline
         self.specs = specs
         self.checker = Checker(valid)
-        self.latencies = array.array("I")
+        self.latencies = {p: array.array("I") for p in DOC_PATHS}  # microseconds
         self.errors = {}
         self.server_closes = 0
         self.reconnects = 0
@@ -365,19 +370,23 @@ class Worker:
         started = time.time()
         for proto in protos:
             if proto is not None and proto.transport is not None and not proto.transport.is_closing():
-                proto.send()
+                proto.send(self.pipeline)
         tasks = [asyncio.create_task(self.client(s, p)) for s, p in zip(states, protos)]
+        orphaned = False
         while not stop.is_set():
             if os.getppid() != parent:  # orchestrator gone: do not linger
+                orphaned = True
                 break
             await asyncio.sleep(0.02)
         self.running = False
         self.stopping = True
         stopped = time.time()
         # In-flight responses get a moment to arrive, then everything is closed.
-        await asyncio.wait(tasks, timeout=2.0)
+        await asyncio.wait(tasks, timeout=0.1 if orphaned else 2.0)
         for t in tasks:
             t.cancel()
+        if orphaned:
+            return None
         result = self.checker.result()
         result.update(
             conn_errors=self.errors,
@@ -385,17 +394,19 @@ class Worker:
             reconnects=self.reconnects,
             started=started,
             stopped=stopped,
-            latencies=self.latencies.tobytes(),
+            latencies={p: a.tobytes() for p, a in self.latencies.items()},
         )
         return result
 
 
-def worker_entry(index, port, specs, valid, go, stop, ready_q, result_q, nice, parent):
+def worker_entry(index, port, specs, valid, pipeline, go, stop, ready_q, result_q, nice, parent):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator decides when we stop
     if nice:
         os.nice(nice)
     try:
-        result = asyncio.run(Worker(port, specs, valid).main(go, stop, ready_q, index, parent))
+        result = asyncio.run(Worker(port, specs, valid, pipeline).main(go, stop, ready_q, index, parent))
+        if result is None:  # nobody will read the queue: do not block on its feeder thread
+            os._exit(0)
         result_q.put(("result", index, result))
     except BaseException as error:  # report, so the orchestrator does not wait forever
         result_q.put(("failed", index, f"{type(error).__name__}: {error}"))
@@ -444,8 +455,9 @@ class Poller:
                     raise
 
     async def wait_for(self, expected, t0, timeout, interval):
-        """Polls the JWKS every `interval` until it equals `expected`: (latency or None, polls)."""
-        polls = 0
+        """Polls the JWKS every `interval` until it equals `expected`:
+        (latency or None, polls, slowest poll round trip)."""
+        polls, max_rtt = 0, 0.0
         deadline = t0 + timeout
         while True:
             sent = time.monotonic()
@@ -455,12 +467,13 @@ class Poller:
                 status, headers, body = None, {}, b""
             now = time.monotonic()
             polls += 1
+            max_rtt = max(max_rtt, now - sent)
             if status is not None:
                 self.checker.check(JWKS_PATH, status, headers, body, self.state)
                 if status == 200 and body == expected:
-                    return now - t0, polls
+                    return now - t0, polls, max_rtt
             if now >= deadline:
-                return None, polls
+                return None, polls, max_rtt
             await asyncio.sleep(max(0.0, sent + interval - time.monotonic()))
 
     async def statusz(self):
@@ -574,6 +587,7 @@ class KeyDirs:
         self.stamp_n = 0
         self.current_stamp = None
         self.t_pre = None  # just before the decisive rename/write (t0 is just after it)
+        self.t_done = None  # after the last filesystem operation of the change
 
     def setup(self, state):
         self.kube.mkdir(parents=True)
@@ -602,6 +616,7 @@ class KeyDirs:
         old, self.current_stamp = self.current_stamp, stamp
         if old is not None:
             shutil.rmtree(self.kube / old)
+        self.t_done = time.monotonic()
         return t0
 
     def rename_over(self, slot, k, r):
@@ -622,6 +637,15 @@ class KeyDirs:
         return time.monotonic()
 
     def apply(self, step, r):
+        """Makes rotation r's change; returns t0 (just after the decisive rename/write). Sets
+        t_pre (just before it) and t_done (after any trailing clean-up, i.e. the last event)."""
+        self.t_done = None
+        t0 = self._apply(step, r)
+        if self.t_done is None:
+            self.t_done = t0
+        return t0
+
+    def _apply(self, step, r):
         if step["pattern"] == "kubelet":
             return self.kubelet_swap(step["state"]["kube"])
         if step["pattern"] == "rename":
@@ -663,17 +687,17 @@ async def wait_ready(port, proc, timeout):
 
 
 def split_connections(conns, workers):
-    """Connection i fetches the JWKS when i is even, the discovery document when odd; the
-    connections are dealt round-robin to the worker processes."""
+    """Connections are dealt round-robin to the worker processes; within each process they
+    alternate between the JWKS and the discovery document, so every process loads both."""
     specs = [[] for _ in range(workers)]
     for i in range(conns):
-        specs[i % workers].append(DOC_PATHS[i % 2])
+        specs[i % workers].append(DOC_PATHS[(i // workers) % 2])
     return [s for s in specs if s]
 
 
 async def run(args, work: Path, resources):
-    t_begin = time.monotonic()
     binary = find_binary(args)
+    t_begin = time.monotonic()  # the time budget starts after a possible cargo build
     patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
     for p in patterns:
         if p not in PATTERNS:
@@ -724,7 +748,8 @@ async def run(args, work: Path, resources):
     procs = []
     for i, spec in enumerate(specs):
         p = ctx.Process(target=worker_entry, daemon=True,
-                        args=(i, port, spec, valid, go, stop, ready_q, result_q, args.client_nice, os.getpid()))
+                        args=(i, port, spec, valid, args.pipeline, go, stop, ready_q, result_q, args.client_nice,
+                              os.getpid()))
         p.start()
         procs.append(p)
     resources["workers"] = procs
@@ -753,17 +778,20 @@ async def run(args, work: Path, resources):
         step = steps[r]
         t0 = dirs.apply(step, r)
         wall0 = time.time() - (time.monotonic() - t0)
-        latency, polls = await poller.wait_for(jwks_bodies[r], t0, args.observe_timeout, args.poll_ms / 1000)
+        latency, polls, max_rtt = await poller.wait_for(
+            jwks_bodies[r], t0, args.observe_timeout, args.poll_ms / 1000
+        )
         status = await poller.statusz()
         rotations.append({
             "rotation": r, "pattern": step["pattern"], "latency": latency, "polls": polls,
-            "syscall_ms": (t0 - dirs.t_pre) * 1000,
+            "syscall_ms": (t0 - dirs.t_pre) * 1000, "trailing_ms": (dirs.t_done - t0) * 1000,
+            "max_poll_rtt_ms": max_rtt * 1000, "changed_wall": wall0,
             "changed_at": time.strftime("%H:%M:%S", time.gmtime(wall0)) + f"{wall0 % 1:.6f}"[1:] + "Z",
             "generation": status.get("generation"), "last_reload_error": status.get("last_reload_error"),
         })
         if args.verbose:
             log(f"rotation {r:3d} {step['pattern']:8s} changed {rotations[-1]['changed_at']} latency {ms(latency)} ms "
-                f"(rename/write took {rotations[-1]['syscall_ms']:.2f} ms), "
+                f"(rename/write took {rotations[-1]['syscall_ms']:.2f} ms, slowest poll {max_rtt * 1000:.1f} ms), "
                 f"generation {status.get('generation')}, polls {polls}")
         await asyncio.sleep(args.pause_ms / 1000)
 
@@ -800,6 +828,21 @@ async def run(args, work: Path, resources):
                   load_start, load_end, rc, stop_secs, log_text, time.monotonic() - t_begin)
 
 
+PUBLISH_LINE = re.compile(r'^(\S+)\s+INFO\s.*published key set(?: cause="(\w+)")? generation=(\d+)', re.M)
+
+
+def parse_publishes(log_text):
+    """issuerd's human log -> {generation: (unix time of the 'published key set' line, cause)}."""
+    out = {}
+    for stamp, cause, generation in PUBLISH_LINE.findall(log_text):
+        try:
+            at = datetime.datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            continue
+        out[int(generation)] = (at, cause or "start")
+    return out
+
+
 def report(args, patterns, steps, rotations, results, failures, checker, poller, final_status,
            load_start, load_end, rc, stop_secs, log_text, wall):
     load_secs = load_end - load_start
@@ -822,22 +865,28 @@ def report(args, patterns, steps, rotations, results, failures, checker, poller,
     within = total("etag_violations") + checker.etag_violations
     merged, across = {}, 0
     etags_per_body = {}
-    for pairs in [r["etags"] for r in results] + [[[p, e, s] for (p, e), s in checker.etags.items()]]:
+    for pairs in [r["etags"] for r in results] + [checker.result()["etags"]]:
         for path, etag, sha in pairs:
-            seen = merged.setdefault((path, etag), sha)
-            if seen != sha:
+            seen = merged.setdefault(etag, (path, sha))
+            if seen != (path, sha):
                 across += 1
             etags_per_body.setdefault((path, sha), set()).add(etag)
-    # ETags used for both documents would be fine (different URLs), only report them.
     multi_etag_bodies = sum(1 for s in etags_per_body.values() if len(s) > 1)
-    lat = array.array("I")
-    for r in results:
-        lat.frombytes(r["latencies"])
-    lat = sorted(lat)
+    lat_by_path = {}
+    for path in DOC_PATHS:
+        a = array.array("I")
+        for r in results:
+            a.frombytes(r["latencies"][path])
+        lat_by_path[path] = sorted(a)
+    lat = sorted(lat_by_path[JWKS_PATH] + lat_by_path[DISCOVERY_PATH])
     observed = [r for r in rotations if r["latency"] is not None]
     missed = [r for r in rotations if r["latency"] is None]
     last_gen = final_status.get("generation")
     reload_failed = log_text.count("key reload failed")
+    published_at = parse_publishes(log_text)
+    for r in rotations:
+        at = published_at.get(r["generation"]) if isinstance(r["generation"], int) else None
+        r["published_latency"] = None if at is None else at[0] - r["changed_wall"]
     published = log_text.count("published key set")
     jwks_seen = set()
     for r in results:
@@ -847,13 +896,19 @@ def report(args, patterns, steps, rotations, results, failures, checker, poller,
     add = out.append
     add("")
     add("== issuerd rotation under load ==")
-    add(f"connections {args.conns} ({len(results)} client processes, nice {args.client_nice}), "
+    add(f"connections {args.conns} ({len(results)} client processes, nice {args.client_nice}, "
+        f"pipeline {args.pipeline}), "
         f"load window {load_secs:.1f}s, wall time {wall:.1f}s, debounce {args.debounce or 'default (100ms)'}")
     add(f"requests             {requests}  ({requests / load_secs:,.0f} req/s; "
         f"jwks {by_path[JWKS_PATH]}, discovery {by_path[DISCOVERY_PATH]})")
     if lat:
         add(f"request latency      p50 {percentile(lat, 50) / 1000:.2f} ms, p99 {percentile(lat, 99) / 1000:.2f} ms, "
             f"max {lat[-1] / 1000:.1f} ms (client-side, includes Python)")
+        for path, name in ((JWKS_PATH, "jwks"), (DISCOVERY_PATH, "discovery")):
+            a = lat_by_path[path]
+            if a:
+                add(f"  {name:18s} p50 {percentile(a, 50) / 1000:.2f} ms, p99 {percentile(a, 99) / 1000:.2f} ms, "
+                    f"max {a[-1] / 1000:.1f} ms, {sum(1 for x in a if x >= 40000)} responses >= 40 ms")
     add(f"poller requests      {checker.requests}")
     add(f"non-200 responses    {non200}" + (f"  {non200_status}" if non200_status else ""))
     add(f"invalid bodies       {invalid}  (not byte-equal to any generation's rendered document)")
@@ -872,15 +927,33 @@ def report(args, patterns, steps, rotations, results, failures, checker, poller,
         f"last_reload_error {final_status.get('last_reload_error')!r}")
     add(f"server stop          SIGTERM -> exit {rc} in {stop_secs:.2f}s")
     add("")
-    add("file change -> served latency (ms; rename/write done -> poller first sees the new JWKS; "
-        f"poll every {args.poll_ms} ms)")
-    add(f"  {'pattern':10s} {'n':>3s} {'p50':>8s} {'p99':>8s} {'max':>8s} {'min':>8s}")
+    add("file change -> new JWKS latency, ms. served: rename/write returned -> the poller first gets the new")
+    add(f"JWKS (poll every {args.poll_ms:g} ms); published: same start -> the 'published key set' log line's timestamp")
+    add(f"  {'pattern':10s} {'n':>3s} | {'served p50':>10s} {'p99':>7s} {'max':>7s} {'min':>7s} | "
+        f"{'published p50':>13s} {'p99':>7s} {'max':>7s}")
     for name in ["all"] + patterns:
-        sample = sorted(r["latency"] for r in observed if name == "all" or r["pattern"] == name)
         if name != "all" and not any(r["pattern"] == name for r in rotations):
             continue
-        add(f"  {name:10s} {len(sample):3d} {ms(percentile(sample, 50)):>8s} {ms(percentile(sample, 99)):>8s} "
-            f"{ms(sample[-1] if sample else None):>8s} {ms(sample[0] if sample else None):>8s}")
+        rows = [r for r in observed if name == "all" or r["pattern"] == name]
+        served = sorted(r["latency"] for r in rows)
+        pub = sorted(r["published_latency"] for r in rows if r.get("published_latency") is not None)
+        add(f"  {name:10s} {len(served):3d} | {ms(percentile(served, 50)):>10s} {ms(percentile(served, 99)):>7s} "
+            f"{ms(served[-1] if served else None):>7s} {ms(served[0] if served else None):>7s} | "
+            f"{ms(percentile(pub, 50)):>13s} {ms(percentile(pub, 99)):>7s} {ms(pub[-1] if pub else None):>7s}")
+    slow = [r for r in rotations if r["syscall_ms"] > 1.0]
+    add(f"change-time uncertainty: the decisive rename/write itself took max "
+        f"{max((r['syscall_ms'] for r in rotations), default=0):.2f} ms; {len(slow)} rotation(s) over 1 ms "
+        f"(the orchestrator was descheduled; their start time is late by up to that much)")
+    trailing = [r["trailing_ms"] for r in rotations if r["pattern"] == "kubelet"]
+    if trailing:
+        add(f"kubelet clean-up (old ..<timestamp> dir removed after t0, the last event the debounce "
+            f"waits for): max {max(trailing):.1f} ms")
+    add(f"slowest single poll round trip during a rotation: "
+        f"{max((r['max_poll_rtt_ms'] for r in rotations), default=0):.1f} ms")
+    causes = {}
+    for _, cause in published_at.values():
+        causes[cause] = causes.get(cause, 0) + 1
+    add(f"publishes by cause (issuerd log): {causes or 'n/a (log format not recognised)'}")
     errs = [r for r in rotations if r["last_reload_error"]]
     if errs:
         add(f"reload errors visible on /statusz right after {len(errs)} rotation(s), e.g. "
@@ -961,10 +1034,13 @@ def parse_args(argv):
     ap.add_argument("--rotations", type=int, default=env_default("ROTATIONS", 20, int))
     ap.add_argument("--conns", type=int, default=env_default("CONNS", 32, int),
                     help="load connections (even: JWKS, odd: discovery)")
-    ap.add_argument("--workers", type=int, default=env_default("WORKERS", os.cpu_count() or 2, int),
+    ap.add_argument("--pipeline", type=int, default=env_default("PIPELINE", 1, int),
+                    help="requests kept in flight per load connection (HTTP/1.1 pipelining)")
+    ap.add_argument("--workers", type=int, default=env_default("WORKERS", min(4, os.cpu_count() or 2), int),
                     help="client processes the connections are spread over")
-    ap.add_argument("--client-nice", type=int, default=env_default("CLIENT_NICE", 0, int),
-                    help="nice increment for the client processes")
+    ap.add_argument("--client-nice", type=int, default=env_default("CLIENT_NICE", 10, int),
+                    help="nice increment for the load client processes, so the rotating/polling "
+                         "orchestrator is not descheduled by them (0: same priority)")
     ap.add_argument("--patterns", default=env_default("PATTERNS", "kubelet,rename,inplace"),
                     help="change patterns, cycled in this order")
     ap.add_argument("--key-types", default=env_default("KEY_TYPES", "ec256,ec384,rsa2048,ec521"),
@@ -993,8 +1069,8 @@ def parse_args(argv):
                     help="ISSUERD_LOG for issuerd (e.g. issuerd=debug); combine with --keep to read it")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per rotation")
     args = ap.parse_args(argv)
-    if args.rotations < 1 or args.conns < 1 or args.workers < 1:
-        ap.error("--rotations, --conns and --workers must be >= 1")
+    if min(args.rotations, args.conns, args.workers, args.pipeline) < 1:
+        ap.error("--rotations, --conns, --workers and --pipeline must be >= 1")
     if args.conns < 2:
         ap.error("--conns must be >= 2 (both documents are loaded)")
     return args
@@ -1029,6 +1105,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         log("interrupted")
         return 130
+    except Exception:  # a bug or an environment problem, not a correctness finding: exit 2
+        import traceback
+
+        traceback.print_exc()
+        return 2
     finally:
         cleanup(resources, work, args.keep)
 
