@@ -6,6 +6,7 @@ mod http1;
 mod rewind;
 pub mod service;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,6 +28,14 @@ const MAX_CONCURRENT_STREAMS: u32 = 256;
 
 type Http2Builder = hyper::server::conn::http2::Builder<TokioExecutor>;
 
+/// What every connection task shares; one reference count per connection instead of one per
+/// field.
+struct Shared {
+    service: IssuerService,
+    http2: Http2Builder,
+    timeouts: Timeouts,
+}
+
 /// Serves `service` on `listener` until `shutdown` fires, then stops accepting and lets in-flight
 /// requests finish for at most `grace`.
 pub async fn serve(
@@ -39,10 +48,18 @@ pub async fn serve(
     http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    let timeouts = Timeouts {
-        header_read: HEADER_READ_TIMEOUT,
-        keep_alive: KEEP_ALIVE_TIMEOUT,
-    };
+    let shared = Arc::new(Shared {
+        service,
+        http2,
+        timeouts: Timeouts {
+            header_read: HEADER_READ_TIMEOUT,
+            keep_alive: KEEP_ALIVE_TIMEOUT,
+        },
+    });
+    // Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
+    if let Err(error) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+        warn!(%error, "cannot set TCP_NODELAY on the listener");
+    }
     // Every connection task holds a receiver; `closed()` completes when the last one ends.
     let (connections, connection_token) = watch::channel(());
 
@@ -51,15 +68,10 @@ pub async fn serve(
             biased;
             () = shutdown.requested() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if let Err(error) = stream.set_nodelay(true) {
-                        debug!(%error, %peer, "cannot set TCP_NODELAY");
-                    }
+                Ok((stream, _peer)) => {
                     tokio::spawn(connection(
                         stream,
-                        service.clone(),
-                        http2.clone(),
-                        timeouts,
+                        Arc::clone(&shared),
                         shutdown.clone(),
                         connection_token.clone(),
                     ));
@@ -90,17 +102,17 @@ pub async fn serve(
 /// is finished first.
 async fn connection(
     stream: TcpStream,
-    service: IssuerService,
-    http2: Http2Builder,
-    timeouts: Timeouts,
+    shared: Arc<Shared>,
     mut shutdown: shutdown::Signal,
     _token: watch::Receiver<()>,
 ) {
-    match http1::serve(&stream, &service, &mut shutdown, timeouts).await {
+    match http1::serve(&stream, &shared.service, &mut shutdown, shared.timeouts).await {
         Ok(Outcome::Closed) => {}
         Ok(Outcome::Http2(preface)) => {
-            let connection =
-                http2.serve_connection(TokioIo::new(Rewind::new(preface, stream)), service);
+            let connection = shared.http2.serve_connection(
+                TokioIo::new(Rewind::new(preface, stream)),
+                shared.service.clone(),
+            );
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
