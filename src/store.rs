@@ -291,3 +291,96 @@ impl Latest {
         &self.snapshot
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::PublicKey;
+
+    const EC256: &str = include_str!("../tests/fixtures/keys/ec256.pub.pem");
+    const EC384: &str = include_str!("../tests/fixtures/keys/ec384.pub.pem");
+
+    fn keys(pems: &[&str]) -> KeySet {
+        let keys = pems
+            .iter()
+            .flat_map(|p| PublicKey::from_pem(p.as_bytes()).unwrap())
+            .collect();
+        KeySet::from_public_keys(keys).unwrap()
+    }
+
+    fn store() -> Store {
+        let publication = Publication {
+            issuer: Issuer::new("https://h.example", None, false).unwrap(),
+            profile: DiscoveryProfile::Kubernetes,
+            max_age_secs: 3600,
+        };
+        Store::new(publication, keys(&[EC256]))
+    }
+
+    #[test]
+    fn a_held_snapshot_outlives_a_publish_unchanged() {
+        let store = store();
+        let reader = store.reader();
+        let in_flight = reader.snapshot();
+        let body = in_flight.jwks.body.clone();
+        let published = store.publish(keys(&[EC256, EC384]));
+        assert!(matches!(
+            published,
+            Publish::Published { generation: 2, .. }
+        ));
+        assert_eq!(in_flight.generation, 1);
+        assert_eq!(in_flight.jwks.body, body);
+        assert_eq!(reader.snapshot().generation, 2);
+    }
+
+    #[test]
+    fn etags_change_exactly_when_bytes_change() {
+        let store = store();
+        let reader = store.reader();
+        let first = reader.snapshot();
+        assert_eq!(
+            store.publish(keys(&[EC256])),
+            Publish::Unchanged { generation: 1 }
+        );
+        assert_eq!(
+            store.publish(keys(&[EC384])),
+            Publish::Published {
+                generation: 2,
+                added: vec![keys(&[EC384]).keys()[0].kid().to_owned()],
+                removed: vec![keys(&[EC256]).keys()[0].kid().to_owned()],
+            }
+        );
+        let second = reader.snapshot();
+        assert_ne!(first.jwks.body, second.jwks.body);
+        assert_ne!(first.jwks.etag, second.jwks.etag);
+        // ES256 -> ES384 changes the discovery document too.
+        assert_ne!(first.discovery.body, second.discovery.body);
+        store.publish(keys(&[EC256]));
+        let third = reader.snapshot();
+        assert_eq!(third.jwks.body, first.jwks.body);
+        assert_eq!(third.jwks.etag, first.jwks.etag);
+    }
+
+    #[test]
+    fn latest_follows_publishes() {
+        let store = store();
+        let mut latest = store.reader().latest();
+        assert_eq!(latest.get().generation, 1);
+        store.publish(keys(&[EC384]));
+        assert_eq!(latest.get().generation, 2);
+    }
+
+    #[test]
+    fn failures_are_recorded_and_cleared() {
+        let store = store();
+        let reader = store.reader();
+        store.record_failure("key file x: bad".into());
+        let health = reader.health();
+        assert_eq!(health.last_error.as_deref(), Some("key file x: bad"));
+        let since = health.failing_since.unwrap();
+        store.record_failure("key file x: still bad".into());
+        assert_eq!(reader.health().failing_since, Some(since));
+        store.publish(keys(&[EC256]));
+        assert!(reader.health().last_error.is_none());
+    }
+}

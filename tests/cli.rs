@@ -368,3 +368,89 @@ fn the_documented_config_file_parses() {
     assert_eq!(serve.poll_interval, issuerd::config::DEFAULT_POLL_INTERVAL);
     assert_eq!(serve.listen.to_string(), issuerd::config::DEFAULT_LISTEN);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_generation_and_kids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = key("ec256.pub.pem").display().to_string();
+    let output = issuerd()
+        .args([
+            "render",
+            "--log-format",
+            "json",
+            "--issuer",
+            "https://h.example/",
+        ])
+        .args(["--key-file", &k, "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    // The trailing-slash warning, as a structured record.
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("ends with '/'")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn every_publish_is_logged_with_generation_and_kids() {
+    use std::io::{BufRead as _, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
+    let mut child = issuerd()
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--issuer",
+            "https://h.example",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--debounce",
+            "10ms",
+            "--key-file",
+        ])
+        .arg(tmp.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_publish = || loop {
+        let line = lines.next().expect("log ended").unwrap();
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if record["fields"]["message"] == "published key set" {
+            return record["fields"].clone();
+        }
+    };
+    let first = next_publish();
+    assert_eq!(first["generation"], 1);
+    std::fs::copy(key("ec384.pub.pem"), tmp.path().join("b.pem")).unwrap();
+    let second = next_publish();
+    assert_eq!(second["generation"], 2);
+    let ec384 = issuerd::keys::KeySet::load(&[key("ec384.pub.pem")]).unwrap();
+    let added = second["added"].as_str().unwrap();
+    assert!(added.contains(ec384.keys()[0].kid()), "{second}");
+    assert!(
+        second["kids"]
+            .as_str()
+            .unwrap()
+            .contains(ec384.keys()[0].kid())
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

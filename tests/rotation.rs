@@ -46,6 +46,12 @@ async fn served_kids(server: &TestServer) -> Vec<String> {
     kids
 }
 
+/// Waits until exactly the keys of `files` are served.
+async fn expect_served(server: &TestServer, files: &[&str], failure: &str) {
+    let expected = sorted(files);
+    eventually!(served_kids(server).await == expected, "{failure}");
+}
+
 fn sorted(kids: &[&str]) -> Vec<String> {
     let mut kids: Vec<String> = kids.iter().map(|k| kid_of(k)).collect();
     kids.sort();
@@ -106,14 +112,14 @@ async fn kubelet_secret_volume_swap_is_picked_up() {
             ("next.pub", key("ec256.pub.pem")),
         ],
     );
-    let both = sorted(&["rsa2048.pub.pem", "ec256.pub.pem"]);
-    eventually!(served_kids(&server).await == both, "new key never served");
+    expect_served(
+        &server,
+        &["rsa2048.pub.pem", "ec256.pub.pem"],
+        "new key never served",
+    )
+    .await;
     kubelet_write(tmp.path(), 3, &[("next.pub", key("ec256.pub.pem"))]);
-    let new_only = sorted(&["ec256.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == new_only,
-        "old key never removed"
-    );
+    expect_served(&server, &["ec256.pub.pem"], "old key never removed").await;
     assert_eq!(status(&server).await["generation"], 3);
 }
 
@@ -124,11 +130,7 @@ async fn rename_over_a_watched_file_is_picked_up() {
     std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
     let server = start(&file, &[]).await;
     replace_by_rename(&file, &key("ec384.pub.pem"));
-    let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "renamed file never served"
-    );
+    expect_served(&server, &["ec384.pub.pem"], "renamed file never served").await;
 }
 
 #[tokio::test]
@@ -138,11 +140,12 @@ async fn files_created_rewritten_and_removed_in_a_directory_are_picked_up() {
     let server = start(tmp.path(), &[]).await;
 
     std::fs::copy(key("rsa2048.pub.pem"), tmp.path().join("b.pem")).unwrap();
-    let created = sorted(&["ec256.pub.pem", "rsa2048.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == created,
-        "created file never served"
-    );
+    expect_served(
+        &server,
+        &["ec256.pub.pem", "rsa2048.pub.pem"],
+        "created file never served",
+    )
+    .await;
 
     // In place: truncate and write the same inode.
     std::fs::write(
@@ -150,18 +153,15 @@ async fn files_created_rewritten_and_removed_in_a_directory_are_picked_up() {
         std::fs::read(key("ec521.pub.pem")).unwrap(),
     )
     .unwrap();
-    let rewritten = sorted(&["ec256.pub.pem", "ec521.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == rewritten,
-        "rewritten file never served"
-    );
+    expect_served(
+        &server,
+        &["ec256.pub.pem", "ec521.pub.pem"],
+        "rewritten file never served",
+    )
+    .await;
 
     std::fs::remove_file(tmp.path().join("a.pem")).unwrap();
-    let removed = sorted(&["ec521.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == removed,
-        "removed file still served"
-    );
+    expect_served(&server, &["ec521.pub.pem"], "removed file still served").await;
 }
 
 #[tokio::test]
@@ -180,11 +180,12 @@ async fn a_watched_file_deleted_and_recreated_is_picked_up() {
     );
     assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
     std::fs::copy(key("rsa3072.pub.pem"), &file).unwrap();
-    let expected = sorted(&["rsa3072.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "re-created file never served"
-    );
+    expect_served(
+        &server,
+        &["rsa3072.pub.pem"],
+        "re-created file never served",
+    )
+    .await;
     eventually!(
         status(&server).await["last_reload_error"].is_null(),
         "error not cleared"
@@ -206,18 +207,20 @@ async fn a_watched_directory_deleted_and_recreated_is_picked_up() {
     assert_eq!(served_kids(&server).await, sorted(&["ec256.pub.pem"]));
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(key("ec384.pub.pem"), dir.join("b.pem")).unwrap();
-    let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "re-created directory never served"
-    );
+    expect_served(
+        &server,
+        &["ec384.pub.pem"],
+        "re-created directory never served",
+    )
+    .await;
     // And the new directory is watched: a further change is seen too.
     std::fs::copy(key("ec521.pub.pem"), dir.join("c.pem")).unwrap();
-    let expected = sorted(&["ec384.pub.pem", "ec521.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "new directory not watched"
-    );
+    expect_served(
+        &server,
+        &["ec384.pub.pem", "ec521.pub.pem"],
+        "new directory not watched",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -242,11 +245,7 @@ async fn a_half_written_file_never_changes_what_is_served() {
     assert_eq!(status(&server).await["generation"], 1);
 
     std::fs::write(&file, &full).unwrap();
-    let expected = sorted(&["rsa4096.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "completed file never served"
-    );
+    expect_served(&server, &["rsa4096.pub.pem"], "completed file never served").await;
     let after = get(server.addr, "/openid/v1/jwks").await.unwrap();
     assert_ne!(after.header("etag"), before.header("etag"));
     // The new ETag revalidates; the old one no longer does.
@@ -317,28 +316,36 @@ async fn an_unchanged_key_set_is_not_republished() {
     assert_eq!(reply.header("etag"), Some(etag.as_str()));
 }
 
+/// `watched/sa.pem` links to `elsewhere/real.pem` (an ec256 key): rewriting the target in place
+/// raises no event on `watched/`, so only polling or SIGHUP can pick it up.
+fn link_into_unwatched_dir(root: &Path) -> (PathBuf, PathBuf) {
+    let elsewhere = root.join("elsewhere");
+    let watched = root.join("watched");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
+    symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
+    (elsewhere, watched)
+}
+
 /// A change inotify cannot see (a symlinked file's target rewritten in place in a directory that
 /// is not watched) is found by polling.
 #[tokio::test]
 async fn polling_finds_changes_events_miss() {
     let tmp = tempfile::tempdir().unwrap();
-    let elsewhere = tmp.path().join("elsewhere");
-    let watched = tmp.path().join("watched");
-    std::fs::create_dir(&elsewhere).unwrap();
-    std::fs::create_dir(&watched).unwrap();
-    std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
-    symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
+    let (elsewhere, watched) = link_into_unwatched_dir(tmp.path());
     let server = start(&watched.join("sa.pem"), &["--poll-interval", "300ms"]).await;
     std::fs::write(
         elsewhere.join("real.pem"),
         std::fs::read(key("ec384.pub.pem")).unwrap(),
     )
     .unwrap();
-    let expected = sorted(&["ec384.pub.pem"]);
-    eventually!(
-        served_kids(&server).await == expected,
-        "poll never picked the change up"
-    );
+    expect_served(
+        &server,
+        &["ec384.pub.pem"],
+        "poll never picked the change up",
+    )
+    .await;
 }
 
 /// SIGHUP forces a reload (in a child process, so the signal goes to issuerd alone).
@@ -346,12 +353,7 @@ async fn polling_finds_changes_events_miss() {
 async fn sighup_forces_a_reload() {
     use std::io::{BufRead as _, BufReader};
     let tmp = tempfile::tempdir().unwrap();
-    let elsewhere = tmp.path().join("elsewhere");
-    let watched = tmp.path().join("watched");
-    std::fs::create_dir(&elsewhere).unwrap();
-    std::fs::create_dir(&watched).unwrap();
-    std::fs::copy(key("ec256.pub.pem"), elsewhere.join("real.pem")).unwrap();
-    symlink(elsewhere.join("real.pem"), watched.join("sa.pem")).unwrap();
+    let (elsewhere, watched) = link_into_unwatched_dir(tmp.path());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
         .args([
             "serve",
