@@ -133,6 +133,39 @@ fn one_bad_file_fails_the_whole_load() {
     assert!(error.contains("rsa1024.pem"), "{error}");
 }
 
+/// Damaged private key files: a blank line inside the block (the pem crate would quote the
+/// next line, which holds the private scalar), a corrupt base64 symbol, and a truncated key.
+#[test]
+fn damaged_private_keys_never_leak_into_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["ec256.sec1.pem", "rsa2048.pkcs8.pem", "ec521.pkcs8.pem"] {
+        let text = std::fs::read_to_string(key(name)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let body: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with("-----")).collect();
+        let first = lines.iter().position(|l| !l.starts_with("-----")).unwrap();
+        let mut blank_inside = lines.clone();
+        blank_inside.insert(first + 1, "");
+        let mut corrupt = text.clone();
+        corrupt = corrupt.replacen(&body[1][..10], "!!!!!!!!!!", 1);
+        let mut short = lines.clone();
+        short.remove(first + 1);
+        for (variant, contents) in [
+            ("blank", blank_inside.join("\n")),
+            ("corrupt", corrupt),
+            ("short", short.join("\n")),
+        ] {
+            let path = write(tmp.path(), &format!("{variant}-{name}"), &contents);
+            let error = format!("{:?} / {}", KeySet::load(std::slice::from_ref(&path)).unwrap_err(), KeySet::load(&[path]).unwrap_err());
+            for line in &body {
+                for chunk in line.as_bytes().chunks(12) {
+                    let chunk = std::str::from_utf8(chunk).unwrap();
+                    assert!(!error.contains(chunk), "{variant} {name}: leaks {chunk:?}: {error}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn errors_never_contain_key_material() {
     let tmp = tempfile::tempdir().unwrap();

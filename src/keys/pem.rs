@@ -32,8 +32,7 @@ impl fmt::Display for BlockLocation {
 /// Parses every PEM block of a file. Either all blocks yield keys (or are `EC PARAMETERS`), or
 /// the first failure is returned with the block it happened in.
 pub(crate) fn parse(contents: &[u8]) -> Result<Vec<Canonical>, (Option<BlockLocation>, Reason)> {
-    let blocks = ::pem::parse_many(contents)
-        .map_err(|e| (None, Reason::Malformed(format!("invalid PEM: {e}"))))?;
+    let blocks = ::pem::parse_many(contents).map_err(|e| (None, pem_error(&e)))?;
     let begins = count_begin_lines(contents);
     if begins > blocks.len() {
         return Err((
@@ -81,6 +80,30 @@ pub(crate) fn parse(contents: &[u8]) -> Result<Vec<Canonical>, (Option<BlockLoca
         return Err((None, Reason::NoPemBlock));
     }
     Ok(keys)
+}
+
+/// Describes a PEM framing error in fixed words. The pem crate's own messages quote the
+/// offending line or symbol, which inside a private key block is private key material.
+fn pem_error(error: &::pem::PemError) -> Reason {
+    use ::pem::PemError;
+    Reason::Malformed(
+        match error {
+            PemError::MismatchedTags(..) => "invalid PEM: BEGIN and END labels differ",
+            PemError::MissingBeginTag | PemError::MalformedFraming => {
+                "invalid PEM: malformed BEGIN/END lines"
+            }
+            PemError::MissingEndTag => {
+                "invalid PEM: a block has no END line (file truncated or still being written)"
+            }
+            PemError::MissingData => "invalid PEM: a block has no data",
+            PemError::InvalidData(_) => "invalid PEM: a block's base64 data is corrupt",
+            PemError::InvalidHeader(_) => {
+                "invalid PEM: a block has a malformed header line or a blank line inside its data"
+            }
+            PemError::NotUtf8(_) => "invalid PEM: not UTF-8 text",
+        }
+        .to_owned(),
+    )
 }
 
 fn count_begin_lines(contents: &[u8]) -> usize {

@@ -1,4 +1,4 @@
-//! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by [`http1`], h2c by
+//! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by `http1`, h2c by
 //! hyper), and the graceful drain on shutdown.
 
 mod date;
