@@ -253,6 +253,17 @@ fn publication(
     } else {
         args.key_files
     };
+    // Absolute from here on: file events name absolute paths, and the working directory of a
+    // long-running process is nobody's business.
+    let key_files = key_files
+        .into_iter()
+        .map(|path| {
+            std::path::absolute(&path).map_err(|e| ConfigError::Invalid {
+                key: "key_files",
+                reason: format!("{}: {e}", path.display()),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if key_files.is_empty() && !dev {
         return Err(ConfigError::Missing {
             what: "a key source",

@@ -452,3 +452,24 @@ async fn back_to_back_changes_are_all_served() {
         );
     }
 }
+
+/// `--key-file keys/sa.pem` (relative to the working directory) is watched like an absolute path.
+#[tokio::test]
+async fn relative_key_paths_are_watched() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    let tmp = tempfile::tempdir_in(&base).unwrap();
+    let file = tmp.path().join("sa.pem");
+    std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let relative = pathdiff(&file, &cwd);
+    assert!(relative.is_relative());
+    let server = start(&relative, &[]).await;
+    replace_by_rename(&file, &key("ec384.pub.pem"));
+    expect_served(&server, &["ec384.pub.pem"], "relative path not watched").await;
+}
+
+/// `path` relative to `base` (both absolute, `path` below `base`).
+fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base).expect("fixture under the working directory").to_owned()
+}
