@@ -65,14 +65,15 @@ pub async fn run(
         }
     })
     .map_err(WatchError::Notify)?;
+    // Installed before readiness: from then on SIGHUP reloads instead of killing the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(WatchError::Signal)?;
     let mut watched = HashMap::new();
     rewatch(&mut watcher, &config.sources, &mut watched);
     // Whatever changed between the first load and the watches being in place.
     reload(&store, &config.sources, "start").await;
     let _ = watching.send(());
 
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(WatchError::Signal)?;
     let mut next_poll = Instant::now() + config.poll_interval;
     let mut retry_at: Option<Instant> = None;
 

@@ -346,3 +346,67 @@ async fn shutdown_closes_idle_keep_alive_connections() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn hundreds_of_pipelined_requests_are_answered_in_batches() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let batch = format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\n\r\n").repeat(400);
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        writer.write_all(batch.as_bytes()).await.unwrap();
+    };
+    let read = async {
+        let mut all = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while all.windows(15).filter(|w| *w == b"HTTP/1.1 200 OK").count() < 400 {
+            let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut chunk))
+                .await
+                .expect("stalled")
+                .unwrap();
+            assert!(n > 0, "closed early");
+            all.extend_from_slice(&chunk[..n]);
+        }
+        all
+    };
+    let ((), all) = tokio::join!(write, read);
+    let text = String::from_utf8(all).unwrap();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 400);
+    assert_eq!(text.matches("{\"keys\":[").count(), 400);
+}
+
+#[tokio::test]
+async fn a_late_body_does_not_reset_the_response() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("POST {JWKS} HTTP/1.1\r\nHost: h\r\nContent-Length: 70000\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The body arrives after the server answered; it must not turn into a reset that destroys
+    // the answer.
+    let _ = stream.write_all(&vec![b'x'; 70_000]).await;
+    let all = read_to_close(&mut stream).await;
+    assert!(
+        all.starts_with("HTTP/1.1 405 Method Not Allowed"),
+        "{all:?}"
+    );
+    assert!(all.ends_with("405 method not allowed\n"), "{all:?}");
+}
+
+#[tokio::test]
+async fn close_wins_over_keep_alive() {
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {JWKS} HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert!(all.contains("connection: close"), "{all}");
+}

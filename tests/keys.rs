@@ -141,7 +141,11 @@ fn damaged_private_keys_never_leak_into_errors() {
     for name in ["ec256.sec1.pem", "rsa2048.pkcs8.pem", "ec521.pkcs8.pem"] {
         let text = std::fs::read_to_string(key(name)).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        let body: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with("-----")).collect();
+        let body: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         let first = lines.iter().position(|l| !l.starts_with("-----")).unwrap();
         let mut blank_inside = lines.clone();
         blank_inside.insert(first + 1, "");
@@ -155,11 +159,18 @@ fn damaged_private_keys_never_leak_into_errors() {
             ("short", short.join("\n")),
         ] {
             let path = write(tmp.path(), &format!("{variant}-{name}"), &contents);
-            let error = format!("{:?} / {}", KeySet::load(std::slice::from_ref(&path)).unwrap_err(), KeySet::load(&[path]).unwrap_err());
+            let error = format!(
+                "{:?} / {}",
+                KeySet::load(std::slice::from_ref(&path)).unwrap_err(),
+                KeySet::load(&[path]).unwrap_err()
+            );
             for line in &body {
                 for chunk in line.as_bytes().chunks(12) {
                     let chunk = std::str::from_utf8(chunk).unwrap();
-                    assert!(!error.contains(chunk), "{variant} {name}: leaks {chunk:?}: {error}");
+                    assert!(
+                        !error.contains(chunk),
+                        "{variant} {name}: leaks {chunk:?}: {error}"
+                    );
                 }
             }
         }
@@ -344,6 +355,22 @@ fn oversized_files_are_refused_unread() {
     let error = load(&[path]).unwrap_err();
     assert!(
         error.contains("big.pem") && error.contains("over 1 MiB"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_fifo_is_refused_instead_of_blocking_the_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("key.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let error = load(&[fifo]).unwrap_err();
+    assert!(
+        error.contains("key.pem") && error.contains("not a regular file"),
         "{error}"
     );
 }

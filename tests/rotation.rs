@@ -471,5 +471,7 @@ async fn relative_key_paths_are_watched() {
 
 /// `path` relative to `base` (both absolute, `path` below `base`).
 fn pathdiff(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).expect("fixture under the working directory").to_owned()
+    path.strip_prefix(base)
+        .expect("fixture under the working directory")
+        .to_owned()
 }

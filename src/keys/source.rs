@@ -4,6 +4,7 @@
 //! are symlinks into a `..data` directory; `..`-prefixed entries and other hidden files are skipped.
 
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::{KeyError, Reason};
@@ -51,15 +52,31 @@ fn read(path: &Path) -> Result<KeyFile, KeyError> {
         path: path.to_owned(),
         source,
     };
-    let size = fs::metadata(path).map_err(read_error)?.len();
-    if size > MAX_KEY_FILE_BYTES {
+    let too_large = |size| KeyError::Rejected {
+        path: path.to_owned(),
+        location: None,
+        reason: Reason::TooLarge(size),
+    };
+    let metadata = fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        // A FIFO would block the reload forever; a device could be endless.
         return Err(KeyError::Rejected {
             path: path.to_owned(),
             location: None,
-            reason: Reason::TooLarge(size),
+            reason: Reason::Malformed("not a regular file".into()),
         });
     }
-    let contents = fs::read(path).map_err(read_error)?;
+    if metadata.len() > MAX_KEY_FILE_BYTES {
+        return Err(too_large(metadata.len()));
+    }
+    // The file may grow between the stat and the read: never read more than the limit.
+    let mut contents = Vec::with_capacity(metadata.len() as usize);
+    fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut contents))
+        .map_err(read_error)?;
+    if contents.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(too_large(contents.len() as u64));
+    }
     Ok(KeyFile {
         path: path.to_owned(),
         contents,

@@ -13,6 +13,8 @@ use std::future::Future as _;
 use std::io;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Response};
@@ -32,6 +34,12 @@ const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 /// What every HTTP/2 connection starts with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Pipelined requests are answered in batches of about this much output.
+const MAX_BATCH_OUTPUT: usize = 64 * 1024;
+/// How long a closing connection's unread input is drained.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much unread input a closing connection drains at most.
+const LINGER_BYTES: usize = 64 * 1024;
 /// Output buffers larger than this are not kept for reuse.
 const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
 
@@ -73,7 +81,16 @@ enum Step {
     /// The connection is HTTP/2.
     Http2,
     /// Responses were written; `unwritten` did not fit in the socket buffer.
-    Answered { unwritten: Vec<u8>, close: bool },
+    Answered {
+        /// Output still to write.
+        unwritten: Vec<u8>,
+        /// Close after writing.
+        close: bool,
+        /// Unread input may follow (a body, more requests): close gracefully.
+        linger: bool,
+        /// Complete requests are still buffered (the output batch was full).
+        more: bool,
+    },
 }
 
 /// Serves HTTP/1.x requests on `stream` until the connection ends.
@@ -83,12 +100,19 @@ pub(crate) async fn serve(
     shutdown: &mut shutdown::Signal,
     timeouts: Timeouts,
 ) -> io::Result<Outcome> {
-    // An unfinished request head; empty (and unallocated) while the connection is idle.
+    // An unfinished request head (or unanswered pipelined requests); empty and unallocated
+    // while the connection is idle.
     let mut pending: Vec<u8> = Vec::new();
     let mut served_any = false;
+    let mut backlog = false;
+    // A request head must be complete this long after its first byte, however it trickles in.
+    let mut head_deadline: Option<Instant> = None;
     let mut latest = service.latest();
     loop {
-        if pending.is_empty() {
+        if backlog {
+            // Complete requests are already buffered: answer them without waiting for input.
+        } else if pending.is_empty() {
+            head_deadline = None;
             tokio::select! {
                 biased;
                 ready = tokio::time::timeout(timeouts.keep_alive, stream.readable()) => match ready {
@@ -97,25 +121,79 @@ pub(crate) async fn serve(
                 },
                 () = shutdown.requested() => return Ok(Outcome::Closed),
             }
-        } else if let Ok(ready) =
-            tokio::time::timeout(timeouts.header_read, stream.readable()).await
-        {
-            ready?;
         } else {
-            let _ = stream.try_write(REQUEST_TIMEOUT);
-            return Ok(Outcome::Closed);
+            let deadline =
+                *head_deadline.get_or_insert_with(|| Instant::now() + timeouts.header_read);
+            tokio::select! {
+                biased;
+                ready = tokio::time::timeout_at(deadline, stream.readable()) => match ready {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        let _ = stream.try_write(REQUEST_TIMEOUT);
+                        return Ok(Outcome::Closed);
+                    }
+                },
+                () = shutdown.requested() => return Ok(Outcome::Closed),
+            }
         }
-        match read_and_answer(stream, service, &mut latest, &mut pending, !served_any)? {
-            Step::WouldBlock | Step::Incomplete => {}
+        let read_more = !backlog;
+        match read_and_answer(
+            stream,
+            service,
+            &mut latest,
+            &mut pending,
+            !served_any,
+            read_more,
+        )? {
+            Step::WouldBlock | Step::Incomplete => backlog = false,
             Step::Eof => return Ok(Outcome::Closed),
             Step::Http2 => return Ok(Outcome::Http2(pending)),
-            Step::Answered { unwritten, close } => {
+            Step::Answered {
+                unwritten,
+                close,
+                linger,
+                more,
+            } => {
                 served_any = true;
-                write_all(stream, &unwritten).await?;
+                backlog = more;
+                head_deadline = None;
+                // A client that stops reading must not hold the connection (and its unwritten
+                // output) forever.
+                let written =
+                    tokio::time::timeout(timeouts.header_read, write_all(stream, &unwritten)).await;
+                match written {
+                    Ok(result) => result?,
+                    Err(_) => return Ok(Outcome::Closed),
+                }
                 if close {
+                    if linger {
+                        linger_close(stream).await;
+                    }
                     return Ok(Outcome::Closed);
                 }
             }
+        }
+    }
+}
+
+/// Closing a socket with unread input makes the kernel send a reset, which can destroy the
+/// response before the client reads it. So: stop sending, and read and discard what the client
+/// still sends, for a bounded time and amount, before closing.
+async fn linger_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        let mut sink = [0u8; 4096];
+        match stream.try_read(&mut sink) {
+            Ok(0) => return,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }
@@ -161,13 +239,18 @@ fn read_and_answer(
     latest: &mut Latest,
     pending: &mut Vec<u8>,
     first: bool,
+    read_more: bool,
 ) -> io::Result<Step> {
     let mut chunk = [0u8; READ_CHUNK];
-    let read = match read_draining(stream, &mut chunk) {
-        Ok(0) => return Ok(Step::Eof),
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::WouldBlock),
-        Err(e) => return Err(e),
+    let read = if read_more {
+        match read_draining(stream, &mut chunk) {
+            Ok(0) => return Ok(Step::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::WouldBlock),
+            Err(e) => return Err(e),
+        }
+    } else {
+        0
     };
     let from_pending = !pending.is_empty();
     if from_pending {
@@ -194,10 +277,11 @@ fn read_and_answer(
         }
     }
 
-    let (consumed, close, unwritten) = OUTPUT.with(|output| {
+    let data_len = data.len();
+    let (batch, unwritten) = OUTPUT.with(|output| {
         let mut out = output.borrow_mut();
         out.clear();
-        let (consumed, close) = answer_all(data, service, latest.get(), &mut out);
+        let batch = answer_all(data, service, latest.get(), &mut out);
         let unwritten = if out.is_empty() {
             Ok(Vec::new())
         } else {
@@ -210,8 +294,15 @@ fn read_and_answer(
         if out.capacity() > MAX_RETAINED_OUTPUT {
             *out = Vec::new();
         }
-        unwritten.map(|u| (consumed, close, u))
+        unwritten.map(|u| (batch, u))
     })?;
+    let Batch {
+        consumed,
+        close,
+        unread_body,
+        more,
+    } = batch;
+    let linger = close && (unread_body || consumed < data_len);
 
     if close {
         pending.clear();
@@ -227,75 +318,112 @@ fn read_and_answer(
     if consumed == 0 && !close {
         return Ok(Step::Incomplete);
     }
-    Ok(Step::Answered { unwritten, close })
+    Ok(Step::Answered {
+        unwritten,
+        close,
+        linger,
+        more,
+    })
 }
 
-/// Answers every complete request in `data`, in order. Returns the bytes consumed and whether
-/// the connection must close after the output is written.
+/// What [`answer_all`] did with a buffer of requests.
+struct Batch {
+    /// Bytes of `data` answered.
+    consumed: usize,
+    /// The connection must close after the output is written.
+    close: bool,
+    /// The last request announced a body, which was not read.
+    unread_body: bool,
+    /// Complete requests remain: the output batch is full.
+    more: bool,
+}
+
+/// Answers the complete requests in `data`, in order, until the output batch is full.
 fn answer_all(
     data: &[u8],
     service: &IssuerService,
     snapshot: &Snapshot,
     out: &mut Vec<u8>,
-) -> (usize, bool) {
-    let mut consumed = 0;
-    while consumed < data.len() {
+) -> Batch {
+    let mut batch = Batch {
+        consumed: 0,
+        close: false,
+        unread_body: false,
+        more: false,
+    };
+    let refuse = |out: &mut Vec<u8>, response: &[u8], batch: Batch| {
+        out.extend_from_slice(response);
+        Batch {
+            close: true,
+            ..batch
+        }
+    };
+    while batch.consumed < data.len() {
+        if out.len() >= MAX_BATCH_OUTPUT {
+            batch.more = true;
+            return batch;
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&data[consumed..]) {
+        match request.parse(&data[batch.consumed..]) {
             Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
-                out.extend_from_slice(HEAD_TOO_LARGE);
-                return (consumed + len, true);
+                return refuse(out, HEAD_TOO_LARGE, batch);
             }
             Ok(httparse::Status::Complete(len)) => {
-                consumed += len;
-                if answer_one(&request, service, snapshot, out) {
-                    return (consumed, true);
+                batch.consumed += len;
+                let disposition = answer_one(&request, service, snapshot, out);
+                if disposition.close {
+                    batch.close = true;
+                    batch.unread_body = disposition.unread_body;
+                    return batch;
                 }
             }
             Ok(httparse::Status::Partial) => {
-                if data.len() - consumed > MAX_HEAD_BYTES {
-                    out.extend_from_slice(HEAD_TOO_LARGE);
-                    return (consumed, true);
+                if data.len() - batch.consumed > MAX_HEAD_BYTES {
+                    return refuse(out, HEAD_TOO_LARGE, batch);
                 }
-                return (consumed, false);
+                return batch;
             }
-            Err(httparse::Error::TooManyHeaders) => {
-                out.extend_from_slice(HEAD_TOO_LARGE);
-                return (consumed, true);
-            }
-            Err(httparse::Error::Version) => {
-                out.extend_from_slice(VERSION_NOT_SUPPORTED);
-                return (consumed, true);
-            }
-            Err(_) => {
-                out.extend_from_slice(BAD_REQUEST);
-                return (consumed, true);
-            }
+            Err(httparse::Error::TooManyHeaders) => return refuse(out, HEAD_TOO_LARGE, batch),
+            Err(httparse::Error::Version) => return refuse(out, VERSION_NOT_SUPPORTED, batch),
+            Err(_) => return refuse(out, BAD_REQUEST, batch),
         }
     }
-    (consumed, false)
+    batch
 }
 
-/// Answers one parsed request; returns whether the connection must close afterwards.
+/// Whether a connection continues after a response.
+struct Disposition {
+    close: bool,
+    unread_body: bool,
+}
+
+/// Answers one parsed request.
 fn answer_one(
     request: &httparse::Request<'_, '_>,
     service: &IssuerService,
     snapshot: &Snapshot,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Disposition {
+    let refuse = |out: &mut Vec<u8>| {
+        out.extend_from_slice(BAD_REQUEST);
+        Disposition {
+            close: true,
+            unread_body: true,
+        }
+    };
     let (Some(method), Some(target), Some(version)) =
         (request.method, request.path, request.version)
     else {
-        out.extend_from_slice(BAD_REQUEST);
-        return true;
+        return refuse(out);
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        out.extend_from_slice(BAD_REQUEST);
-        return true;
+        return refuse(out);
     };
-    // HTTP/1.0 closes unless it asks to stay; HTTP/1.1 stays unless it asks to close.
-    let mut keep_alive = version == 1;
+    // HTTP/1.0 closes unless it asks to stay; HTTP/1.1 stays unless it asks to close; `close`
+    // wins over `keep-alive`.
+    let mut asks_close = false;
+    let mut asks_keep_alive = false;
     let mut if_none_match = None;
     let mut has_body = false;
     for header in request.headers.iter() {
@@ -306,9 +434,9 @@ fn answer_one(
             for token in header.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == 0 {
-                    keep_alive = true;
+                    asks_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    asks_keep_alive = true;
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -318,15 +446,13 @@ fn answer_one(
             {
                 Some(0) => {}
                 Some(_) => has_body = true,
-                None => {
-                    out.extend_from_slice(BAD_REQUEST);
-                    return true;
-                }
+                None => return refuse(out),
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             has_body = true;
         }
     }
+    let keep_alive = !asks_close && (version == 1 || asks_keep_alive);
     // The body is never read, so the next request cannot be found: answer, then close.
     let close = !keep_alive || has_body;
     let connection_header: &[u8] = match (close, version) {
@@ -358,15 +484,22 @@ fn answer_one(
             encode(response, method == Method::HEAD, connection_header, out);
         }
     }
-    close
+    Disposition {
+        close,
+        unread_body: has_body,
+    }
 }
 
 /// The path of a request target: origin form `/p?q` or absolute form `http://h/p?q`.
 fn request_path(target: &str) -> &str {
     let path = match target.find("://") {
         Some(scheme_end) if !target.starts_with('/') => {
+            // The authority ends at the first `/`, `?` or `#`.
             let after = &target[scheme_end + 3..];
-            after.find('/').map_or("/", |slash| &after[slash..])
+            match after.find(['/', '?', '#']) {
+                Some(end) if after[end..].starts_with('/') => &after[end..],
+                _ => "/",
+            }
         }
         _ => target,
     };
@@ -426,5 +559,9 @@ mod tests {
         assert_eq!(request_path("http://h.example"), "/");
         assert_eq!(request_path("*"), "*");
         assert_eq!(request_path("/p?next=http://x/y"), "/p");
+        assert_eq!(
+            request_path("http://h?x=/.well-known/openid-configuration"),
+            "/"
+        );
     }
 }

@@ -47,7 +47,10 @@ pub async fn serve(
     let mut http2 = Http2Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Dead peers are found by PING instead of holding a connection forever.
+        .keep_alive_interval(Some(KEEP_ALIVE_TIMEOUT / 3))
+        .keep_alive_timeout(Duration::from_secs(20));
     let shared = Arc::new(Shared {
         service,
         http2,
