@@ -159,11 +159,14 @@ pub(crate) async fn serve(
                 head_deadline = None;
                 // A client that stops reading must not hold the connection (and its unwritten
                 // output) forever.
-                let written =
-                    tokio::time::timeout(timeouts.header_read, write_all(stream, &unwritten)).await;
-                match written {
-                    Ok(result) => result?,
-                    Err(_) => return Ok(Outcome::Closed),
+                if !unwritten.is_empty() {
+                    let written =
+                        tokio::time::timeout(timeouts.header_read, write_all(stream, &unwritten))
+                            .await;
+                    match written {
+                        Ok(result) => result?,
+                        Err(_) => return Ok(Outcome::Closed),
+                    }
                 }
                 if close {
                     if linger {
