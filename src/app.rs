@@ -126,7 +126,6 @@ fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketA
         discovery.discovery_path(),
         discovery.jwks_path(),
     );
-    let _ = key.dir();
 }
 
 /// `render`: writes both documents under `out`, at the object keys a bucket would serve them from.

@@ -11,7 +11,8 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 /// The generated key; the directory and key are deleted when this is dropped.
 #[derive(Debug)]
 pub struct DevKey {
-    dir: tempfile::TempDir,
+    /// Held only so the directory lives as long as the key is served.
+    _dir: tempfile::TempDir,
     private_key: PathBuf,
 }
 
@@ -45,16 +46,14 @@ impl DevKey {
             .open(&private_key)
             .map_err(DevKeyError::Write)?;
         file.write_all(pem.as_bytes()).map_err(DevKeyError::Write)?;
-        Ok(Self { dir, private_key })
+        Ok(Self {
+            _dir: dir,
+            private_key,
+        })
     }
 
     /// The private key file (serve publishes its public half).
     pub fn private_key(&self) -> &Path {
         &self.private_key
-    }
-
-    /// The directory holding it.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }

@@ -361,6 +361,16 @@ mod tests {
         assert_eq!(third.jwks.etag, first.jwks.etag);
     }
 
+    #[tokio::test]
+    async fn readers_wake_on_publish() {
+        let store = store();
+        let mut reader = store.reader();
+        let waiting = tokio::spawn(async move { reader.changed().await.map(|s| s.generation) });
+        tokio::task::yield_now().await;
+        store.publish(keys(&[EC384]));
+        assert_eq!(waiting.await.unwrap(), Some(2));
+    }
+
     #[test]
     fn latest_follows_publishes() {
         let store = store();
