@@ -142,20 +142,22 @@ fn version_is_printed() {
 /// Runs a server process, waits for a stdout/stderr line containing `ready`, returns it with the
 /// address parsed from the log line `listen=ADDR`.
 struct Process {
-    child: std::process::Child,
+    child: common::KillOnDrop,
     addr: std::net::SocketAddr,
     stdout: String,
 }
 
 fn spawn_serve(args: &[&str]) -> Process {
-    let mut child = issuerd()
-        .arg("serve")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::KillOnDrop(
+        issuerd()
+            .arg("serve")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut addr = None;
     for line in stderr.lines() {

@@ -354,22 +354,24 @@ async fn sighup_forces_a_reload() {
     use std::io::{BufRead as _, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let (elsewhere, watched) = link_into_unwatched_dir(tmp.path());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
-        .args([
-            "serve",
-            "--issuer",
-            ISSUER,
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "1h",
-            "--key-file",
-        ])
-        .arg(watched.join("sa.pem"))
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+            .args([
+                "serve",
+                "--issuer",
+                ISSUER,
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-interval",
+                "1h",
+                "--key-file",
+            ])
+            .arg(watched.join("sa.pem"))
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut lines = stderr.lines();
     let addr: std::net::SocketAddr = loop {

@@ -167,3 +167,26 @@ pub async fn request_h2c(addr: SocketAddr, path: &str) -> anyhow::Result<Reply> 
         body: body.collect().await?.to_bytes(),
     })
 }
+
+/// A child process that is killed if the test ends (or panics) before it exits.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
