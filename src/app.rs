@@ -14,7 +14,7 @@ use crate::keys::KeySet;
 use crate::server::{self, IssuerService};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
-use crate::watcher::{self, WatchConfig};
+use crate::watcher::{WatchConfig, Watcher};
 
 /// Runs the configured command to completion.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -55,6 +55,12 @@ pub async fn serve_on(
         warn!("{warning}");
     }
 
+    // Watch first, then load: a change in between waits as an event instead of being missed.
+    let watcher = Watcher::start(WatchConfig {
+        sources: config.key_files.clone(),
+        debounce: config.debounce,
+        poll_interval: config.poll_interval,
+    })?;
     let keys = KeySet::load(&config.key_files)?;
     let store = Store::new(config.publication.clone(), keys);
     let reader = store.reader();
@@ -69,24 +75,7 @@ pub async fn serve_on(
         signal.clone(),
         config.shutdown_grace,
     ));
-    let (watching, watch_started) = tokio::sync::oneshot::channel();
-    let watch = tokio::spawn(watcher::run(
-        store,
-        WatchConfig {
-            sources: config.key_files.clone(),
-            debounce: config.debounce,
-            poll_interval: config.poll_interval,
-        },
-        signal,
-        watching,
-    ));
-    // Ready once rotation is live too, so no key change after readiness goes unseen.
-    if watch_started.await.is_err() {
-        trigger.trigger();
-        let _ = server.await;
-        watch.await.context("watcher task panicked")??;
-        anyhow::bail!("the key watcher stopped before it started");
-    }
+    let watch = tokio::spawn(watcher.run(store, signal));
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
     if let Some(key) = &dev_key {
@@ -97,7 +86,7 @@ pub async fn serve_on(
     readiness.set_draining();
     trigger.trigger();
     server.await.context("server task panicked")?;
-    watch.await.context("watcher task panicked")??;
+    watch.await.context("watcher task panicked")?;
     info!("stopped");
     Ok(())
 }
@@ -116,15 +105,15 @@ fn log_first_snapshot(snapshot: &Snapshot) {
 }
 
 fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketAddr) {
-    let issuer = config.publication.issuer.url();
-    let discovery = &config.publication.issuer;
+    let issuer = &config.publication.issuer;
     println!(
         "issuerd --dev: NOT FOR PRODUCTION (ephemeral key, plain http)\n\
-         \n  issuer:       {issuer}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
+         \n  issuer:       {}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
          \ntry:\n  curl -s http://{local}{}\n  curl -s http://{local}{}\n  curl -s http://{local}/statusz\n",
+        issuer.url(),
         key.private_key().display(),
-        discovery.discovery_path(),
-        discovery.jwks_path(),
+        issuer.discovery_path(),
+        issuer.jwks_path(),
     );
 }
 

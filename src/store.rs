@@ -182,6 +182,11 @@ impl Store {
         }
     }
 
+    /// The snapshot being served.
+    pub fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.sender.borrow())
+    }
+
     /// A new read handle.
     pub fn reader(&self) -> Reader {
         Reader {
@@ -193,7 +198,7 @@ impl Store {
     /// Publishes `keys` as the next generation, unless they are what is already served.
     pub fn publish(&self, keys: KeySet) -> Publish {
         self.record_success();
-        let current = self.sender.borrow().clone();
+        let current = self.current();
         if current.keys == keys {
             return Publish::Unchanged {
                 generation: current.generation,

@@ -43,63 +43,78 @@ pub enum WatchError {
     Signal(#[source] std::io::Error),
 }
 
-/// Watches `config.sources` and publishes every changed, valid key set into `store` until
-/// `shutdown` fires.
-/// `watching` fires once every source is watched: from then on no change goes unseen.
-pub async fn run(
-    store: Store,
+/// Key sources being watched. Created before the first load, so a change made between that
+/// load and the reload loop is not lost: it waits in the event channel.
+pub struct Watcher {
     config: WatchConfig,
-    mut shutdown: shutdown::Signal,
-    watching: tokio::sync::oneshot::Sender<()>,
-) -> Result<(), WatchError> {
-    let (events_tx, mut events) = mpsc::channel::<()>(1);
-    let sources = config.sources.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        let relevant = match &event {
-            Ok(event) => is_relevant(event, &sources),
-            Err(_) => true,
-        };
-        if relevant {
-            // A full channel already holds a pending wake-up: coalesce.
-            let _ = events_tx.try_send(());
-        }
-    })
-    .map_err(WatchError::Notify)?;
-    // Installed before readiness: from then on SIGHUP reloads instead of killing the process.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(WatchError::Signal)?;
-    let mut watched = HashMap::new();
-    rewatch(&mut watcher, &config.sources, &mut watched);
-    // Whatever changed between the first load and the watches being in place.
-    reload(&store, &config.sources, "start").await;
-    let _ = watching.send(());
+    notify: RecommendedWatcher,
+    events: mpsc::Receiver<()>,
+    hangup: tokio::signal::unix::Signal,
+    watched: HashMap<PathBuf, Identity>,
+}
 
-    let mut next_poll = Instant::now() + config.poll_interval;
-    let mut retry_at: Option<Instant> = None;
-
-    loop {
-        let wake = retry_at.map_or(next_poll, |retry| retry.min(next_poll));
-        let cause = tokio::select! {
-            () = shutdown.requested() => break,
-            Some(()) = events.recv() => {
-                debounce(&mut events, config.debounce).await;
-                "change"
+impl Watcher {
+    /// Watches `config.sources` and installs the SIGHUP handler (from now on SIGHUP reloads
+    /// instead of killing the process). Must run inside the runtime.
+    pub fn start(config: WatchConfig) -> Result<Self, WatchError> {
+        let (events_tx, events) = mpsc::channel::<()>(1);
+        let sources = config.sources.clone();
+        let notify = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            let relevant = match &event {
+                Ok(event) => is_relevant(event, &sources),
+                Err(_) => true,
+            };
+            if relevant {
+                // A full channel already holds a pending wake-up: coalesce.
+                let _ = events_tx.try_send(());
             }
-            () = sleep_until(wake) => if retry_at.is_some_and(|r| r <= Instant::now()) { "retry" } else { "poll" },
-            _ = hangup.recv() => "SIGHUP",
+        })
+        .map_err(WatchError::Notify)?;
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(WatchError::Signal)?;
+        let mut watcher = Self {
+            config,
+            notify,
+            events,
+            hangup,
+            watched: HashMap::new(),
         };
-        if cause == "poll" {
-            next_poll = Instant::now() + config.poll_interval;
-        }
-        let mut ok = reload(&store, &config.sources, cause).await;
-        // A directory that appeared or was replaced got a new watch; what changed in it before
-        // the watch existed produced no event, so read once more.
-        while rewatch(&mut watcher, &config.sources, &mut watched) {
-            ok = reload(&store, &config.sources, "new watch").await;
-        }
-        retry_at = (!ok).then(|| Instant::now() + RETRY_AFTER_FAILURE);
+        rewatch(
+            &mut watcher.notify,
+            &watcher.config.sources,
+            &mut watcher.watched,
+        );
+        Ok(watcher)
     }
-    Ok(())
+
+    /// Publishes every changed, valid key set into `store` until `shutdown` fires.
+    pub async fn run(mut self, store: Store, mut shutdown: shutdown::Signal) {
+        let sources = &self.config.sources;
+        let mut next_poll = Instant::now() + self.config.poll_interval;
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            let wake = retry_at.map_or(next_poll, |retry| retry.min(next_poll));
+            let cause = tokio::select! {
+                () = shutdown.requested() => break,
+                Some(()) = self.events.recv() => {
+                    debounce(&mut self.events, self.config.debounce).await;
+                    "change"
+                }
+                () = sleep_until(wake) => if retry_at.is_some_and(|r| r <= Instant::now()) { "retry" } else { "poll" },
+                _ = self.hangup.recv() => "SIGHUP",
+            };
+            if cause == "poll" {
+                next_poll = Instant::now() + self.config.poll_interval;
+            }
+            let mut ok = reload(&store, sources, cause).await;
+            // A directory that appeared or was replaced got a new watch; what changed in it
+            // before the watch existed produced no event, so read once more.
+            while rewatch(&mut self.notify, sources, &mut self.watched) {
+                ok = reload(&store, sources, "new watch").await;
+            }
+            retry_at = (!ok).then(|| Instant::now() + RETRY_AFTER_FAILURE);
+        }
+    }
 }
 
 /// Waits until no event has arrived for `quiet`, or for `MAX_DEBOUNCE_PERIODS * quiet` in all.
@@ -124,7 +139,7 @@ async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool
     let keys = match loaded {
         Ok(Ok(keys)) => keys,
         Ok(Err(error)) => {
-            let generation = store.reader().snapshot().generation;
+            let generation = store.current().generation;
             warn!(cause, %error, serving_generation = generation, "key reload failed; still serving the last good key set");
             store.record_failure(error.to_string());
             return false;
@@ -141,13 +156,8 @@ async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool
             added,
             removed,
         } => {
-            let kids: Vec<String> = store
-                .reader()
-                .snapshot()
-                .keys
-                .kids()
-                .map(str::to_owned)
-                .collect();
+            let current = store.current();
+            let kids: Vec<&str> = current.keys.kids().collect();
             info!(
                 cause,
                 generation,

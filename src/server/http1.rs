@@ -9,20 +9,18 @@
 //! opens with the HTTP/2 preface (h2c, prior knowledge) is handed to hyper.
 
 use std::cell::RefCell;
-use std::future::Future as _;
 use std::io;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{Method, Response};
+use http::{Method, Response, StatusCode};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::date::append_date_line;
-use super::service::{Answer, Body, IssuerService};
+use super::service::{Answer, IssuerService, error_response};
 use crate::shutdown;
 use crate::store::{Latest, Snapshot};
 
@@ -42,11 +40,6 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 * 1024;
 /// Output buffers larger than this are not kept for reuse.
 const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
-
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\nconnection: close\r\n\r\n400 Bad Request\n";
-const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\nconnection: close\r\n\r\n431 Request Header Fields Too Large\n";
-const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
-const VERSION_NOT_SUPPORTED: &[u8] = b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 31\r\nconnection: close\r\n\r\n505 HTTP Version Not Supported\n";
 
 thread_local! {
     /// Responses are assembled here, written, and the buffer kept for the next request.
@@ -129,7 +122,9 @@ pub(crate) async fn serve(
                 ready = tokio::time::timeout_at(deadline, stream.readable()) => match ready {
                     Ok(ready) => ready?,
                     Err(_) => {
-                        let _ = stream.try_write(REQUEST_TIMEOUT);
+                        let mut out = Vec::new();
+                        refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
+                        let _ = stream.try_write(&out);
                         return Ok(Outcome::Closed);
                     }
                 },
@@ -354,8 +349,8 @@ fn answer_all(
         unread_body: false,
         more: false,
     };
-    let refuse = |out: &mut Vec<u8>, response: &[u8], batch: Batch| {
-        out.extend_from_slice(response);
+    let refuse = |out: &mut Vec<u8>, status: StatusCode, batch: Batch| {
+        refuse(status, out);
         Batch {
             close: true,
             ..batch
@@ -370,7 +365,7 @@ fn answer_all(
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&data[batch.consumed..]) {
             Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
-                return refuse(out, HEAD_TOO_LARGE, batch);
+                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
             }
             Ok(httparse::Status::Complete(len)) => {
                 batch.consumed += len;
@@ -383,13 +378,17 @@ fn answer_all(
             }
             Ok(httparse::Status::Partial) => {
                 if data.len() - batch.consumed > MAX_HEAD_BYTES {
-                    return refuse(out, HEAD_TOO_LARGE, batch);
+                    return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
                 }
                 return batch;
             }
-            Err(httparse::Error::TooManyHeaders) => return refuse(out, HEAD_TOO_LARGE, batch),
-            Err(httparse::Error::Version) => return refuse(out, VERSION_NOT_SUPPORTED, batch),
-            Err(_) => return refuse(out, BAD_REQUEST, batch),
+            Err(httparse::Error::TooManyHeaders) => {
+                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
+            }
+            Err(httparse::Error::Version) => {
+                return refuse(out, StatusCode::HTTP_VERSION_NOT_SUPPORTED, batch);
+            }
+            Err(_) => return refuse(out, StatusCode::BAD_REQUEST, batch),
         }
     }
     batch
@@ -409,7 +408,7 @@ fn answer_one(
     out: &mut Vec<u8>,
 ) -> Disposition {
     let refuse = |out: &mut Vec<u8>| {
-        out.extend_from_slice(BAD_REQUEST);
+        refuse(StatusCode::BAD_REQUEST, out);
         Disposition {
             close: true,
             unread_body: true,
@@ -509,10 +508,14 @@ fn request_path(target: &str) -> &str {
     path.split_once('?').map_or(path, |(path, _)| path)
 }
 
+/// Writes an error response that ends the connection.
+fn refuse(status: StatusCode, out: &mut Vec<u8>) {
+    encode(error_response(status), false, b"connection: close\r\n", out);
+}
+
 /// Writes a response built by the service (health, status, errors) in HTTP/1.1 form.
-fn encode(response: Response<Body>, head: bool, connection_header: &[u8], out: &mut Vec<u8>) {
+fn encode(response: Response<Bytes>, head: bool, connection_header: &[u8], out: &mut Vec<u8>) {
     let (parts, body) = response.into_parts();
-    let body: Bytes = body_bytes(body);
     let status = parts.status;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -533,20 +536,6 @@ fn encode(response: Response<Body>, head: bool, connection_header: &[u8], out: &
     out.extend_from_slice(b"\r\n");
     if !head {
         out.extend_from_slice(&body);
-    }
-}
-
-/// The bytes of a `Full` body, which is always one ready frame.
-fn body_bytes(body: Body) -> Bytes {
-    use http_body_util::BodyExt as _;
-    let mut future = std::pin::pin!(body.collect());
-    let waker = std::task::Waker::noop();
-    match future
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(waker))
-    {
-        std::task::Poll::Ready(Ok(collected)) => collected.to_bytes(),
-        _ => Bytes::new(),
     }
 }
 

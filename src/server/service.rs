@@ -67,19 +67,18 @@ impl IssuerService {
         path: &str,
         if_none_match: Option<&[u8]>,
     ) -> Answer<'a> {
-        let which = if path == snapshot.discovery.path {
-            Which::Discovery
+        let document = if path == snapshot.discovery.path {
+            &snapshot.discovery
         } else if path == snapshot.jwks.path {
-            Which::Jwks
+            &snapshot.jwks
         } else {
-            return Answer::Other(self.respond_internal(method, path));
+            return Answer::Other(self.respond_internal(snapshot, method, path));
         };
         let head = match *method {
             Method::GET => false,
             Method::HEAD => true,
             _ => return Answer::Other(method_not_allowed()),
         };
-        let document = which.of(snapshot);
         let not_modified = if_none_match
             .is_some_and(|condition| etag_matches(condition, document.etag.as_bytes()));
         Answer::Document {
@@ -89,7 +88,12 @@ impl IssuerService {
         }
     }
 
-    fn respond_internal(&self, method: &Method, path: &str) -> Response<Body> {
+    fn respond_internal(
+        &self,
+        snapshot: &Snapshot,
+        method: &Method,
+        path: &str,
+    ) -> Response<Bytes> {
         let known = matches!(path, "/healthz" | "/readyz" | "/statusz");
         if !known {
             return not_found();
@@ -101,13 +105,12 @@ impl IssuerService {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-            _ => self.status(),
+            _ => self.status(snapshot),
         }
     }
 
     /// `/statusz`: the generation served, its kids and how reloads are going.
-    fn status(&self) -> Response<Body> {
-        let snapshot = self.reader.snapshot();
+    fn status(&self, snapshot: &Snapshot) -> Response<Bytes> {
         let health = self.reader.health();
         let unix = |t: Option<SystemTime>| {
             t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -124,30 +127,11 @@ impl IssuerService {
             "failing_since": unix(health.failing_since),
             "last_successful_reload": unix(health.last_success),
         });
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, NO_STORE);
         response
-    }
-}
-
-/// Which of the two documents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Which {
-    /// The discovery document.
-    Discovery,
-    /// The JWKS.
-    Jwks,
-}
-
-impl Which {
-    /// The document in `snapshot`.
-    pub fn of(self, snapshot: &Snapshot) -> &Document {
-        match self {
-            Self::Discovery => &snapshot.discovery,
-            Self::Jwks => &snapshot.jwks,
-        }
     }
 }
 
@@ -163,8 +147,8 @@ pub enum Answer<'a> {
         /// A HEAD request: headers only.
         head: bool,
     },
-    /// Anything else (health, status, 404, 405).
-    Other(Response<Body>),
+    /// Anything else (health, status, 404, 405), body included.
+    Other(Response<Bytes>),
 }
 
 impl Answer<'_> {
@@ -184,7 +168,7 @@ impl Answer<'_> {
                     document_response(document, StatusCode::OK, document.body.clone(), true)
                 }
             }
-            Self::Other(response) => response,
+            Self::Other(response) => response.map(Full::new),
         }
     }
 }
@@ -227,8 +211,21 @@ fn etag_matches(condition: &[u8], etag: &[u8]) -> bool {
     })
 }
 
+/// The plain-text error response for `status`: `400 Bad Request\n` and so on.
+pub fn error_response(status: StatusCode) -> Response<Bytes> {
+    let body = format!(
+        "{} {}\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
+    response
+}
+
 /// The same 404 kube-apiserver (Go's `http.NotFound`) sends.
-fn not_found() -> Response<Body> {
+fn not_found() -> Response<Bytes> {
     let mut response = text(StatusCode::NOT_FOUND, "404 page not found\n");
     response
         .headers_mut()
@@ -236,14 +233,14 @@ fn not_found() -> Response<Body> {
     response
 }
 
-fn method_not_allowed() -> Response<Body> {
+fn method_not_allowed() -> Response<Bytes> {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
     response.headers_mut().insert(ALLOW, GET_HEAD);
     response
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
     response
