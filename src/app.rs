@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -11,7 +12,7 @@ use crate::config::{Command, Config, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
 use crate::issuer::Issuer;
 use crate::keys::KeySet;
-use crate::server::{self, IssuerService};
+use crate::server::{IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::watcher::{WatchConfig, Watcher};
@@ -69,12 +70,8 @@ pub async fn serve_on(
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
     let service = IssuerService::new(reader, readiness.clone());
-    let server = tokio::spawn(server::serve(
-        listener,
-        service,
-        signal.clone(),
-        config.shutdown_grace,
-    ));
+    let server = Arc::new(Server::new(service, Timeouts::default()));
+    let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
     let watch = tokio::spawn(watcher.run(store, signal));
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");

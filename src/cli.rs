@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::document::DiscoveryProfile;
+use crate::issuer::DiscoveryProfile;
 
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
 #[derive(Debug, Parser)]

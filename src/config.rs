@@ -10,9 +10,7 @@ use clap::Parser as _;
 use serde::Deserialize;
 
 use crate::cli::{Cli, Command as CliCommand, LogFormat, PublishArgs, RenderArgs, ServeArgs};
-use crate::document::DiscoveryProfile;
-use crate::issuer::{Issuer, IssuerError};
-use crate::store::Publication;
+use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
 
 /// Default `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";

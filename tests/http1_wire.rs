@@ -217,7 +217,7 @@ async fn absolute_form_targets_and_head_requests() {
     let server = server().await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream
-        .write_all(format!("GET http://h.example{JWKS}?q=1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD {JWKS} HTTP/1.1\r\nHost: h\r\n\r\nHEAD /healthz HTTP/1.1\r\n\r\n").as_bytes())
+        .write_all(format!("GET http://h.example{JWKS}?q=1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD {JWKS} HTTP/1.1\r\nHost: h\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut buffer = Vec::new();
