@@ -152,13 +152,36 @@ pub async fn request(
 
 /// One HTTP/2 prior-knowledge (h2c) request.
 pub async fn request_h2c(addr: SocketAddr, path: &str) -> anyhow::Result<Reply> {
+    request_h2c_with(addr, path, &[]).await
+}
+
+/// One HTTP/2 prior-knowledge (h2c) GET with extra headers (repeats allowed).
+pub async fn request_h2c_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
+    request_h2c_method(addr, Method::GET, path, headers).await
+}
+
+/// One HTTP/2 prior-knowledge (h2c) request.
+pub async fn request_h2c_method(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = Request::builder()
-        .uri(format!("http://{addr}{path}"))
-        .body(Empty::<Bytes>::new())?;
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let (parts, body) = response.into_parts();
     Ok(Reply {
