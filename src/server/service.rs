@@ -54,13 +54,24 @@ impl IssuerService {
             .get_all(IF_NONE_MATCH)
             .iter()
             .map(HeaderValue::as_bytes);
-        self.answer(
+        let answer = self.answer(
             &encoded,
             request.method(),
             request.uri().path(),
             if_none_match,
-        )
-        .into_response()
+        );
+        match answer {
+            // A HEAD answer carries the GET answer's length and no body, on every route.
+            Answer::Other(response) if request.method() == Method::HEAD => {
+                let (mut parts, body) = response.into_parts();
+                parts
+                    .headers
+                    .entry(CONTENT_LENGTH)
+                    .or_insert_with(|| HeaderValue::from(body.len()));
+                Response::from_parts(parts, Full::new(Bytes::new()))
+            }
+            answer => answer.into_response(),
+        }
     }
 
     /// A per-connection view of the published snapshot, encoded.
