@@ -52,6 +52,8 @@ pub struct ReloadHealth {
     pub failing_since: Option<SystemTime>,
     /// When a reload last succeeded (published or found nothing changed).
     pub last_success: Option<SystemTime>,
+    /// Successful loads so far, the first one included (published or found nothing changed).
+    pub successes: u64,
 }
 
 /// The result of [`Store::publish`].
@@ -88,6 +90,7 @@ impl Store {
         let (sender, _) = watch::channel(Arc::new(first));
         let health = ReloadHealth {
             last_success: Some(SystemTime::now()),
+            successes: 1,
             ..ReloadHealth::default()
         };
         Self {
@@ -155,6 +158,7 @@ impl Store {
         health.last_error = None;
         health.failing_since = None;
         health.last_success = Some(SystemTime::now());
+        health.successes += 1;
     }
 }
 

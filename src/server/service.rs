@@ -150,6 +150,7 @@ impl IssuerService {
             "last_reload_error": health.last_error,
             "failing_since": unix(health.failing_since),
             "last_successful_reload": unix(health.last_success),
+            "successful_reloads": health.successes,
         });
         let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();
