@@ -410,3 +410,20 @@ async fn close_wins_over_keep_alive() {
     let all = read_to_close(&mut stream).await;
     assert!(all.contains("connection: close"), "{all}");
 }
+
+#[tokio::test]
+async fn a_fragment_in_the_target_is_not_part_of_the_path() {
+    // Clients never send a fragment (RFC 9112 section 3.2); one that does means the path
+    // before it, as hyper reads it (found by tests/differential.rs).
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {JWKS}#keys HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all}");
+    assert!(all.contains("{\"keys\":["), "{all}");
+}

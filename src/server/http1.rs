@@ -604,7 +604,9 @@ fn request_path(target: &str) -> &str {
         }
         _ => target,
     };
-    path.split_once('?').map_or(path, |(path, _)| path)
+    // A fragment is never sent (RFC 9112 section 3.2); a client that does anyway means the
+    // path before it, as hyper reads it.
+    path.find(['?', '#']).map_or(path, |end| &path[..end])
 }
 
 /// Writes an error response that ends the connection.
@@ -650,6 +652,9 @@ mod tests {
         assert_eq!(request_path("http://h.example"), "/");
         assert_eq!(request_path("*"), "*");
         assert_eq!(request_path("/p?next=http://x/y"), "/p");
+        assert_eq!(request_path("/a#frag"), "/a");
+        assert_eq!(request_path("/a?q#frag"), "/a");
+        assert_eq!(request_path("http://h/a#f?x"), "/a");
         assert_eq!(
             request_path("http://h?x=/.well-known/openid-configuration"),
             "/"
