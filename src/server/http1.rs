@@ -511,6 +511,9 @@ fn answer_one(
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return refuse(out);
     };
+    let Some(path) = request_path(target) else {
+        return refuse(out);
+    };
     // HTTP/1.0 closes unless it asks to stay; HTTP/1.1 stays unless it asks to close; `close`
     // wins over `keep-alive`.
     let mut asks_close = false;
@@ -562,7 +565,7 @@ fn answer_one(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
         .map(|h| h.value);
-    match service.answer(encoded, &method, request_path(target), if_none_match) {
+    match service.answer(encoded, &method, path, if_none_match) {
         Answer::Document {
             document,
             not_modified,
@@ -591,10 +594,18 @@ fn answer_one(
     }
 }
 
-/// The path of a request target: origin form `/p?q` or absolute form `http://h/p?q`.
-fn request_path(target: &str) -> &str {
+/// The path of a request target: origin form `/p?q`, absolute form `http://h/p?q`, or `*`.
+/// `None` for anything else: an absolute form whose scheme is not one (RFC 3986 section 3.1),
+/// the authority form `h:443` (for CONNECT to a proxy, which this is not) or a target of no
+/// form at all (RFC 9112 section 3.2).
+fn request_path(target: &str) -> Option<&str> {
     let path = match target.find("://") {
         Some(scheme_end) if !target.starts_with('/') => {
+            let scheme = &target.as_bytes()[..scheme_end];
+            let scheme_char = |b: &u8| b.is_ascii_alphanumeric() || b"+-.".contains(b);
+            if scheme.is_empty() || !scheme.iter().all(scheme_char) {
+                return None;
+            }
             // The authority ends at the first `/`, `?` or `#`.
             let after = &target[scheme_end + 3..];
             match after.find(['/', '?', '#']) {
@@ -602,11 +613,12 @@ fn request_path(target: &str) -> &str {
                 _ => "/",
             }
         }
-        _ => target,
+        _ if target.starts_with('/') || target == "*" => target,
+        _ => return None,
     };
     // A fragment is never sent (RFC 9112 section 3.2); a client that does anyway means the
     // path before it, as hyper reads it.
-    path.find(['?', '#']).map_or(path, |end| &path[..end])
+    Some(path.find(['?', '#']).map_or(path, |end| &path[..end]))
 }
 
 /// Writes an error response that ends the connection.
@@ -646,18 +658,24 @@ mod tests {
 
     #[test]
     fn request_paths() {
-        assert_eq!(request_path("/a/b?x=1"), "/a/b");
-        assert_eq!(request_path("/a/b"), "/a/b");
-        assert_eq!(request_path("http://h.example/a?x"), "/a");
-        assert_eq!(request_path("http://h.example"), "/");
-        assert_eq!(request_path("*"), "*");
-        assert_eq!(request_path("/p?next=http://x/y"), "/p");
-        assert_eq!(request_path("/a#frag"), "/a");
-        assert_eq!(request_path("/a?q#frag"), "/a");
-        assert_eq!(request_path("http://h/a#f?x"), "/a");
+        assert_eq!(request_path("/a/b?x=1"), Some("/a/b"));
+        assert_eq!(request_path("/a/b"), Some("/a/b"));
+        assert_eq!(request_path("http://h.example/a?x"), Some("/a"));
+        assert_eq!(request_path("http://h.example"), Some("/"));
+        assert_eq!(request_path("*"), Some("*"));
+        assert_eq!(request_path("/p?next=http://x/y"), Some("/p"));
+        assert_eq!(request_path("/a#frag"), Some("/a"));
+        assert_eq!(request_path("/a?q#frag"), Some("/a"));
+        assert_eq!(request_path("http://h/a#f?x"), Some("/a"));
         assert_eq!(
             request_path("http://h?x=/.well-known/openid-configuration"),
-            "/"
+            Some("/")
         );
+        assert_eq!(request_path(":http://h/a"), None);
+        assert_eq!(request_path("://h/a"), None);
+        assert_eq!(request_path("x y://h/a"), None);
+        assert_eq!(request_path("h.example:443"), None);
+        assert_eq!(request_path("http;//h/a"), None);
+        assert_eq!(request_path("h?x"), None);
     }
 }
