@@ -58,12 +58,13 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         "higher minor version, e.g. HTTP/1.2",
         "served as HTTP/1.1 (RFC 9112 section 2.3)",
-        "505",
+        "400",
     ),
     (
         "request announcing a body (Content-Length > 0 or Transfer-Encoding)",
         "answered without reading the body, then the connection closes",
-        "reads and discards the body, keeps the connection",
+        "reads and discards the body if it is already buffered and goes on, else closes; 431 \
+         for a length of 2^64 - 2 or more",
     ),
     (
         "Transfer-Encoding on an HTTP/1.0 request",
@@ -71,9 +72,40 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "400",
     ),
     (
+        "Transfer-Encoding together with Content-Length",
+        "400 and close (RFC 9112 section 6.1 allows rejecting it; smuggling defence)",
+        "answers from the chunked body, then closes",
+    ),
+    (
+        "Transfer-Encoding list ending in an empty element, e.g. `chunked,`",
+        "chunked is last (empty list elements are ignored, RFC 9110 section 5.6.1): answered, \
+         then close",
+        "400",
+    ),
+    (
+        "Content-Length as a comma list of identical values, e.g. `5, 5`",
+        "taken as that one value (RFC 9110 section 8.6)",
+        "400",
+    ),
+    (
+        "request-target with characters RFC 3986 does not allow, e.g. a backtick or non-ASCII",
+        "routed as written (no served path has them: 404; a query is not looked at)",
+        "400 where the http crate's URI parser rejects them",
+    ),
+    (
+        "authority-form request-target, e.g. `h.example:443`",
+        "400 and close (it is for CONNECT to a proxy, RFC 9112 section 3.2.3)",
+        "404 from the service, or 400 where the http crate's URI parser rejects it",
+    ),
+    (
+        "more than 64 header lines, or a request head over 16 KiB",
+        "431 and close (RFC 6585 section 5); hyper allows 100 lines and about 400 KiB",
+        "answers",
+    ),
+    (
         "malformed or oversized request head",
         "400, 431 or 505 with a body and close",
-        "the same status (or a bare close), no body",
+        "400 or 431 without a body, or a bare close",
     ),
 ];
 
