@@ -83,14 +83,21 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "400",
     ),
     (
+        "Connection or Transfer-Encoding line with non-ASCII bytes in it",
+        "its list elements are read as usual: a `close` closes (RFC 9112 section 9.6)",
+        "the line is not read: Connection is ignored, Transfer-Encoding is 400",
+    ),
+    (
         "Content-Length as a comma list of identical values, e.g. `5, 5`",
         "taken as that one value (RFC 9110 section 8.6)",
         "400",
     ),
     (
-        "request-target with characters RFC 3986 does not allow, e.g. a backtick or non-ASCII",
-        "routed as written (no served path has them: 404; a query is not looked at)",
-        "400 where the http crate's URI parser rejects them",
+        "request-target the http crate rejects: characters outside RFC 3986 (a backtick, \
+         non-ASCII) or an odd authority in absolute form (`https://:h:443/`)",
+        "routed by its path: no served path has such characters, a query is not looked at, \
+         and the authority is not used (every host gets the same documents)",
+        "400",
     ),
     (
         "authority-form request-target, e.g. `h.example:443`",
