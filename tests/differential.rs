@@ -516,6 +516,7 @@ fn target_strategy() -> impl Strategy<Value = String> {
         "HTTP://h.example",
         "ftp://h.example",
         ":http://h.example",
+        "://h.example",
     ]);
     prop_oneof![
         10 => (path.clone(), query.clone()).prop_map(|(p, q)| format!("{p}{q}")),
@@ -1001,9 +1002,10 @@ fn classify(
         (
             !head.target.starts_with(b"/")
                 && head.target != b"*"
-                && !head.target.windows(3).any(|w| w == b"://")
+                && (!head.target.windows(3).any(|w| w == b"://")
+                    || head.target.starts_with(b"://"))
                 && refused_400(issuerd)
-                && hyper.is_some_and(|r| r.status == 404),
+                && answered(hyper),
             "authority-form request-target",
         ),
         (

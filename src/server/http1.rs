@@ -100,9 +100,10 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "400",
     ),
     (
-        "authority-form request-target, e.g. `h.example:443`",
-        "400 and close (it is for CONNECT to a proxy, RFC 9112 section 3.2.3)",
-        "404 from the service, or 400 where the http crate's URI parser rejects it",
+        "authority-form request-target `h.example:443`, or an empty scheme `://h/p`",
+        "400 and close (the authority form is for CONNECT to a proxy, RFC 9112 section 3.2.3; \
+         a scheme has one letter or more, RFC 3986 section 3.1)",
+        "answered by the path (404 for an authority) where the http crate parses it, else 400",
     ),
     (
         "more than 64 header lines, or a request head over 16 KiB",
