@@ -103,7 +103,7 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "authority-form request-target `h.example:443`, or a scheme that is none (`://h/p`, \
          `ht~tp://h/p`)",
         "400 and close (the authority form is for CONNECT to a proxy, RFC 9112 section 3.2.3; \
-         a scheme has one letter or more, RFC 3986 section 3.1)",
+         a scheme is one or more letters, digits, `+`, `-` or `.`, RFC 3986 section 3.1)",
         "answered by the path (404 for an authority) where the http crate parses it, else 400",
     ),
     (
