@@ -21,6 +21,7 @@
 //!   loop over any [`server::Transport`], and h2 through hyper.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
+//! - [`log`]: logging conventions (list fields).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
@@ -30,6 +31,7 @@ pub mod dev;
 pub mod document;
 pub mod issuer;
 pub mod keys;
+pub mod log;
 pub mod server;
 pub mod shutdown;
 pub mod store;
