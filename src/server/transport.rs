@@ -10,12 +10,14 @@ use tokio::net::TcpStream;
 
 /// A connection's byte stream.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Reads once into `buf` (a stack buffer of the caller's), returning how many bytes were
-    /// read; 0 at the end of input.
-    fn poll_read_some(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut read_buf = ReadBuf::new(buf);
-        ready!(Pin::new(self).poll_read(cx, &mut read_buf))?;
-        Poll::Ready(Ok(read_buf.filled().len()))
+    /// Reads once into `buf` (over a stack buffer of the caller's, left uninitialized so that no
+    /// read costs a memset); nothing filled means the end of input.
+    fn poll_read_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self).poll_read(cx, buf)
     }
 }
 
@@ -25,22 +27,26 @@ impl Transport for TcpStream {
     /// A short read means the socket is drained, so its readiness is cleared right away (by
     /// reporting `WouldBlock` to tokio, which keeps any readiness that arrived meanwhile) instead
     /// of being learnt from a second, empty `read` call on the next request.
-    fn poll_read_some(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.poll_read_ready(cx))?;
             let mut read = None;
-            let len = buf.len();
+            let capacity = buf.remaining();
             let result = self.try_io(Interest::READABLE, || {
-                let n = self.try_read(buf)?;
+                let n = self.try_read_buf(buf)?;
                 read = Some(n);
-                if n > 0 && n < len {
+                if n > 0 && n < capacity {
                     Err(io::ErrorKind::WouldBlock.into())
                 } else {
                     Ok(n)
                 }
             });
             return match (result, read) {
-                (Ok(n), _) | (Err(_), Some(n)) => Poll::Ready(Ok(n)),
+                (Ok(_), _) | (Err(_), Some(_)) => Poll::Ready(Ok(())),
                 (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 (Err(e), None) => Poll::Ready(Err(e)),
             };
