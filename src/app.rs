@@ -31,6 +31,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Render(render) => write_documents(&render),
+        Command::Mint(args) => irsa_cmd::mint(&args),
+        Command::Verify(args) => irsa_cmd::verify(&args).await,
+        Command::Sts(args) => irsa_cmd::sts(args).await,
+        Command::TrustPolicy(args) => {
+            print!(
+                "{}",
+                crate::irsa::trust_policy(
+                    &args.issuer,
+                    &args.account,
+                    &args.service_accounts,
+                    &args.audience
+                )?
+            );
+            Ok(())
+        }
+        Command::PodEnv(args) => {
+            let env = crate::irsa::PodEnv {
+                role_arn: &args.role_arn,
+                audience: &args.audience,
+                region: args.region.as_deref(),
+                expiration_seconds: args.expiration_seconds,
+                container: &args.container,
+            };
+            print!("{}", env.to_yaml()?);
+            Ok(())
+        }
     }
 }
 
@@ -75,11 +101,20 @@ pub async fn serve_on(
         signal.clone(),
         config.shutdown_grace,
     ));
-    let watch = tokio::spawn(watcher.run(store, signal));
+    let watch = tokio::spawn(watcher.run(store, signal.clone()));
+    let sts = irsa_cmd::start_sts_beside_serve(&config, dev_key.as_ref(), signal).await?;
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
     if let Some(key) = &dev_key {
         print_dev_banner(&config, key, local);
+    }
+    if let Some((_, Some(demo), addr)) = &sts {
+        println!(
+            "local IRSA: STS on http://{addr}, demo role for ServiceAccount {}\n\n{}\ntry:\n  \
+             python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n",
+            crate::sts::dev::SERVICE_ACCOUNT,
+            demo.env(*addr),
+        );
     }
 
     stop.await;
@@ -87,9 +122,14 @@ pub async fn serve_on(
     trigger.trigger();
     server.await.context("server task panicked")?;
     watch.await.context("watcher task panicked")?;
+    if let Some((task, _demo, _)) = sts {
+        task.await.context("STS task panicked")?;
+    }
     info!("stopped");
     Ok(())
 }
+
+mod irsa_cmd;
 
 fn log_first_snapshot(snapshot: &Snapshot) {
     for key in snapshot.keys.keys() {

@@ -9,7 +9,10 @@ use std::time::Duration;
 use clap::Parser as _;
 use serde::Deserialize;
 
-use crate::cli::{Cli, Command as CliCommand, LogFormat, PublishArgs, RenderArgs, ServeArgs};
+use crate::cli::{
+    Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, PublishArgs, RenderArgs,
+    ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
+};
 use crate::document::DiscoveryProfile;
 use crate::issuer::{Issuer, IssuerError};
 use crate::store::Publication;
@@ -42,6 +45,8 @@ pub struct FileConfig {
     poll_interval: Option<String>,
     shutdown_grace: Option<String>,
     log_format: Option<LogFormat>,
+    sts_listen: Option<SocketAddr>,
+    sts_roles: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -60,6 +65,16 @@ pub enum Command {
     Serve(ServeConfig),
     /// `render`.
     Render(RenderConfig),
+    /// `mint` (self-contained: not read from the config file).
+    Mint(MintArgs),
+    /// `verify` (self-contained).
+    Verify(VerifyArgs),
+    /// `sts` (self-contained).
+    Sts(StsArgs),
+    /// `trust-policy` (self-contained).
+    TrustPolicy(TrustPolicyArgs),
+    /// `pod-env` (self-contained).
+    PodEnv(PodEnvArgs),
 }
 
 /// `serve`, validated.
@@ -81,6 +96,10 @@ pub struct ServeConfig {
     pub poll_interval: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Also answer STS AssumeRoleWithWebIdentity on this address.
+    pub sts_listen: Option<SocketAddr>,
+    /// The STS roles file; with `--dev` and no file, a demo role is generated.
+    pub sts_roles: Option<PathBuf>,
 }
 
 /// `render`, validated.
@@ -119,6 +138,11 @@ impl Config {
         let command = match cli.command {
             CliCommand::Serve(args) => Command::Serve(serve(args, file, file_dir.as_deref())?),
             CliCommand::Render(args) => Command::Render(render(args, file, file_dir.as_deref())?),
+            CliCommand::Mint(args) => Command::Mint(args),
+            CliCommand::Verify(args) => Command::Verify(args),
+            CliCommand::Sts(args) => Command::Sts(args),
+            CliCommand::TrustPolicy(args) => Command::TrustPolicy(args),
+            CliCommand::PodEnv(args) => Command::PodEnv(args),
         };
         Ok(Self {
             log_format,
@@ -189,6 +213,25 @@ fn serve(
         &file.shutdown_grace,
         DEFAULT_SHUTDOWN_GRACE,
     )?;
+    let sts_listen = args.sts_listen.or(file.sts_listen);
+    let sts_roles = args.sts_roles.or_else(|| {
+        file.sts_roles.clone().map(|p| match file_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        })
+    });
+    if sts_roles.is_some() && sts_listen.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "sts_roles",
+            reason: "is set but sts_listen is not; set --sts-listen ADDR to start the STS".into(),
+        });
+    }
+    if sts_listen.is_some() && sts_roles.is_none() && !args.dev {
+        return Err(ConfigError::Missing {
+            what: "an STS roles file",
+            how: "--sts-roles FILE, ISSUERD_STS_ROLES or `sts_roles` in the config file (--dev generates one)",
+        });
+    }
     let dev = args.dev;
     let issuer_follows_listen = dev && args.publish.issuer.is_none() && file.issuer.is_none();
     let dev_issuer = dev.then(|| format!("http://{listen}"));
@@ -202,6 +245,8 @@ fn serve(
         debounce,
         poll_interval,
         shutdown_grace,
+        sts_listen,
+        sts_roles,
     })
 }
 

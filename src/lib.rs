@@ -16,6 +16,9 @@
 //! - [`server`]: accept loop and the hyper service answering from the current snapshot.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
+//! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
+//! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
+//! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
@@ -23,9 +26,12 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod document;
+pub mod irsa;
 pub mod issuer;
 pub mod keys;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod sts;
+pub mod token;
 pub mod watcher;

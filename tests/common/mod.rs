@@ -56,9 +56,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut argv = vec!["issuerd", "serve"];
         argv.extend_from_slice(args);
-        let config = match Config::from_args(argv).expect("valid test config").command {
-            Command::Serve(serve) => serve,
-            Command::Render(_) => unreachable!(),
+        let Command::Serve(config) = Config::from_args(argv).expect("valid test config").command
+        else {
+            unreachable!("serve arguments make a serve config")
         };
         Self::start_with(listener, config).await
     }
