@@ -17,6 +17,6 @@ echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
 
-echo "== interop (PyJWT, joserfc, authlib against a running issuerd)"
+echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts)"
 cargo build --quiet --bin issuerd
 ISSUERD_BIN="$PWD/target/debug/issuerd" "$venv/bin/pytest" -q -p no:cacheprovider tests/interop

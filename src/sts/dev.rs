@@ -101,7 +101,8 @@ impl DevIrsa {
             "export AWS_ROLE_ARN={ROLE_ARN}\n\
              export AWS_WEB_IDENTITY_TOKEN_FILE={}\n\
              export AWS_ENDPOINT_URL_STS=http://{sts}\n\
-             export AWS_REGION=us-east-1\n",
+             export AWS_REGION=us-east-1\n\
+             export AWS_DEFAULT_REGION=us-east-1\n",
             self.token_file.display()
         )
     }
