@@ -108,13 +108,8 @@ pub async fn serve_on(
     if let Some(key) = &dev_key {
         print_dev_banner(&config, key, local);
     }
-    if let Some((_, Some(demo), addr)) = &sts {
-        println!(
-            "local IRSA: STS on http://{addr}, demo role for ServiceAccount {}\n\n{}\ntry:\n  \
-             python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n",
-            crate::sts::dev::SERVICE_ACCOUNT,
-            demo.env(*addr),
-        );
+    if let (Some((_, Some(demo), addr)), Some(key)) = (&sts, &dev_key) {
+        print_irsa_banner(&config, key, demo, *addr);
     }
 
     stop.await;
@@ -154,6 +149,29 @@ fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketA
         key.private_key().display(),
         issuer.discovery_path(),
         issuer.jwks_path(),
+    );
+}
+
+fn print_irsa_banner(
+    config: &ServeConfig,
+    key: &DevKey,
+    demo: &crate::sts::dev::DevIrsa,
+    sts: std::net::SocketAddr,
+) {
+    println!(
+        "local IRSA: STS on http://{sts}\n  \
+         role:         {} (trust policy from `issuerd trust-policy`, in {})\n  \
+         token:        ServiceAccount {}, audience {}\n\n{}\ntry:\n  \
+         python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n\n\
+         mint other tokens (another --subject, --audience, --not-before -2h) into the same file:\n  \
+         issuerd mint --key {} --issuer {} --subject system:serviceaccount:default:demo --out \"$AWS_WEB_IDENTITY_TOKEN_FILE\"\n",
+        crate::sts::dev::ROLE_ARN,
+        demo.roles_file.display(),
+        crate::sts::dev::SERVICE_ACCOUNT,
+        crate::sts::dev::AUDIENCE,
+        demo.env(sts),
+        key.private_key().display(),
+        config.publication.issuer.url(),
     );
 }
 
