@@ -46,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Check(args) => irsa_cmd::check(&args).await,
         Command::PodEnv(args) => {
             let env = crate::irsa::PodEnv {
                 role_arn: &args.role_arn,

@@ -44,6 +44,8 @@ pub enum Command {
     TrustPolicy(TrustPolicyArgs),
     /// Print the pod wiring IRSA needs (env, projected token volume), as the EKS webhook injects it.
     PodEnv(PodEnvArgs),
+    /// Check a live issuer as AWS STS and strict OIDC clients would use it; non-zero on failure.
+    Check(CheckArgs),
 }
 
 /// Log output format.
@@ -271,4 +273,20 @@ pub struct PodEnvArgs {
     /// Container the env and mount go into (for the strategic merge patch).
     #[arg(long, value_name = "NAME", default_value = "app")]
     pub container: String,
+}
+
+/// `issuerd check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The issuer URL, exactly as in the tokens' `iss`.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Treat an http issuer as a warning instead of a failure (local testing).
+    #[arg(long)]
+    pub allow_insecure: bool,
 }

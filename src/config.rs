@@ -10,8 +10,8 @@ use clap::Parser as _;
 use serde::Deserialize;
 
 use crate::cli::{
-    Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, PublishArgs, RenderArgs,
-    ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
+    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, PublishArgs,
+    RenderArgs, ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
 };
 use crate::document::DiscoveryProfile;
 use crate::issuer::{Issuer, IssuerError};
@@ -75,6 +75,8 @@ pub enum Command {
     TrustPolicy(TrustPolicyArgs),
     /// `pod-env` (self-contained).
     PodEnv(PodEnvArgs),
+    /// `check` (self-contained).
+    Check(CheckArgs),
 }
 
 /// `serve`, validated.
@@ -143,6 +145,7 @@ impl Config {
             CliCommand::Sts(args) => Command::Sts(args),
             CliCommand::TrustPolicy(args) => Command::TrustPolicy(args),
             CliCommand::PodEnv(args) => Command::PodEnv(args),
+            CliCommand::Check(args) => Command::Check(args),
         };
         Ok(Self {
             log_format,

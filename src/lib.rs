@@ -19,9 +19,11 @@
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
+//! - [`check`]: the live issuer doctor (`check`).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dev;

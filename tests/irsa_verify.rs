@@ -4,15 +4,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use common::{TestServer, key};
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use common::{Route, TestServer, fake_issuer, key};
 use issuerd::config::{Command, Config};
 use issuerd::keys::PublicKey;
 use issuerd::token::claims::{Subject, unix};
@@ -313,46 +307,6 @@ async fn malformed_tokens_and_unreachable_issuers_are_named() {
 
 // === a misconfigured issuer ===
 
-type Routes = HashMap<String, (u16, &'static str, String)>;
-
-/// A tiny issuer answering fixed bodies, to produce what `serve` never does.
-async fn fake_issuer(routes: impl FnOnce(&str) -> Routes) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let issuer = format!("http://{addr}");
-    let routes = Arc::new(routes(&issuer));
-    let task = tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let routes = Arc::clone(&routes);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let routes = Arc::clone(&routes);
-                        async move {
-                            let (status, content_type, body) = routes
-                                .get(request.uri().path())
-                                .cloned()
-                                .unwrap_or((404, "text/plain", "not found".into()));
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .status(status)
-                                    .header("content-type", content_type)
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (issuer, task)
-}
-
 fn jwks_of(files: &[&str]) -> String {
     let keys =
         issuerd::keys::KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
@@ -368,19 +322,18 @@ fn jwks_of(files: &[&str]) -> String {
 #[tokio::test]
 async fn wrong_content_types_are_named() {
     let jwks = jwks_of(&["ec256.pkcs8.pem"]);
-    let (issuer, task) = fake_issuer(|issuer| {
+    let (issuer, task) = fake_issuer(Duration::ZERO, |issuer| {
         HashMap::from([
             (
                 "/.well-known/openid-configuration".to_owned(),
-                (
-                    200,
+                Route::ok(
                     "text/plain",
                     format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/jwks"}}"#),
                 ),
             ),
             (
                 "/jwks".to_owned(),
-                (200, "application/jwk-set+json", jwks.clone()),
+                Route::ok("application/jwk-set+json", jwks.clone()),
             ),
         ])
     })
@@ -402,19 +355,18 @@ async fn wrong_content_types_are_named() {
     );
     task.abort();
 
-    let (issuer, task) = fake_issuer(|issuer| {
+    let (issuer, task) = fake_issuer(Duration::ZERO, |issuer| {
         HashMap::from([
             (
                 "/.well-known/openid-configuration".to_owned(),
-                (
-                    200,
+                Route::ok(
                     "application/json",
                     format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/jwks"}}"#),
                 ),
             ),
             (
                 "/jwks".to_owned(),
-                (200, "application/octet-stream", jwks.clone()),
+                Route::ok("application/octet-stream", jwks.clone()),
             ),
         ])
     })
@@ -429,11 +381,10 @@ async fn wrong_content_types_are_named() {
 
 #[tokio::test]
 async fn a_discovery_document_for_another_issuer_is_a_mismatch() {
-    let (issuer, task) = fake_issuer(|issuer| {
+    let (issuer, task) = fake_issuer(Duration::ZERO, |issuer| {
         HashMap::from([(
             "/.well-known/openid-configuration".to_owned(),
-            (
-                200,
+            Route::ok(
                 "application/json",
                 format!(r#"{{"issuer":"https://internal.example","jwks_uri":"{issuer}/jwks"}}"#),
             ),
@@ -451,7 +402,7 @@ async fn a_discovery_document_for_another_issuer_is_a_mismatch() {
 
 #[tokio::test]
 async fn a_discovery_document_that_is_not_there_is_named() {
-    let (issuer, task) = fake_issuer(|_| HashMap::new()).await;
+    let (issuer, task) = fake_issuer(Duration::ZERO, |_| HashMap::new()).await;
     let (error, text) = failure(&token("ec256.pkcs8.pem", &request(&issuer)), &issuer).await;
     assert!(
         matches!(

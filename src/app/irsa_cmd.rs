@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::cli::{MintArgs, StsArgs, VerifyArgs};
+use crate::cli::{CheckArgs, MintArgs, StsArgs, VerifyArgs};
 use crate::config::ServeConfig;
 use crate::dev::DevKey;
 use crate::keys::PublicKey;
@@ -184,4 +184,21 @@ pub(super) async fn start_sts_beside_serve(
     ));
     let task = tokio::spawn(sts::serve(listener, sts, stop, config.shutdown_grace));
     Ok(Some((task, demo, addr)))
+}
+
+/// `check`: prints the report; fails (exit 1) when any check failed.
+pub(super) async fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let report = crate::check::check(&args.url, args.allow_insecure).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    if !report.ok {
+        bail!(
+            "{} is not usable as an OIDC issuer (see the report)",
+            args.url
+        );
+    }
+    Ok(())
 }

@@ -190,3 +190,73 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// One canned answer of a [`fake_issuer`].
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Route {
+    /// 200 with this Content-Type and body.
+    pub fn ok(content_type: &str, body: impl Into<String>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// A tiny issuer on 127.0.0.1:0 answering canned routes (404 elsewhere) after `delay`, to
+/// produce what `serve` never does. `routes` gets the issuer URL (`http://127.0.0.1:PORT`).
+pub async fn fake_issuer(
+    delay: Duration,
+    routes: impl FnOnce(&str) -> std::collections::HashMap<String, Route>,
+) -> (String, JoinHandle<()>) {
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Arc::new(routes(&issuer));
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let routes = Arc::clone(&routes);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let route = routes.get(request.uri().path()).cloned();
+                        async move {
+                            tokio::time::sleep(delay).await;
+                            let route = route.unwrap_or(Route {
+                                status: 404,
+                                headers: vec![("content-type", "text/plain".into())],
+                                body: "not found".into(),
+                            });
+                            let mut response = http::Response::builder().status(route.status);
+                            for (name, value) in &route.headers {
+                                response = response.header(*name, value);
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                response
+                                    .body(http_body_util::Full::new(Bytes::from(route.body)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (issuer, task)
+}
