@@ -1,7 +1,9 @@
 //! Wiring: load keys, build the store, spawn the watcher and the server, wait for a signal, drain.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -9,9 +11,8 @@ use tracing::{info, warn};
 
 use crate::config::{Command, Config, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
-use crate::issuer::Issuer;
 use crate::keys::KeySet;
-use crate::server::{self, IssuerService};
+use crate::server::{IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::watcher::{WatchConfig, Watcher};
@@ -19,11 +20,13 @@ use crate::watcher::{WatchConfig, Watcher};
 /// Runs the configured command to completion.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     match config.command {
-        Command::Serve(serve) => {
+        Command::Serve(mut serve) => {
             let signal = shutdown::os_signal().context("cannot install signal handlers")?;
-            let listener = TcpListener::bind(serve.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", serve.listen))?;
+            let listener = match serve.bound.take() {
+                Some(bound) => TcpListener::from_std(bound),
+                None => TcpListener::bind(serve.listen).await,
+            }
+            .with_context(|| format!("cannot listen on {}", serve.listen))?;
             serve_on(listener, serve, async {
                 let signal = signal.await;
                 info!(signal, "shutting down");
@@ -34,6 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Command::Mint(args) => irsa_cmd::mint(&args),
         Command::Verify(args) => irsa_cmd::verify(&args).await,
         Command::Sts(args) => irsa_cmd::sts(args).await,
+        Command::Check(args) => irsa_cmd::check(&args).await,
         Command::TrustPolicy(args) => {
             print!(
                 "{}",
@@ -46,7 +50,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Check(args) => irsa_cmd::check(&args).await,
         Command::PodEnv(args) => {
             let env = crate::irsa::PodEnv {
                 role_arn: &args.role_arn,
@@ -64,20 +67,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Serves on an already bound listener until `stop` completes (tests pass their own).
 pub async fn serve_on(
     listener: TcpListener,
-    mut config: ServeConfig,
+    config: ServeConfig,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
-    let dev_key = if config.dev {
-        let key = DevKey::generate()?;
-        config.key_files.push(key.private_key().to_owned());
-        if config.issuer_follows_listen {
-            config.publication.issuer = Issuer::new(&format!("http://{local}"), None, true)?;
-        }
-        Some(key)
-    } else {
-        None
-    };
     for warning in config.publication.issuer.warnings() {
         warn!("{warning}");
     }
@@ -96,20 +89,22 @@ pub async fn serve_on(
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
     let service = IssuerService::new(reader, readiness.clone());
-    let server = tokio::spawn(server::serve(
-        listener,
-        service,
-        signal.clone(),
-        config.shutdown_grace,
-    ));
+    let timeouts = Timeouts {
+        header_read: config.header_timeout,
+        keep_alive: config.keep_alive_timeout,
+        write: config.write_timeout,
+        linger: config.linger_timeout,
+    };
+    let server = Arc::new(Server::new(service, timeouts));
+    let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
     let watch = tokio::spawn(watcher.run(store, signal.clone()));
-    let sts = irsa_cmd::start_sts_beside_serve(&config, dev_key.as_ref(), signal).await?;
+    let sts = irsa_cmd::start_sts_beside_serve(&config, signal).await?;
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
-    if let Some(key) = &dev_key {
+    if let Some(key) = &config.dev_key {
         print_dev_banner(&config, key, local);
     }
-    if let (Some((_, Some(demo), addr)), Some(key)) = (&sts, &dev_key) {
+    if let (Some((_, Some(demo), addr)), Some(key)) = (&sts, &config.dev_key) {
         print_irsa_banner(&config, key, demo, *addr);
     }
 
@@ -140,9 +135,12 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     );
 }
 
+/// Prints what `--dev` serves and how to try it. Stdout may be closed (`issuerd serve --dev |
+/// true`): that is logged, never fatal.
 fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketAddr) {
     let issuer = &config.publication.issuer;
-    println!(
+    let printed = writeln!(
+        std::io::stdout().lock(),
         "issuerd --dev: NOT FOR PRODUCTION (ephemeral key, plain http)\n\
          \n  issuer:       {}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
          \ntry:\n  curl -s http://{local}{}\n  curl -s http://{local}{}\n  curl -s http://{local}/statusz\n",
@@ -151,15 +149,21 @@ fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketA
         issuer.discovery_path(),
         issuer.jwks_path(),
     );
+    if let Err(error) = printed {
+        warn!(%error, "cannot print the --dev banner to stdout");
+    }
 }
 
+/// Prints the local IRSA demo of `--dev --sts-listen`: the role, the env an AWS SDK needs, and
+/// how to mint other tokens. A closed stdout is logged, never fatal.
 fn print_irsa_banner(
     config: &ServeConfig,
     key: &DevKey,
     demo: &crate::sts::dev::DevIrsa,
     sts: std::net::SocketAddr,
 ) {
-    println!(
+    let printed = writeln!(
+        std::io::stdout().lock(),
         "local IRSA: STS on http://{sts}\n  \
          role:         {} (trust policy from `issuerd trust-policy`, in {})\n  \
          token:        ServiceAccount {}, audience {}\n\n{}\ntry:\n  \
@@ -174,6 +178,9 @@ fn print_irsa_banner(
         key.private_key().display(),
         config.publication.issuer.url(),
     );
+    if let Err(error) = printed {
+        warn!(%error, "cannot print the local IRSA banner to stdout");
+    }
 }
 
 /// `render`: writes both documents under `out`, at the object keys a bucket would serve them from.
@@ -187,7 +194,10 @@ fn write_documents(config: &RenderConfig) -> anyhow::Result<()> {
         let path = config.out.join(document.object_key());
         write_atomically(&path, &document.body)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
+        // The files are written either way; a closed stdout only loses this listing.
+        if let Err(error) = writeln!(std::io::stdout().lock(), "{}", path.display()) {
+            warn!(%error, path = %path.display(), "cannot print to stdout");
+        }
     }
     Ok(())
 }

@@ -21,13 +21,13 @@ fn discovery(issuer: &str, jwks_uri: &str) -> String {
 /// The fixture key's JWK as `serve` publishes it, as a JSON object.
 fn jwk(file: &str) -> serde_json::Value {
     let keys = issuerd::keys::KeySet::load(&[key(file)]).unwrap();
-    let publication = issuerd::store::Publication {
+    let publication = issuerd::issuer::Publication {
         issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
         profile: Default::default(),
         max_age_secs: 60,
     };
-    let snapshot = issuerd::store::Snapshot::build(&publication, keys, 1);
-    let jwks: serde_json::Value = serde_json::from_slice(&snapshot.jwks.body).unwrap();
+    let documents = issuerd::document::Documents::render(&publication, &keys);
+    let jwks: serde_json::Value = serde_json::from_slice(&documents.jwks.body).unwrap();
     jwks["keys"][0].clone()
 }
 

@@ -310,13 +310,13 @@ async fn malformed_tokens_and_unreachable_issuers_are_named() {
 fn jwks_of(files: &[&str]) -> String {
     let keys =
         issuerd::keys::KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
-    let publication = issuerd::store::Publication {
+    let publication = issuerd::issuer::Publication {
         issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
         profile: Default::default(),
         max_age_secs: 60,
     };
-    let snapshot = issuerd::store::Snapshot::build(&publication, keys, 1);
-    String::from_utf8(snapshot.jwks.body.to_vec()).unwrap()
+    let documents = issuerd::document::Documents::render(&publication, &keys);
+    String::from_utf8(documents.jwks.body.to_vec()).unwrap()
 }
 
 #[tokio::test]

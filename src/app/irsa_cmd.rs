@@ -12,7 +12,6 @@ use tracing::info;
 
 use crate::cli::{CheckArgs, MintArgs, StsArgs, VerifyArgs};
 use crate::config::ServeConfig;
-use crate::dev::DevKey;
 use crate::keys::PublicKey;
 use crate::shutdown;
 use crate::sts::dev::DevIrsa;
@@ -155,22 +154,22 @@ pub(super) type ServeSts = (JoinHandle<()>, Option<DevIrsa>, SocketAddr);
 /// a demo role and token are generated for the dev issuer.
 pub(super) async fn start_sts_beside_serve(
     config: &ServeConfig,
-    dev_key: Option<&DevKey>,
     stop: shutdown::Signal,
 ) -> anyhow::Result<Option<ServeSts>> {
+    let dev = config.dev_key.is_some();
     let Some(listen) = config.sts_listen else {
         return Ok(None);
     };
     let issuer = config.publication.issuer.url();
-    let (roles, demo) = match (&config.sts_roles, dev_key) {
-        (Some(path), _) => (Roles::load(path, config.dev)?, None),
+    let (roles, demo) = match (&config.sts_roles, &config.dev_key) {
+        (Some(path), _) => (Roles::load(path, dev)?, None),
         (None, Some(key)) => {
             let demo = DevIrsa::create(issuer, key.private_key())?;
             (Roles::load(&demo.roles_file, true)?, Some(demo))
         }
         (None, None) => bail!("--sts-listen needs --sts-roles FILE (or --dev)"),
     };
-    let allow_insecure = config.dev || config.publication.issuer.url().starts_with("http://");
+    let allow_insecure = dev || config.publication.issuer.url().starts_with("http://");
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (STS)"))?;
