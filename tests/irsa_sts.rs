@@ -409,3 +409,43 @@ fn serve_sts_flags_env_and_file_keys() {
     };
     assert!(config.sts_roles.is_none() && config.dev_key.is_some());
 }
+
+#[tokio::test]
+async fn an_issuer_with_a_trailing_slash_has_no_provider_and_the_error_says_why() {
+    let f = start(Duration::from_secs(30)).await;
+    let key = SigningKey::load(&key("ec256.pkcs8.pem")).unwrap();
+    let mut request = MintRequest {
+        issuer: format!("{}/", f.issuer),
+        subject: Subject::parse("ns/app").unwrap(),
+        audiences: vec!["sts.amazonaws.com".into()],
+        ttl: Duration::from_secs(600),
+        not_before: None,
+        pod: None,
+        service_account_uid: None,
+    };
+    let (status, body) = assume(&f, ROLE, &mint(&key, &request).unwrap(), &[]).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "InvalidIdentityToken"),
+        "{body}"
+    );
+    assert!(
+        body.contains("No OpenIDConnect provider found") && body.contains("trailing slash"),
+        "{body}"
+    );
+
+    request.issuer = f.issuer.clone();
+    request.audiences = vec!["vault".into()];
+    let (status, body) = assume(&f, ROLE, &mint(&key, &request).unwrap(), &[]).await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, "InvalidIdentityToken"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Incorrect token audience") && body.contains("[&quot;vault&quot;]"),
+        "{body}"
+    );
+    f.stop.trigger();
+    f.server.stop().await.unwrap();
+}

@@ -181,12 +181,29 @@ impl Sts {
             .clone()
             .ok_or_else(|| invalid("The ID Token has no iss claim".into()))?;
         let provider = self.roles.provider(&iss).ok_or_else(|| {
+            let near = self
+                .roles
+                .providers
+                .iter()
+                .find(|p| p.url.trim_end_matches('/') == iss.trim_end_matches('/'))
+                .map(|p| {
+                    format!(
+                        " (there is one for {:?}: the iss differs by a trailing slash)",
+                        p.url
+                    )
+                })
+                .unwrap_or_default();
             invalid(format!(
-                "No OpenIDConnect provider found in your account for {iss}"
+                "No OpenIDConnect provider found in your account for {iss}{near}"
             ))
         })?;
         let audience = verify::check_audience(&jwt, &provider.client_ids)
-            .map_err(|e| invalid(format!("Incorrect token audience: {e}")))?
+            .map_err(|_| {
+                invalid(format!(
+                    "Incorrect token audience: the token's aud is {:?}; the provider's client IDs are {:?}",
+                    jwt.claims.aud, provider.client_ids
+                ))
+            })?
             .to_owned();
         let now = unix(SystemTime::now());
         verify::check_times(&jwt, now).map_err(|e| match e {
