@@ -88,6 +88,8 @@ pub async fn serve_on(
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
+    // Before anything is spawned, so a roles file or bind error leaves nothing running.
+    let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
     let service = IssuerService::new(reader, readiness.clone());
     let timeouts = Timeouts {
         header_read: config.header_timeout,
@@ -97,8 +99,7 @@ pub async fn serve_on(
     };
     let server = Arc::new(Server::new(service, timeouts));
     let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
-    let watch = tokio::spawn(watcher.run(store, signal.clone()));
-    let sts = irsa_cmd::start_sts_beside_serve(&config, signal).await?;
+    let watch = tokio::spawn(watcher.run(store, signal));
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
     if let Some(key) = &config.dev_key {

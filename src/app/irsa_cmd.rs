@@ -156,20 +156,22 @@ pub(super) async fn start_sts_beside_serve(
     config: &ServeConfig,
     stop: shutdown::Signal,
 ) -> anyhow::Result<Option<ServeSts>> {
-    let dev = config.dev_key.is_some();
     let Some(listen) = config.sts_listen else {
         return Ok(None);
     };
+    // An http issuer was allowed explicitly (--dev or --allow-insecure-issuer): so are http
+    // providers, which is what the STS beside it is for.
+    let allow_insecure =
+        config.dev_key.is_some() || config.publication.issuer.url().starts_with("http://");
     let issuer = config.publication.issuer.url();
     let (roles, demo) = match (&config.sts_roles, &config.dev_key) {
-        (Some(path), _) => (Roles::load(path, dev)?, None),
+        (Some(path), _) => (Roles::load(path, allow_insecure)?, None),
         (None, Some(key)) => {
             let demo = DevIrsa::create(issuer, key.private_key())?;
             (Roles::load(&demo.roles_file, true)?, Some(demo))
         }
         (None, None) => bail!("--sts-listen needs --sts-roles FILE (or --dev)"),
     };
-    let allow_insecure = dev || config.publication.issuer.url().starts_with("http://");
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (STS)"))?;

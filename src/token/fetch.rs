@@ -99,6 +99,9 @@ pub enum FetchError {
         /// The URL.
         url: String,
     },
+    /// The HTTP client could not be built (TLS roots, crypto provider).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
     /// Connection, TLS or timeout failure.
     #[error("cannot fetch {url}: {reason}")]
     Unreachable {
@@ -137,10 +140,7 @@ impl Fetcher {
             .user_agent(concat!("issuerd/", env!("CARGO_PKG_VERSION")))
             .https_only(!allow_insecure)
             .build()
-            .map_err(|e| FetchError::Unreachable {
-                url: String::new(),
-                reason: format!("cannot build the HTTP client: {}", chain(&e)),
-            })?;
+            .map_err(|e| FetchError::Client(chain(&e)))?;
         Ok(Self {
             client,
             allow_insecure,
