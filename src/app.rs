@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tracing::field::valuable;
 use tracing::{info, warn};
 
 use crate::config::{Command, Config, RenderConfig, ServeConfig};
@@ -129,7 +130,7 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     }
     info!(
         generation = snapshot.generation,
-        kids = ?snapshot.keys.kids().collect::<Vec<_>>(),
+        kids = valuable(&snapshot.keys.kids().collect::<Vec<_>>()),
         discovery = %snapshot.discovery.path,
         jwks = %snapshot.jwks.path,
         "published key set"

@@ -3,7 +3,6 @@
 
 use serde_json::json;
 
-use crate::sts::roles::host_path;
 use crate::token::claims::Subject;
 
 /// Where the EKS webhook mounts the projected token.
@@ -12,6 +11,16 @@ pub const TOKEN_DIR: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
 pub const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
 /// The webhook's volume name.
 pub const VOLUME: &str = "aws-iam-token";
+
+/// `https://Host:port/path/` -> `host:port/path`, as IAM names an OIDC provider (ARN suffix and
+/// condition key prefix).
+pub fn host_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    rest.trim_end_matches('/').to_ascii_lowercase()
+}
 
 /// Invalid generator input.
 #[derive(Debug, thiserror::Error)]

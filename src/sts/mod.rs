@@ -29,8 +29,8 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 pub use self::service::Sts;
@@ -49,31 +49,18 @@ pub async fn serve(
     mut shutdown: shutdown::Signal,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     if let Ok(addr) = listener.local_addr() {
         info!(listen = %addr, "STS ready");
     }
+    // Every connection task holds a receiver; `closed()` completes when the last one ends.
+    let (connections, token) = watch::channel(());
     loop {
         tokio::select! {
             biased;
             () = shutdown.requested() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    let sts = Arc::clone(&sts);
-                    let service = hyper::service::service_fn(move |request| {
-                        let sts = Arc::clone(&sts);
-                        async move { Ok::<_, Infallible>(handle(&sts, request).await) }
-                    });
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service);
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            debug!(%error, "STS connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(connection(stream, Arc::clone(&sts), shutdown.clone(), token.clone()));
                 }
                 Err(error) => {
                     warn!(%error, "STS accept failed");
@@ -83,11 +70,38 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(token);
+    if tokio::time::timeout(grace, connections.closed()).await.is_err() {
         warn!("STS grace period elapsed; closing the remaining connections");
+    }
+}
+
+/// One HTTP/1.1 connection; on shutdown an idle connection closes and a request being answered
+/// is finished first.
+async fn connection(
+    stream: TcpStream,
+    sts: Arc<Sts>,
+    mut shutdown: shutdown::Signal,
+    _token: watch::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let sts = Arc::clone(&sts);
+        async move { Ok::<_, Infallible>(handle(&sts, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.requested() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        debug!(%error, "STS connection ended with an error");
     }
 }
 

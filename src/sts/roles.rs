@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::policy::{PolicyError, TrustPolicy};
+use crate::irsa::host_path;
 
 /// IAM's default `MaxSessionDuration`.
 pub const DEFAULT_MAX_SESSION_SECS: u32 = 3600;
@@ -188,15 +189,6 @@ fn provider(raw: RawProvider, allow_insecure: bool) -> Result<Provider, String> 
         url: raw.url,
         client_ids: raw.client_ids,
     })
-}
-
-/// `https://Host:port/path/` -> `host:port/path`, as IAM names a provider.
-pub fn host_path(url: &str) -> String {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    rest.trim_end_matches('/').to_ascii_lowercase()
 }
 
 fn role(raw: RawRole) -> Result<Role, String> {
