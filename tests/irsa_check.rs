@@ -281,3 +281,19 @@ async fn urls_relying_parties_refuse_are_named() {
     let report = check("not a url", false).await;
     assert_finding(&report, Level::Fail, "url", "not an absolute URL");
 }
+
+#[tokio::test]
+async fn an_algorithm_that_does_not_fit_its_key_fails() {
+    let mut wrong = jwk("ec256.pkcs8.pem");
+    wrong["alg"] = "ES384".into();
+    let (issuer, task) = issuer_with(Duration::ZERO, |_, routes| {
+        routes.insert(
+            "/jwks".into(),
+            Route::ok("application/jwk-set+json", jwks(&[wrong])),
+        );
+    })
+    .await;
+    let report = check(&issuer, true).await;
+    assert_finding(&report, Level::Fail, "keys", "does not match its key");
+    task.abort();
+}

@@ -449,3 +449,69 @@ async fn an_issuer_with_a_trailing_slash_has_no_provider_and_the_error_says_why(
     f.stop.trigger();
     f.server.stop().await.unwrap();
 }
+
+#[test]
+fn the_generators_print_what_the_sts_and_kubernetes_take() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let policy = run(&[
+        "trust-policy",
+        "--issuer",
+        "https://oidc.example.com/prod",
+        "--account",
+        "111122223333",
+        "--service-account",
+        "ns/app",
+        "--service-account",
+        "ns/worker",
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(
+        value["Statement"][0]["Condition"]["StringEquals"]["oidc.example.com/prod:sub"],
+        serde_json::json!([
+            "system:serviceaccount:ns:app",
+            "system:serviceaccount:ns:worker"
+        ])
+    );
+    // Accepted unchanged by the roles file.
+    let roles = serde_json::json!({
+        "OpenIDConnectProviders": [{"Url": "https://oidc.example.com/prod", "ClientIDList": ["sts.amazonaws.com"]}],
+        "Roles": [{"Arn": ROLE, "AssumeRolePolicyDocument": value}]
+    });
+    assert!(Roles::parse(roles.to_string().as_bytes(), false).is_ok());
+
+    let yaml = run(&["pod-env", "--role-arn", ROLE, "--region", "eu-west-1"]);
+    assert!(
+        yaml.contains("value: \"arn:aws:iam::111122223333:role/app\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("serviceAccountToken:") && yaml.contains("expirationSeconds: 86400"),
+        "{yaml}"
+    );
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args([
+            "trust-policy",
+            "--issuer",
+            "https://h",
+            "--account",
+            "12",
+            "--service-account",
+            "ns/app",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("12-digit"));
+}

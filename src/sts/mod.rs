@@ -71,7 +71,10 @@ pub async fn serve(
     }
     drop(listener);
     drop(token);
-    if tokio::time::timeout(grace, connections.closed()).await.is_err() {
+    if tokio::time::timeout(grace, connections.closed())
+        .await
+        .is_err()
+    {
         warn!("STS grace period elapsed; closing the remaining connections");
     }
 }
