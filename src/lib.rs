@@ -5,7 +5,8 @@
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
 //! (the server today, a mirror or an STS verifier later) is a reader of the same snapshots.
 //! Data and imports flow one way: keys -> document -> store -> server/watcher -> app
-//! (`tests/layers.rs` holds the code to it).
+//! (`tests/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
+//! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
 //!
 //! - [`cli`]: raw command-line flags and env.
 //! - [`config`]: flags + env + TOML file -> validated [`config::Config`], `--dev` resolved.
