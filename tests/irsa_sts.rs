@@ -512,6 +512,6 @@ fn the_generators_print_what_the_sts_and_kubernetes_take() {
         ])
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "invalid input is a usage error");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("12-digit"));
 }
