@@ -195,6 +195,19 @@ async fn malformed_requests_get_aws_codes_and_statuses() {
     assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
     assert!(body.contains("webIdentityToken"), "{body}");
 
+    let (status, body) = call(
+        &f,
+        &[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("RoleArn", ROLE),
+            ("RoleSessionName", "bad name"),
+            ("WebIdentityToken", &good),
+        ],
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
+    assert!(body.contains("roleSessionName"), "{body}");
+
     let (status, body) = assume(&f, ROLE, &good, &[("DurationSeconds", "899")]).await;
     assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
 

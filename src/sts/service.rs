@@ -11,7 +11,7 @@ use tracing::info;
 use super::key_cache::KeyCache;
 use super::policy::{Context, Decision};
 use super::response::{Assumed, Credentials, ErrorCode, StsError, caller_identity_xml};
-use super::roles::{MAX_SESSION_SECS, MIN_SESSION_SECS, Roles};
+use super::roles::{MAX_SESSION_SECS, MIN_SESSION_SECS, Provider, Role, Roles};
 use crate::token::claims::unix;
 use crate::token::jwt::Jwt;
 use crate::token::verify::{self, VerifyError};
@@ -101,77 +101,51 @@ impl Sts {
         &self,
         params: &HashMap<String, String>,
     ) -> Result<Assumed, StsError> {
-        let required = |name: &str, field: &str| {
-            params.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                StsError::new(
-                    ErrorCode::ValidationError,
-                    format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"),
-                )
-            })
-        };
-        let role_arn = required("RoleArn", "roleArn")?;
-        let session_name = required("RoleSessionName", "roleSessionName")?;
-        let token = required("WebIdentityToken", "webIdentityToken")?;
-        let valid_session = (2..=64).contains(&session_name.len())
-            && session_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
-        if !valid_session {
+        let request = AssumeRequest::from_params(params)?;
+        let identity = self.verify_token(request.token).await?;
+        let role = self.authorize(request.role_arn, &identity)?;
+        let duration = request.duration.unwrap_or(DEFAULT_DURATION_SECS);
+        if duration > role.max_session_secs {
             return Err(StsError::new(
                 ErrorCode::ValidationError,
                 format!(
-                    "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2..64"
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({duration} > {}).",
+                    role.max_session_secs
                 ),
             ));
         }
-        let duration = match params.get("DurationSeconds") {
-            None => None,
-            Some(text) => Some(text.parse::<u32>().map_err(|_| {
-                StsError::new(
-                    ErrorCode::ValidationError,
-                    format!("Value '{text}' at 'durationSeconds' is not an integer"),
-                )
-            })?),
-        };
-        if let Some(d) = duration {
-            if d < MIN_SESSION_SECS {
-                return Err(StsError::new(
-                    ErrorCode::ValidationError,
-                    format!(
-                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to {MIN_SESSION_SECS}"
-                    ),
-                ));
-            }
-            if d > MAX_SESSION_SECS {
-                return Err(StsError::new(
-                    ErrorCode::ValidationError,
-                    format!(
-                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to {MAX_SESSION_SECS}"
-                    ),
-                ));
-            }
-        }
-        if let Some(policy) = params.get("Policy") {
-            // Session policies only narrow the credentials, which grant nothing here; they must
-            // still be policies.
-            let value: serde_json::Value = serde_json::from_str(policy).map_err(|e| {
-                StsError::new(
-                    ErrorCode::MalformedPolicyDocument,
-                    format!("Syntax errors in policy: {e}"),
-                )
-            })?;
-            if !value
-                .get("Statement")
-                .is_some_and(|s| s.is_object() || s.is_array())
-            {
-                return Err(StsError::new(
-                    ErrorCode::MalformedPolicyDocument,
-                    "Policy has no Statement",
-                ));
-            }
-        }
 
-        // The token.
+        let session_name = request.session_name;
+        let credentials = Credentials::generate(Duration::from_secs(u64::from(duration)));
+        let assumed_role_arn = format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+            role.account, role.name
+        );
+        let assumed_role_id = format!("{}:{session_name}", role.role_id);
+        self.sessions
+            .insert(
+                credentials.access_key_id.clone(),
+                Arc::new(Session {
+                    arn: assumed_role_arn.clone(),
+                    user_id: assumed_role_id.clone(),
+                    account: role.account.clone(),
+                }),
+            )
+            .await;
+        info!(role = %role.arn, sub = %identity.subject, access_key_id = %credentials.access_key_id, duration, "assumed role");
+        Ok(Assumed {
+            credentials,
+            assumed_role_arn,
+            assumed_role_id,
+            subject: identity.subject,
+            audience: identity.audience,
+            provider: identity.issuer,
+        })
+    }
+
+    /// Verifies the token as STS does: provider by `iss`, audience among its client IDs, times,
+    /// then the signature with the issuer's published key.
+    async fn verify_token(&self, token: &str) -> Result<Identity<'_>, StsError> {
         let invalid = |message: String| StsError::new(ErrorCode::InvalidIdentityToken, message);
         let jwt = Jwt::parse(token)
             .map_err(|e| invalid(format!("The ID Token provided is not a valid JWT: {e}")))?;
@@ -235,8 +209,17 @@ impl Sts {
             .ok_or_else(|| {
                 StsError::new(ErrorCode::IdpRejectedClaim, "The ID Token has no sub claim")
             })?;
+        Ok(Identity {
+            provider,
+            issuer: iss,
+            subject,
+            audience,
+            amr: jwt.claims.amr,
+        })
+    }
 
-        // The role and its trust policy.
+    /// The role, if its trust policy lets this identity assume it.
+    fn authorize(&self, role_arn: &str, identity: &Identity<'_>) -> Result<&Role, StsError> {
         let denied = |why: String| {
             StsError::new(
                 ErrorCode::AccessDenied,
@@ -247,65 +230,26 @@ impl Sts {
             .roles
             .role(role_arn)
             .ok_or_else(|| denied(format!("no role {role_arn} in the roles file")))?;
-        let provider_arn = provider.arn(&role.account);
+        let provider_arn = identity.provider.arn(&role.account);
+        let (subject, audience) = (&identity.subject, &identity.audience);
         let context = Context {
             provider_arn: &provider_arn,
-            provider: &provider.host_path,
-            sub: &subject,
-            aud: &audience,
-            amr: &jwt.claims.amr,
+            provider: &identity.provider.host_path,
+            sub: subject,
+            aud: audience,
+            amr: &identity.amr,
         };
         match role.trust_policy.evaluate(&context) {
-            Decision::Allow => {}
-            Decision::ExplicitDeny(sid) => {
-                return Err(denied(format!(
-                    "explicitly denied by the trust policy of {role_arn}{} for sub {subject:?}, aud {audience:?}",
-                    sid.map(|s| format!(" (statement {s:?})"))
-                        .unwrap_or_default()
-                )));
-            }
-            Decision::ImplicitDeny => {
-                return Err(denied(format!(
-                    "no statement of the trust policy of {role_arn} allows principal {provider_arn} with sub {subject:?}, aud {audience:?}"
-                )));
-            }
+            Decision::Allow => Ok(role),
+            Decision::ExplicitDeny(sid) => Err(denied(format!(
+                "explicitly denied by the trust policy of {role_arn}{} for sub {subject:?}, aud {audience:?}",
+                sid.map(|s| format!(" (statement {s:?})"))
+                    .unwrap_or_default()
+            ))),
+            Decision::ImplicitDeny => Err(denied(format!(
+                "no statement of the trust policy of {role_arn} allows principal {provider_arn} with sub {subject:?}, aud {audience:?}"
+            ))),
         }
-        let duration = duration.unwrap_or(DEFAULT_DURATION_SECS);
-        if duration > role.max_session_secs {
-            return Err(StsError::new(
-                ErrorCode::ValidationError,
-                format!(
-                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({duration} > {}).",
-                    role.max_session_secs
-                ),
-            ));
-        }
-
-        let credentials = Credentials::generate(Duration::from_secs(u64::from(duration)));
-        let assumed_role_arn = format!(
-            "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-            role.account, role.name
-        );
-        let assumed_role_id = format!("{}:{session_name}", role.role_id);
-        self.sessions
-            .insert(
-                credentials.access_key_id.clone(),
-                Arc::new(Session {
-                    arn: assumed_role_arn.clone(),
-                    user_id: assumed_role_id.clone(),
-                    account: role.account.clone(),
-                }),
-            )
-            .await;
-        info!(role = %role_arn, sub = %subject, access_key_id = %credentials.access_key_id, duration, "assumed role");
-        Ok(Assumed {
-            credentials,
-            assumed_role_arn,
-            assumed_role_id,
-            subject,
-            audience,
-            provider: iss,
-        })
     }
 
     /// Answers for credentials issued here. The SigV4 signature is not checked: this endpoint
@@ -333,4 +277,88 @@ impl Sts {
             request_id,
         ))
     }
+}
+
+/// The parameters of `AssumeRoleWithWebIdentity`, validated as STS validates them.
+struct AssumeRequest<'a> {
+    role_arn: &'a str,
+    session_name: &'a str,
+    token: &'a str,
+    duration: Option<u32>,
+}
+
+impl<'a> AssumeRequest<'a> {
+    fn from_params(params: &'a HashMap<String, String>) -> Result<Self, StsError> {
+        let validation = |message: String| StsError::new(ErrorCode::ValidationError, message);
+        let required = |name: &str, field: &str| {
+            params
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    validation(format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"))
+                })
+        };
+        let role_arn = required("RoleArn", "roleArn")?;
+        let session_name = required("RoleSessionName", "roleSessionName")?;
+        let token = required("WebIdentityToken", "webIdentityToken")?;
+        let valid_session = (2..=64).contains(&session_name.len())
+            && session_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        if !valid_session {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2..64"
+            )));
+        }
+        let duration = match params.get("DurationSeconds") {
+            None => None,
+            Some(text) => {
+                let d = text.parse::<u32>().map_err(|_| {
+                    validation(format!(
+                        "Value '{text}' at 'durationSeconds' is not an integer"
+                    ))
+                })?;
+                if d < MIN_SESSION_SECS {
+                    return Err(validation(format!(
+                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to {MIN_SESSION_SECS}"
+                    )));
+                }
+                if d > MAX_SESSION_SECS {
+                    return Err(validation(format!(
+                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to {MAX_SESSION_SECS}"
+                    )));
+                }
+                Some(d)
+            }
+        };
+        if let Some(policy) = params.get("Policy") {
+            // Session policies only narrow the credentials, which grant nothing here; they must
+            // still be policies.
+            let malformed = |m: String| StsError::new(ErrorCode::MalformedPolicyDocument, m);
+            let value: serde_json::Value = serde_json::from_str(policy)
+                .map_err(|e| malformed(format!("Syntax errors in policy: {e}")))?;
+            if !value
+                .get("Statement")
+                .is_some_and(|s| s.is_object() || s.is_array())
+            {
+                return Err(malformed("Policy has no Statement".into()));
+            }
+        }
+        Ok(Self {
+            role_arn,
+            session_name,
+            token,
+            duration,
+        })
+    }
+}
+
+/// A verified web identity.
+struct Identity<'a> {
+    provider: &'a Provider,
+    issuer: String,
+    subject: String,
+    audience: String,
+    amr: Vec<String>,
 }
