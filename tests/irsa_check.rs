@@ -5,10 +5,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Route, TestServer, fake_issuer, key};
+use common::{Route, fake_issuer, key, published_jwks, start_local_issuer, unused_port};
 use issuerd::check::{Level, Report, check};
-use issuerd::config::{Command, Config};
-use tokio::net::TcpListener;
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
 
@@ -20,14 +18,7 @@ fn discovery(issuer: &str, jwks_uri: &str) -> String {
 
 /// The fixture key's JWK as `serve` publishes it, as a JSON object.
 fn jwk(file: &str) -> serde_json::Value {
-    let keys = issuerd::keys::KeySet::load(&[key(file)]).unwrap();
-    let publication = issuerd::issuer::Publication {
-        issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
-        profile: Default::default(),
-        max_age_secs: 60,
-    };
-    let documents = issuerd::document::Documents::render(&publication, &keys);
-    let jwks: serde_json::Value = serde_json::from_slice(&documents.jwks.body).unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&published_jwks(&[file])).unwrap();
     jwks["keys"][0].clone()
 }
 
@@ -74,22 +65,8 @@ fn assert_finding(report: &Report, level: Level, check: &str, needle: &str) {
 
 #[tokio::test]
 async fn a_served_issuer_passes_with_http_as_the_only_warning() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
     let key_file = key("rsa2048.pkcs8.pem").display().to_string();
-    let args = [
-        "issuerd",
-        "serve",
-        "--issuer",
-        &issuer,
-        "--allow-insecure-issuer",
-        "--key-file",
-        &key_file,
-    ];
-    let Command::Serve(config) = Config::from_args(args).unwrap().command else {
-        unreachable!()
-    };
-    let server = TestServer::start_with(listener, config).await;
+    let (server, issuer) = start_local_issuer(&["--key-file", &key_file]).await;
     let report = check(&issuer, true).await;
     assert!(report.ok, "{report}");
     assert_finding(&report, Level::Warn, "https", "local testing only");
@@ -149,12 +126,7 @@ async fn anonymous_access_denied_and_unreachable_issuers_fail() {
     assert_finding(&report, Level::Fail, "discovery", "anonymously");
     task.abort();
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port().await;
     let report = check(&format!("http://127.0.0.1:{port}"), true).await;
     assert_finding(&report, Level::Fail, "discovery", "cannot fetch");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{TestServer, get, key};
+use common::{TestServer, get, key, start_local_issuer};
 use issuerd::config::{Command, Config};
 use issuerd::shutdown;
 use issuerd::sts::key_cache::KeyCache;
@@ -33,24 +33,8 @@ struct Fixture {
 async fn start(refetch: Duration) -> Fixture {
     let keys_dir = tempfile::tempdir().unwrap();
     std::fs::copy(key("ec256.pkcs8.pem"), keys_dir.path().join("a.pem")).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
     let dir = keys_dir.path().display().to_string();
-    let args = [
-        "issuerd",
-        "serve",
-        "--issuer",
-        &issuer,
-        "--allow-insecure-issuer",
-        "--key-file",
-        &dir,
-        "--debounce",
-        "20ms",
-    ];
-    let Command::Serve(config) = Config::from_args(args).unwrap().command else {
-        unreachable!()
-    };
-    let server = TestServer::start_with(listener, config).await;
+    let (server, issuer) = start_local_issuer(&["--key-file", &dir, "--debounce", "20ms"]).await;
 
     let provider = issuer.trim_start_matches("http://");
     let policy = issuerd::irsa::trust_policy(
@@ -94,21 +78,28 @@ async fn start(refetch: Duration) -> Fixture {
     }
 }
 
+impl Fixture {
+    async fn stop(self) {
+        self.stop.trigger();
+        self.server.stop().await.unwrap();
+    }
+}
+
+fn request(issuer: &str, subject: &str) -> MintRequest {
+    MintRequest {
+        issuer: issuer.to_owned(),
+        subject: Subject::parse(subject).unwrap(),
+        audiences: vec!["sts.amazonaws.com".into()],
+        ttl: Duration::from_secs(3600),
+        not_before: None,
+        pod: None,
+        service_account_uid: None,
+    }
+}
+
 fn token(fixture: &Fixture, file: &str, subject: &str) -> String {
     let key = SigningKey::load(&key(file)).unwrap();
-    mint(
-        &key,
-        &MintRequest {
-            issuer: fixture.issuer.clone(),
-            subject: Subject::parse(subject).unwrap(),
-            audiences: vec!["sts.amazonaws.com".into()],
-            ttl: Duration::from_secs(3600),
-            not_before: None,
-            pod: None,
-            service_account_uid: None,
-        },
-    )
-    .unwrap()
+    mint(&key, &request(&fixture.issuer, subject)).unwrap()
 }
 
 /// POSTs a Query API form; returns (status, body).
@@ -175,8 +166,7 @@ async fn get_with_a_query_string_works_as_in_aws() {
         body.contains(&format!("<RequestId>{request_id}</RequestId>")),
         "{body}"
     );
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[tokio::test]
@@ -234,8 +224,7 @@ async fn malformed_requests_get_aws_codes_and_statuses() {
         body.contains("<Type>Sender</Type>") && body.contains("<RequestId>"),
         "{body}"
     );
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[tokio::test]
@@ -261,8 +250,7 @@ async fn an_explicit_deny_wins_and_the_role_maximum_allows_longer_sessions() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[tokio::test]
@@ -286,8 +274,7 @@ async fn an_unknown_kid_refetches_at_most_once_per_interval() {
         "{body}"
     );
     assert!(body.contains("unknown kid"), "{body}");
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 
     // Interval zero: the unknown kid refetches at once.
     let f = start(Duration::ZERO).await;
@@ -302,8 +289,7 @@ async fn an_unknown_kid_refetches_at_most_once_per_interval() {
     );
     let (status, body) = assume(&f, ROLE, &token(&f, "ec384.pkcs8.pem", "ns/app"), &[]).await;
     assert_eq!(status, 200, "{body}");
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[tokio::test]
@@ -314,8 +300,7 @@ async fn a_token_without_sub_is_a_rejected_claim() {
     let claims = serde_json::json!({"iss": f.issuer, "aud": ["sts.amazonaws.com"], "exp": now + 600, "iat": now});
     let (status, body) = assume(&f, ROLE, &key.sign(&claims, None).unwrap(), &[]).await;
     assert_eq!((status, code(&body)), (403, "IDPRejectedClaim"), "{body}");
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[test]
@@ -427,15 +412,7 @@ fn serve_sts_flags_env_and_file_keys() {
 async fn an_issuer_with_a_trailing_slash_has_no_provider_and_the_error_says_why() {
     let f = start(Duration::from_secs(30)).await;
     let key = SigningKey::load(&key("ec256.pkcs8.pem")).unwrap();
-    let mut request = MintRequest {
-        issuer: format!("{}/", f.issuer),
-        subject: Subject::parse("ns/app").unwrap(),
-        audiences: vec!["sts.amazonaws.com".into()],
-        ttl: Duration::from_secs(600),
-        not_before: None,
-        pod: None,
-        service_account_uid: None,
-    };
+    let mut request = request(&format!("{}/", f.issuer), "ns/app");
     let (status, body) = assume(&f, ROLE, &mint(&key, &request).unwrap(), &[]).await;
     assert_eq!(
         (status, code(&body)),
@@ -459,8 +436,7 @@ async fn an_issuer_with_a_trailing_slash_has_no_provider_and_the_error_says_why(
         body.contains("Incorrect token audience") && body.contains("[&quot;vault&quot;]"),
         "{body}"
     );
-    f.stop.trigger();
-    f.server.stop().await.unwrap();
+    f.stop().await;
 }
 
 #[test]

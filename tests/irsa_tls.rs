@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::key;
+use common::{key, published_jwks};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use issuerd::check::{Level, check};
@@ -20,17 +20,6 @@ fn tls_fixture(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tls")
         .join(name)
-}
-
-fn jwks() -> String {
-    let keys = issuerd::keys::KeySet::load(&[key("ec256.pkcs8.pem")]).unwrap();
-    let publication = issuerd::issuer::Publication {
-        issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
-        profile: Default::default(),
-        max_age_secs: 60,
-    };
-    let documents = issuerd::document::Documents::render(&publication, &keys);
-    String::from_utf8(documents.jwks.body.to_vec()).unwrap()
 }
 
 /// An issuer at `https://127.0.0.1:PORT` with the fixture server certificate.
@@ -60,7 +49,11 @@ async fn https_issuer() -> (String, tokio::task::JoinHandle<()>) {
             "application/json",
             discovery,
         ),
-        ("/openid/v1/jwks", "application/jwk-set+json", jwks()),
+        (
+            "/openid/v1/jwks",
+            "application/jwk-set+json",
+            published_jwks(&["ec256.pkcs8.pem"]),
+        ),
     ]);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

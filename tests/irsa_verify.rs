@@ -6,37 +6,26 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use common::{Route, TestServer, fake_issuer, key};
-use issuerd::config::{Command, Config};
+use common::{
+    Route, TestServer, fake_issuer, key, published_jwks, start_local_issuer, unused_port,
+};
 use issuerd::keys::PublicKey;
 use issuerd::token::claims::{Subject, unix};
 use issuerd::token::fetch::{FetchError, Fetcher};
 use issuerd::token::mint::{MintRequest, mint};
 use issuerd::token::signing_key::SigningKey;
 use issuerd::token::verify::{VerifyError, verify_with_issuer};
-use tokio::net::TcpListener;
 
 const AUD: &str = "sts.amazonaws.com";
 
 /// `serve` with the given fixture keys on 127.0.0.1:PORT, issuer `http://127.0.0.1:PORT`.
 async fn serve(keys: &[&str]) -> (TestServer, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
     let paths: Vec<String> = keys.iter().map(|k| key(k).display().to_string()).collect();
-    let mut args = vec![
-        "issuerd",
-        "serve",
-        "--issuer",
-        &issuer,
-        "--allow-insecure-issuer",
-    ];
+    let mut args = Vec::new();
     for path in &paths {
-        args.extend(["--key-file", path]);
+        args.extend(["--key-file", path.as_str()]);
     }
-    let Command::Serve(config) = Config::from_args(args).unwrap().command else {
-        unreachable!()
-    };
-    (TestServer::start_with(listener, config).await, issuer)
+    start_local_issuer(&args).await
 }
 
 fn request(issuer: &str) -> MintRequest {
@@ -290,13 +279,7 @@ async fn malformed_tokens_and_unreachable_issuers_are_named() {
     let (error, text) = failure("not-a-jwt", "http://127.0.0.1:9").await;
     assert!(matches!(error, VerifyError::Malformed(_)), "{text}");
 
-    // A port nobody listens on: bind, note it, close.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port().await;
     let issuer = format!("http://127.0.0.1:{port}");
     let (error, text) = failure(&token("ec256.pkcs8.pem", &request(&issuer)), &issuer).await;
     assert!(
@@ -307,37 +290,30 @@ async fn malformed_tokens_and_unreachable_issuers_are_named() {
 
 // === a misconfigured issuer ===
 
-fn jwks_of(files: &[&str]) -> String {
-    let keys =
-        issuerd::keys::KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
-    let publication = issuerd::issuer::Publication {
-        issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
-        profile: Default::default(),
-        max_age_secs: 60,
-    };
-    let documents = issuerd::document::Documents::render(&publication, &keys);
-    String::from_utf8(documents.jwks.body.to_vec()).unwrap()
-}
-
-#[tokio::test]
-async fn wrong_content_types_are_named() {
-    let jwks = jwks_of(&["ec256.pkcs8.pem"]);
-    let (issuer, task) = fake_issuer(Duration::ZERO, |issuer| {
+/// An issuer whose discovery document and JWKS are served with these Content-Types.
+async fn issuer_serving(
+    discovery_type: &'static str,
+    jwks_type: &'static str,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let jwks = published_jwks(&["ec256.pkcs8.pem"]);
+    fake_issuer(Duration::ZERO, |issuer| {
         HashMap::from([
             (
                 "/.well-known/openid-configuration".to_owned(),
                 Route::ok(
-                    "text/plain",
+                    discovery_type,
                     format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/jwks"}}"#),
                 ),
             ),
-            (
-                "/jwks".to_owned(),
-                Route::ok("application/jwk-set+json", jwks.clone()),
-            ),
+            ("/jwks".to_owned(), Route::ok(jwks_type, jwks)),
         ])
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn wrong_content_types_are_named() {
+    let (issuer, task) = issuer_serving("text/plain", "application/jwk-set+json").await;
     let (error, text) = failure(&token("ec256.pkcs8.pem", &request(&issuer)), &issuer).await;
     assert!(
         matches!(
@@ -355,22 +331,7 @@ async fn wrong_content_types_are_named() {
     );
     task.abort();
 
-    let (issuer, task) = fake_issuer(Duration::ZERO, |issuer| {
-        HashMap::from([
-            (
-                "/.well-known/openid-configuration".to_owned(),
-                Route::ok(
-                    "application/json",
-                    format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/jwks"}}"#),
-                ),
-            ),
-            (
-                "/jwks".to_owned(),
-                Route::ok("application/octet-stream", jwks.clone()),
-            ),
-        ])
-    })
-    .await;
+    let (issuer, task) = issuer_serving("application/json", "application/octet-stream").await;
     let (error, text) = failure(&token("ec256.pkcs8.pem", &request(&issuer)), &issuer).await;
     assert!(
         matches!(error, VerifyError::ContentType { what: "JWKS", .. }),

@@ -315,3 +315,45 @@ pub async fn fake_issuer(
     });
     (issuer, task)
 }
+
+/// `serve` on 127.0.0.1:PORT with issuer `http://127.0.0.1:PORT` and `args` appended (key files
+/// and the like); returns the server and the issuer.
+pub async fn start_local_issuer(args: &[&str]) -> (TestServer, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let mut argv = vec![
+        "issuerd",
+        "serve",
+        "--issuer",
+        &issuer,
+        "--allow-insecure-issuer",
+    ];
+    argv.extend_from_slice(args);
+    let Command::Serve(config) = Config::from_args(argv).expect("valid test config").command else {
+        unreachable!("serve arguments make a serve config")
+    };
+    (TestServer::start_with(listener, config).await, issuer)
+}
+
+/// The JWKS `serve` publishes for these fixture keys.
+pub fn published_jwks(files: &[&str]) -> String {
+    let keys =
+        issuerd::keys::KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
+    let publication = issuerd::issuer::Publication {
+        issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
+        profile: Default::default(),
+        max_age_secs: 60,
+    };
+    let documents = issuerd::document::Documents::render(&publication, &keys);
+    String::from_utf8(documents.jwks.body.to_vec()).unwrap()
+}
+
+/// A loopback port nobody listens on (bound, noted, closed).
+pub async fn unused_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -304,22 +304,20 @@ def test_serve_dev_with_sts_is_local_irsa_in_one_command(tmp_path, monkeypatch):
         str(ISSUERD_BIN), "serve", "--dev", "--listen", f"127.0.0.1:{port}",
         "--sts-listen", f"127.0.0.1:{sts_port}",
     ]
-    out_path = tmp_path / "stdout"
-    with open(out_path, "wb") as out, open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    try:
+    with running(cmd, port, tmp_path / "serve.log", "/readyz") as proc:
         env = {}
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while "AWS_ENDPOINT_URL_STS" not in env:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"no env printed (exit {proc.poll()}):\n{out_path.read_text()}\n{(tmp_path / 'stderr').read_text()}")
+        while "AWS_DEFAULT_REGION" not in env:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no env printed:\n{proc.log()}")
             time.sleep(0.05)
-            for line in out_path.read_text().splitlines():
-                if line.strip().startswith("export "):
-                    name, _, value = line.strip()[len("export "):].partition("=")
+            for line in proc.log().splitlines():
+                if line.startswith("export "):
+                    name, _, value = line[len("export "):].partition("=")
                     env[name] = value
         assert env["AWS_ENDPOINT_URL_STS"] == f"http://127.0.0.1:{sts_port}"
-        assert Path(env["AWS_WEB_IDENTITY_TOKEN_FILE"]).stat().st_mode & 0o777 == 0o600
+        token_file = Path(env["AWS_WEB_IDENTITY_TOKEN_FILE"])
+        assert token_file.stat().st_mode & 0o777 == 0o600
         for name in list(os.environ):
             if name.startswith("AWS_"):
                 monkeypatch.delenv(name)
@@ -330,15 +328,5 @@ def test_serve_dev_with_sts_is_local_irsa_in_one_command(tmp_path, monkeypatch):
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         identity = boto3.session.Session().client("sts").get_caller_identity()
         assert identity["Arn"].startswith("arn:aws:sts::111122223333:assumed-role/issuerd-dev/"), identity
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-                pytest.fail("serve --dev did not exit after SIGTERM")
-            assert rc == 0, (tmp_path / "stderr").read_text()
     # The demo files are deleted on exit.
-    assert not Path(env["AWS_WEB_IDENTITY_TOKEN_FILE"]).exists()
+    assert not token_file.exists()
