@@ -504,3 +504,66 @@ fn the_generators_print_what_the_sts_and_kubernetes_take() {
     assert_eq!(bad.status.code(), Some(2), "invalid input is a usage error");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("12-digit"));
 }
+
+#[tokio::test]
+async fn concurrent_unknown_kids_refetch_once_per_interval() {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+    let (issuer, task, hits) = common::counting_fake_issuer(Duration::ZERO, |issuer| {
+        HashMap::from([
+            (
+                "/.well-known/openid-configuration".to_owned(),
+                common::Route::ok(
+                    "application/json",
+                    format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/jwks"}}"#),
+                ),
+            ),
+            (
+                "/jwks".to_owned(),
+                common::Route::ok(
+                    "application/json",
+                    common::published_jwks(&["ec256.pkcs8.pem"]),
+                ),
+            ),
+        ])
+    })
+    .await;
+    let cache = KeyCache::new(
+        Fetcher::new(Duration::from_secs(5), true).unwrap(),
+        Duration::from_secs(300),
+        Duration::ZERO,
+    );
+    cache.keys_for(&issuer, None).await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "discovery + JWKS");
+
+    // Interval zero: each unknown kid refetches.
+    cache.keys_for(&issuer, Some("unknown")).await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+
+    // One second: once the cached set is older than that, sixteen concurrent requests for
+    // unknown kids refetch once between them, not once each.
+    let cache = KeyCache::new(
+        Fetcher::new(Duration::from_secs(5), true).unwrap(),
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+    );
+    cache.keys_for(&issuer, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = hits.load(Ordering::SeqCst);
+    let requests: Vec<_> = (0..16)
+        .map(|i| {
+            let cache = cache.clone();
+            let issuer = issuer.clone();
+            tokio::spawn(async move { cache.keys_for(&issuer, Some(&format!("kid-{i}"))).await })
+        })
+        .collect();
+    for request in requests {
+        assert!(request.await.unwrap().is_ok());
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before + 2,
+        "one refetch: discovery + JWKS"
+    );
+    task.abort();
+}

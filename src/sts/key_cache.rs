@@ -1,7 +1,8 @@
 //! Issuer keys as STS keeps them: discovery + JWKS fetched over the network, cached with a TTL
 //! (moka), and refetched on an unknown kid at most once per interval per issuer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -36,6 +37,9 @@ pub struct KeyCache {
     fetcher: Fetcher,
     cache: Cache<String, Arc<IssuerKeys>>,
     refetch_interval: Duration,
+    /// When each issuer was last refetched for an unknown kid, so that concurrent requests
+    /// with unknown kids refetch once, not once each.
+    refetched: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl KeyCache {
@@ -48,6 +52,7 @@ impl KeyCache {
                 .time_to_live(ttl)
                 .build(),
             refetch_interval,
+            refetched: Arc::default(),
         }
     }
 
@@ -67,6 +72,19 @@ impl KeyCache {
         let Some(kid) = kid else { return Ok(current) };
         if current.has_kid(kid) || current.fetched_at.elapsed() < self.refetch_interval {
             return Ok(current);
+        }
+        {
+            let mut refetched = self
+                .refetched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            match refetched.get(issuer) {
+                Some(at) if now.duration_since(*at) < self.refetch_interval => return Ok(current),
+                _ => {
+                    refetched.insert(issuer.to_owned(), now);
+                }
+            }
         }
         let fresh = fetch(fetcher, issuer).await?;
         self.cache

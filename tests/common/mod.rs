@@ -277,16 +277,34 @@ pub async fn fake_issuer(
     delay: Duration,
     routes: impl FnOnce(&str) -> std::collections::HashMap<String, Route>,
 ) -> (String, JoinHandle<()>) {
+    let (issuer, task, _) = counting_fake_issuer(delay, routes).await;
+    (issuer, task)
+}
+
+/// [`fake_issuer`], also counting the requests it answers.
+pub async fn counting_fake_issuer(
+    delay: Duration,
+    routes: impl FnOnce(&str) -> std::collections::HashMap<String, Route>,
+) -> (
+    String,
+    JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let routes = Arc::new(routes(&issuer));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let routes = Arc::clone(&routes);
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |request: http::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
                         let route = routes.get(request.uri().path()).cloned();
                         async move {
                             tokio::time::sleep(delay).await;
@@ -313,7 +331,7 @@ pub async fn fake_issuer(
             });
         }
     });
-    (issuer, task)
+    (issuer, task, hits)
 }
 
 /// `serve` on 127.0.0.1:PORT with issuer `http://127.0.0.1:PORT` and `args` appended (key files
