@@ -75,16 +75,8 @@ impl SigningKey {
 
     /// Parses PEM text holding exactly one private key.
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        let blocks = ::pem::parse_many(pem).map_err(|_| "invalid PEM".to_owned())?;
-        let mut private = blocks
-            .iter()
-            .filter(|b| b.tag().ends_with("PRIVATE KEY") && b.tag() != "ENCRYPTED PRIVATE KEY");
-        let block = private
-            .next()
-            .ok_or("no private key block (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY); a public key cannot sign")?;
-        if private.next().is_some() {
-            return Err("more than one private key; give a file with exactly one".into());
-        }
+        // The public half first: its errors (encrypted, unsupported algorithm or curve, RSA size)
+        // are the precise ones.
         let public = match PublicKey::from_pem(pem)
             .map_err(|r| r.to_string())?
             .as_slice()
@@ -92,6 +84,11 @@ impl SigningKey {
             [key] => key.clone(),
             _ => return Err("the file holds more than one key; give exactly one".into()),
         };
+        let blocks = ::pem::parse_many(pem).map_err(|_| "invalid PEM".to_owned())?;
+        let block = blocks
+            .iter()
+            .find(|b| b.tag().ends_with("PRIVATE KEY"))
+            .ok_or("a public key cannot sign; give the private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)")?;
         let der = block.contents();
         let signer = match public.material() {
             KeyMaterial::Rsa { .. } => {
@@ -186,5 +183,43 @@ impl fmt::Debug for SigningKey {
             .field("kid", &self.public.kid())
             .field("alg", &self.algorithm().name())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+        std::fs::read(path.join(name)).unwrap()
+    }
+
+    #[test]
+    fn the_algorithm_follows_the_key_and_the_kid_is_the_published_one() {
+        for (file, alg) in [
+            ("rsa2048.pkcs1.pem", Algorithm::RS256),
+            ("rsa2048.pkcs8.pem", Algorithm::RS256),
+            ("ec256.sec1.pem", Algorithm::ES256),
+            ("ec384.pkcs8.pem", Algorithm::ES384),
+            ("ec521.sec1-params.pem", Algorithm::ES512),
+        ] {
+            let key = SigningKey::from_pem(&fixture(file)).unwrap();
+            assert_eq!(key.algorithm(), alg, "{file}");
+            let public = PublicKey::from_pem(&fixture(file)).unwrap();
+            assert_eq!(key.public_key().kid(), public[0].kid(), "{file}");
+        }
+    }
+
+    #[test]
+    fn keys_that_cannot_sign_are_named() {
+        let error = SigningKey::from_pem(&fixture("ec256.pub.pem")).unwrap_err();
+        assert!(error.contains("a public key cannot sign"), "{error}");
+        let error = SigningKey::from_pem(&fixture("bad/encrypted.pem")).unwrap_err();
+        assert!(error.contains("encrypted"), "{error}");
+        let error = SigningKey::from_pem(&fixture("bad/ed25519.pem")).unwrap_err();
+        assert!(error.contains("Ed25519"), "{error}");
+        let error = SigningKey::from_pem(&fixture("bundle.pem")).unwrap_err();
+        assert!(error.contains("exactly one"), "{error}");
     }
 }
