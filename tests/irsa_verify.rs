@@ -186,6 +186,14 @@ async fn unknown_kid_lists_the_published_kids_and_the_local_key_s_kid() {
         text.contains("not computed as kube-apiserver computes it"),
         "{text}"
     );
+
+    // An empty kid is not a missing one.
+    let empty = rsa
+        .sign(&request(&issuer).claims(SystemTime::now()), Some(""))
+        .unwrap();
+    let (error, text) = failure(&empty, &issuer).await;
+    assert!(matches!(error, VerifyError::EmptyKid { .. }), "{text}");
+    assert!(text.contains("kid is empty"), "{text}");
     server.stop().await.unwrap();
 }
 

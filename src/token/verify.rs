@@ -72,6 +72,15 @@ pub enum VerifyError {
         /// The published kids.
         published: Vec<String>,
     },
+    /// The header's `kid` is the empty string (not the same as no kid: STS matches it literally).
+    #[error(
+        "the token's kid is empty (\"\"); the JWKS publishes {published:?}, and AWS STS matches kid \
+         literally, so an empty kid never selects a key"
+    )]
+    EmptyKid {
+        /// The published kids.
+        published: Vec<String>,
+    },
     /// No published key has the token's kid.
     #[error("unknown kid {kid:?}: the JWKS at {jwks_uri} publishes {published:?}{}", local_hint(kid, published, local.as_deref()))]
     UnknownKid {
@@ -207,6 +216,11 @@ pub fn check_signature<'k>(
     }
     let published = || keys.iter().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
     let key = match jwt.kid.as_deref() {
+        Some("") => {
+            return Err(VerifyError::EmptyKid {
+                published: published(),
+            });
+        }
         Some(kid) => {
             keys.iter()
                 .find(|k| k.kid() == kid)
