@@ -22,6 +22,7 @@
 //!   loop over any [`server::Transport`], and h2 through hyper.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
+//! - [`log`]: logging conventions (list fields).
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
@@ -37,6 +38,7 @@ pub mod document;
 pub mod irsa;
 pub mod issuer;
 pub mod keys;
+pub mod log;
 pub mod server;
 pub mod shutdown;
 pub mod store;
