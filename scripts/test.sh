@@ -19,7 +19,7 @@ echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
 
-echo "== interop (PyJWT, joserfc, authlib against a running issuerd)"
+echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts)"
 cargo build --quiet --bin issuerd
 bin=$(cd "$target_dir" && pwd)/debug/issuerd
 [ -x "$bin" ] || { echo "error: $bin was not built" >&2; exit 1; }

@@ -35,6 +35,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Render(render) => write_documents(&render),
+        Command::Mint(args) => irsa_cmd::mint(&args),
+        Command::Verify(args) => irsa_cmd::verify(&args).await,
+        Command::Sts(args) => irsa_cmd::sts(args).await,
+        Command::Check(args) => irsa_cmd::check(&args).await,
+        Command::TrustPolicy(args) => {
+            print!(
+                "{}",
+                crate::irsa::trust_policy(
+                    &args.issuer,
+                    &args.account,
+                    &args.service_accounts,
+                    &args.audience
+                )?
+            );
+            Ok(())
+        }
+        Command::PodEnv(args) => {
+            let env = crate::irsa::PodEnv {
+                role_arn: &args.role_arn,
+                audience: &args.audience,
+                region: args.region.as_deref(),
+                expiration_seconds: args.expiration_seconds,
+                container: &args.container,
+            };
+            print!("{}", env.to_yaml()?);
+            Ok(())
+        }
     }
 }
 
@@ -69,6 +96,8 @@ pub async fn serve_on(
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
+    // Before anything is spawned, so a roles file or bind error leaves nothing running.
+    let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
     let service = IssuerService::new(reader, readiness.clone());
     let timeouts = Timeouts {
         header_read: config.header_timeout,
@@ -84,15 +113,23 @@ pub async fn serve_on(
     if let Some(key) = &config.dev_key {
         print_dev_banner(&config, key, local);
     }
+    if let (Some((_, Some(demo), addr)), Some(key)) = (&sts, &config.dev_key) {
+        print_irsa_banner(&config, key, demo, *addr);
+    }
 
     stop.await;
     readiness.set_draining();
     trigger.trigger();
     server.await.context("server task panicked")?;
     watch.await.context("watcher task panicked")?;
+    if let Some((task, _demo, _)) = sts {
+        task.await.context("STS task panicked")?;
+    }
     info!("stopped");
     Ok(())
 }
+
+mod irsa_cmd;
 
 fn log_first_snapshot(snapshot: &Snapshot) {
     for key in snapshot.keys.keys() {
@@ -123,6 +160,35 @@ fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketA
     );
     if let Err(error) = printed {
         warn!(%error, "cannot print the --dev banner to stdout");
+    }
+}
+
+/// Prints the local IRSA demo of `--dev --sts-listen`: the role, the env an AWS SDK needs, and
+/// how to mint other tokens. A closed stdout is logged, never fatal.
+fn print_irsa_banner(
+    config: &ServeConfig,
+    key: &DevKey,
+    demo: &crate::sts::dev::DevIrsa,
+    sts: std::net::SocketAddr,
+) {
+    let printed = writeln!(
+        std::io::stdout().lock(),
+        "local IRSA: STS on http://{sts}\n  \
+         role:         {} (trust policy from `issuerd trust-policy`, in {})\n  \
+         token:        ServiceAccount {}, audience {}\n\n{}\ntry:\n  \
+         python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n\n\
+         mint other tokens (another --subject, --audience, --not-before -2h) into the same file:\n  \
+         issuerd mint --key {} --issuer {} --subject system:serviceaccount:default:demo --out \"$AWS_WEB_IDENTITY_TOKEN_FILE\"\n",
+        crate::sts::dev::ROLE_ARN,
+        demo.roles_file.display(),
+        crate::sts::dev::SERVICE_ACCOUNT,
+        crate::sts::dev::AUDIENCE,
+        demo.env(sts),
+        key.private_key().display(),
+        config.publication.issuer.url(),
+    );
+    if let Err(error) = printed {
+        warn!(%error, "cannot print the local IRSA banner to stdout");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line flags. Everything here is raw: `config` validates it and applies precedence
 //! (flags > `ISSUERD_*` env > config file > defaults), so no flag carries a clap default.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +33,19 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write the documents into a directory laid out like the bucket that would serve them.
     Render(RenderArgs),
+    /// Mint a token shaped like a projected ServiceAccount token, signed with a local key.
+    Mint(MintArgs),
+    /// Verify a token against its issuer as AWS STS and Vault do; print the claims or one
+    /// precise diagnosis.
+    Verify(VerifyArgs),
+    /// Answer AWS STS AssumeRoleWithWebIdentity, really verifying tokens and trust policies.
+    Sts(StsArgs),
+    /// Print the IAM role trust policy for a ServiceAccount (self-hosted IRSA).
+    TrustPolicy(TrustPolicyArgs),
+    /// Print the pod wiring IRSA needs (env, projected token volume), as the EKS webhook injects it.
+    PodEnv(PodEnvArgs),
+    /// Check a live issuer as AWS STS and strict OIDC clients would use it; non-zero on failure.
+    Check(CheckArgs),
 }
 
 /// Log output format.
@@ -105,6 +119,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub poll_interval: Option<Duration>,
 
+    /// Also answer AWS STS AssumeRoleWithWebIdentity on this address (needs --sts-roles, or
+    /// --dev, which generates a demo role and token).
+    #[arg(long, env = "ISSUERD_STS_LISTEN", value_name = "ADDR")]
+    pub sts_listen: Option<SocketAddr>,
+
+    /// OIDC providers and roles for the STS (JSON; see `issuerd sts`).
+    #[arg(long, env = "ISSUERD_STS_ROLES", value_name = "FILE")]
+    pub sts_roles: Option<PathBuf>,
+
     /// How long in-flight requests may take to finish on SIGTERM [default: 10s].
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
@@ -137,4 +160,152 @@ pub struct RenderArgs {
     /// Output directory; receives `<issuer path>/.well-known/openid-configuration` and the JWKS.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `issuerd mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Private signing key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC); the algorithm follows the key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// `iss`, exactly as published.
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// `sub`: system:serviceaccount:NAMESPACE:NAME (or NAMESPACE/NAME).
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: String,
+
+    /// `aud`; repeatable.
+    #[arg(
+        long = "audience",
+        value_name = "AUD",
+        default_value = "sts.amazonaws.com"
+    )]
+    pub audiences: Vec<String>,
+
+    /// Lifetime from `nbf` to `exp`.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+
+    /// `nbf`: an RFC 3339 time, or an offset from now such as `-2h` or `+10m` [default: now].
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub not_before: Option<String>,
+
+    /// Name of the pod the token is bound to (`kubernetes.io.pod`).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+
+    /// Write the token to FILE (mode 0600, replaced atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `issuerd verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The token, or `@FILE` to read it from a file.
+    #[arg(value_name = "TOKEN|@FILE")]
+    pub token: String,
+
+    /// The issuer the token must come from; its discovery document is fetched from here.
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// Accepted audience; repeatable. Without it the audience is printed, not checked.
+    #[arg(long = "audience", value_name = "AUD")]
+    pub audiences: Vec<String>,
+
+    /// The key you believe signed the token; an unknown kid is then compared with its kid.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Allow http issuers and JWKS URIs (local testing; AWS requires https).
+    #[arg(long)]
+    pub allow_insecure: bool,
+}
+
+/// `issuerd sts`.
+#[derive(Debug, Args)]
+pub struct StsArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// OIDC providers and roles (JSON; see the README, "Local IRSA").
+    #[arg(long, value_name = "FILE")]
+    pub roles: PathBuf,
+
+    /// Allow http OIDC providers (local testing; AWS requires https).
+    #[arg(long)]
+    pub allow_insecure: bool,
+
+    /// How long fetched discovery documents and JWKS are cached.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwks_cache_ttl: Duration,
+
+    /// On an unknown kid the JWKS is refetched, at most once per this interval per issuer.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub refetch_interval: Duration,
+}
+
+/// `issuerd trust-policy`.
+#[derive(Debug, Args)]
+pub struct TrustPolicyArgs {
+    /// The issuer URL (the IAM OIDC provider's URL).
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// AWS account ID that owns the role and the OIDC provider.
+    #[arg(long, value_name = "ID")]
+    pub account: String,
+
+    /// The ServiceAccount allowed to assume the role, NAMESPACE/NAME; repeatable.
+    #[arg(long = "service-account", value_name = "NS/NAME", required = true)]
+    pub service_accounts: Vec<String>,
+
+    /// The audience the pod's projected token carries.
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+}
+
+/// `issuerd pod-env`.
+#[derive(Debug, Args)]
+pub struct PodEnvArgs {
+    /// The role the pod assumes.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: String,
+
+    /// Audience of the projected token.
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+
+    /// AWS region (sets AWS_REGION and AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Projected token lifetime in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86400)]
+    pub expiration_seconds: u32,
+
+    /// Container the env and mount go into (for the strategic merge patch).
+    #[arg(long, value_name = "NAME", default_value = "app")]
+    pub container: String,
+}
+
+/// `issuerd check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The issuer URL, exactly as in the tokens' `iss`.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Treat an http issuer as a warning instead of a failure (local testing).
+    #[arg(long)]
+    pub allow_insecure: bool,
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::{CommandFactory as _, Parser as _};
 use serde::Deserialize;
 
-use crate::cli::{Cli, Command as CliCommand, LogFormat, PublishArgs, RenderArgs, ServeArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, PublishArgs,
+    RenderArgs, ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
+};
 use crate::dev::{DevKey, DevKeyError};
 use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
 
@@ -56,6 +59,8 @@ pub struct FileConfig {
     write_timeout: Option<String>,
     linger_timeout: Option<String>,
     log_format: Option<LogFormat>,
+    sts_listen: Option<SocketAddr>,
+    sts_roles: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -69,11 +74,27 @@ pub struct Config {
 
 /// A validated subcommand.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Config per process; boxing would only add an indirection"
+)]
 pub enum Command {
     /// `serve`.
     Serve(ServeConfig),
     /// `render`.
     Render(RenderConfig),
+    /// `mint` (self-contained: not read from the config file).
+    Mint(MintArgs),
+    /// `verify` (self-contained).
+    Verify(VerifyArgs),
+    /// `sts` (self-contained).
+    Sts(StsArgs),
+    /// `trust-policy` (self-contained).
+    TrustPolicy(TrustPolicyArgs),
+    /// `pod-env` (self-contained).
+    PodEnv(PodEnvArgs),
+    /// `check` (self-contained).
+    Check(CheckArgs),
 }
 
 /// `serve`, validated. With `--dev` it is complete too: the key is generated and listed in
@@ -105,6 +126,10 @@ pub struct ServeConfig {
     pub write_timeout: Duration,
     /// Lingering-close time.
     pub linger_timeout: Duration,
+    /// Also answer STS AssumeRoleWithWebIdentity on this address.
+    pub sts_listen: Option<SocketAddr>,
+    /// The STS roles file; with `--dev` and no file, a demo role is generated.
+    pub sts_roles: Option<PathBuf>,
 }
 
 /// `render`, validated.
@@ -157,6 +182,12 @@ impl Config {
         let command = match cli.command {
             CliCommand::Serve(args) => Command::Serve(serve(args, file, file_dir.as_deref())?),
             CliCommand::Render(args) => Command::Render(render(args, file, file_dir.as_deref())?),
+            CliCommand::Mint(args) => Command::Mint(args),
+            CliCommand::Verify(args) => Command::Verify(args),
+            CliCommand::Sts(args) => Command::Sts(args),
+            CliCommand::TrustPolicy(args) => Command::TrustPolicy(args),
+            CliCommand::PodEnv(args) => Command::PodEnv(args),
+            CliCommand::Check(args) => Command::Check(args),
         };
         Ok(Self {
             log_format,
@@ -252,6 +283,26 @@ fn serve(
         }
     }
 
+    let sts_listen = args.sts_listen.or(file.sts_listen);
+    let sts_roles = args.sts_roles.or_else(|| {
+        file.sts_roles.clone().map(|p| match file_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        })
+    });
+    if sts_roles.is_some() && sts_listen.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "sts_roles",
+            reason: "is set but sts_listen is not; set --sts-listen ADDR to start the STS".into(),
+        });
+    }
+    if sts_listen.is_some() && sts_roles.is_none() && !dev {
+        return Err(ConfigError::Missing {
+            what: "an STS roles file",
+            how: "--sts-roles FILE, ISSUERD_STS_ROLES or `sts_roles` in the config file (--dev generates one)",
+        });
+    }
+
     // `--dev`: an ephemeral key, and unless an issuer is given, an http issuer naming the
     // address served. On port 0 that address is only known once bound, so bind here.
     let mut bound = None;
@@ -290,6 +341,8 @@ fn serve(
         keep_alive_timeout,
         write_timeout,
         linger_timeout,
+        sts_listen,
+        sts_roles,
     })
 }
 

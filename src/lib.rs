@@ -5,7 +5,8 @@
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
 //! (the server today, a mirror or an STS verifier later) is a reader of the same snapshots.
 //! Data and imports flow one way: keys -> document -> store -> server/watcher -> app
-//! (`tests/layers.rs` holds the code to it).
+//! (`tests/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
+//! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
 //!
 //! - [`cli`]: raw command-line flags and env.
 //! - [`config`]: flags + env + TOML file -> validated [`config::Config`], `--dev` resolved.
@@ -22,17 +23,25 @@
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).
+//! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
+//! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
+//! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
+//! - [`check`]: the live issuer doctor (`check`).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod document;
+pub mod irsa;
 pub mod issuer;
 pub mod keys;
 pub mod log;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod sts;
+pub mod token;
 pub mod watcher;

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use issuerd::cli::LogFormat;
 use issuerd::config::{Config, ConfigError};
+use issuerd::irsa::IrsaError;
 use issuerd::issuer::IssuerError;
 use issuerd::keys::KeyError;
+use issuerd::sts::roles::RolesError;
+use issuerd::token::signing_key::SigningKeyError;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for usage, configuration and key errors.
@@ -37,7 +40,12 @@ fn main() -> ExitCode {
         Err(error) => {
             report(&format_args!("{error:#}"));
             let usage = error.chain().any(|cause| {
-                cause.is::<KeyError>() || cause.is::<ConfigError>() || cause.is::<IssuerError>()
+                cause.is::<KeyError>()
+                    || cause.is::<ConfigError>()
+                    || cause.is::<IssuerError>()
+                    || cause.is::<SigningKeyError>()
+                    || cause.is::<RolesError>()
+                    || cause.is::<IrsaError>()
             });
             if usage {
                 ExitCode::from(EXIT_USAGE)

@@ -229,12 +229,11 @@ async fn dev_mode_needs_nothing_and_serves_a_private_key_in_a_private_dir() {
 async fn dev_key_is_private_while_running() {
     use std::os::unix::fs::PermissionsExt as _;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = match Config::from_args(["issuerd", "serve", "--dev"])
+    let Cmd::Serve(config) = Config::from_args(["issuerd", "serve", "--dev"])
         .unwrap()
         .command
-    {
-        Cmd::Serve(serve) => serve,
-        Cmd::Render(_) => unreachable!(),
+    else {
+        unreachable!("serve arguments make a serve config")
     };
     // --dev is resolved entirely in configuration: the key exists and is listed, the issuer is
     // the listen address.
@@ -299,7 +298,7 @@ fn precedence_is_flags_then_file_then_defaults() {
         args.extend_from_slice(extra);
         match Config::from_args(args).unwrap().command {
             Cmd::Serve(serve) => serve,
-            Cmd::Render(_) => unreachable!(),
+            _ => unreachable!(),
         }
     };
     let from_file = serve(&[]);

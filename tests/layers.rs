@@ -15,11 +15,17 @@ const RANKS: &[(&str, u8)] = &[
     ("log", 0),
     // keys + issuer -> documents.
     ("document", 1),
+    // keys + issuer -> tokens minted, fetched and verified (IRSA).
+    ("token", 1),
     // documents -> published snapshots.
     ("store", 2),
-    // Readers and the writer of the store.
+    // Tokens -> the IRSA generators and the issuer doctor.
+    ("irsa", 2),
+    ("check", 2),
+    // Readers and the writer of the store; the STS endpoint, a reader of issuers over HTTP.
     ("server", 3),
     ("watcher", 3),
+    ("sts", 3),
     // Configuration, then the wiring of everything.
     ("cli", 4),
     ("config", 5),

@@ -123,6 +123,26 @@ impl PublicKey {
         }
     }
 
+    /// Parses a JWKS document (`{"keys":[…]}`, e.g. fetched from a `jwks_uri`): RSA and EC
+    /// signing keys, kids as given (computed when absent); private members are refused.
+    pub fn from_jwks(json: &[u8]) -> Result<Vec<Self>, String> {
+        let keys = jwks_file::parse(json).map_err(|(index, reason)| match index {
+            Some(i) => format!("JWK #{}: {reason}", i + 1),
+            None => reason.to_string(),
+        })?;
+        Ok(keys
+            .into_iter()
+            .map(|(canonical, kid)| match kid {
+                Some(kid) => Self {
+                    kid,
+                    material: canonical.material,
+                    spki_der: canonical.spki_der,
+                },
+                None => Self::with_computed_kid(canonical),
+            })
+            .collect())
+    }
+
     /// The key ID published as `kid`.
     pub fn kid(&self) -> &str {
         &self.kid

@@ -88,9 +88,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut argv = vec!["issuerd", "serve"];
         argv.extend_from_slice(args);
-        let config = match Config::from_args(argv).expect("valid test config").command {
-            Command::Serve(serve) => serve,
-            Command::Render(_) => unreachable!(),
+        let Command::Serve(config) = Config::from_args(argv).expect("valid test config").command
+        else {
+            unreachable!("serve arguments make a serve config")
         };
         Self::start_with(listener, config).await
     }
@@ -244,4 +244,134 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// One canned answer of a [`fake_issuer`].
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Route {
+    /// 200 with this Content-Type and body.
+    pub fn ok(content_type: &str, body: impl Into<String>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// A tiny issuer on 127.0.0.1:0 answering canned routes (404 elsewhere) after `delay`, to
+/// produce what `serve` never does. `routes` gets the issuer URL (`http://127.0.0.1:PORT`).
+pub async fn fake_issuer(
+    delay: Duration,
+    routes: impl FnOnce(&str) -> std::collections::HashMap<String, Route>,
+) -> (String, JoinHandle<()>) {
+    let (issuer, task, _) = counting_fake_issuer(delay, routes).await;
+    (issuer, task)
+}
+
+/// [`fake_issuer`], also counting the requests it answers.
+pub async fn counting_fake_issuer(
+    delay: Duration,
+    routes: impl FnOnce(&str) -> std::collections::HashMap<String, Route>,
+) -> (
+    String,
+    JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Arc::new(routes(&issuer));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let routes = Arc::clone(&routes);
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let route = routes.get(request.uri().path()).cloned();
+                        async move {
+                            tokio::time::sleep(delay).await;
+                            let route = route.unwrap_or(Route {
+                                status: 404,
+                                headers: vec![("content-type", "text/plain".into())],
+                                body: "not found".into(),
+                            });
+                            let mut response = http::Response::builder().status(route.status);
+                            for (name, value) in &route.headers {
+                                response = response.header(*name, value);
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                response
+                                    .body(http_body_util::Full::new(Bytes::from(route.body)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (issuer, task, hits)
+}
+
+/// `serve` on 127.0.0.1:PORT with issuer `http://127.0.0.1:PORT` and `args` appended (key files
+/// and the like); returns the server and the issuer.
+pub async fn start_local_issuer(args: &[&str]) -> (TestServer, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let mut argv = vec![
+        "issuerd",
+        "serve",
+        "--issuer",
+        &issuer,
+        "--allow-insecure-issuer",
+    ];
+    argv.extend_from_slice(args);
+    let Command::Serve(config) = Config::from_args(argv).expect("valid test config").command else {
+        unreachable!("serve arguments make a serve config")
+    };
+    (TestServer::start_with(listener, config).await, issuer)
+}
+
+/// The JWKS `serve` publishes for these fixture keys.
+pub fn published_jwks(files: &[&str]) -> String {
+    let keys =
+        issuerd::keys::KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
+    let publication = issuerd::issuer::Publication {
+        issuer: issuerd::issuer::Issuer::new("https://unused.example", None, false).unwrap(),
+        profile: Default::default(),
+        max_age_secs: 60,
+    };
+    let documents = issuerd::document::Documents::render(&publication, &keys);
+    String::from_utf8(documents.jwks.body.to_vec()).unwrap()
+}
+
+/// A loopback port nobody listens on (bound, noted, closed).
+pub async fn unused_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,205 @@
+//! Wiring of the IRSA commands: `mint`, `verify`, `sts`, and the STS beside `serve`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::cli::{CheckArgs, MintArgs, StsArgs, VerifyArgs};
+use crate::config::ServeConfig;
+use crate::keys::PublicKey;
+use crate::shutdown;
+use crate::sts::dev::DevIrsa;
+use crate::sts::key_cache::KeyCache;
+use crate::sts::roles::Roles;
+use crate::sts::{self, Sts};
+use crate::token::claims::{Subject, unix};
+use crate::token::fetch::{Fetcher, STS_BUDGET};
+use crate::token::mint::{MintRequest, mint as mint_token, write_token_file};
+use crate::token::signing_key::SigningKey;
+use crate::token::verify::verify_with_issuer;
+
+/// Defaults of the STS started by `serve --sts-listen`.
+const SERVE_STS_CACHE_TTL: Duration = Duration::from_secs(300);
+const SERVE_STS_REFETCH: Duration = Duration::from_secs(30);
+
+/// `mint`.
+pub(super) fn mint(args: &MintArgs) -> anyhow::Result<()> {
+    let key = SigningKey::load(&args.key)?;
+    let subject = Subject::parse(&args.subject).with_context(|| {
+        format!(
+            "--subject {:?} is not system:serviceaccount:NAMESPACE:NAME",
+            args.subject
+        )
+    })?;
+    let not_before = args.not_before.as_deref().map(parse_when).transpose()?;
+    let request = MintRequest {
+        issuer: args.issuer.clone(),
+        subject,
+        audiences: args.audiences.clone(),
+        ttl: args.ttl,
+        not_before,
+        pod: args.pod.clone(),
+        service_account_uid: None,
+    };
+    let token = mint_token(&key, &request)?;
+    match &args.out {
+        Some(path) => {
+            write_token_file(path, &token)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            info!(path = %path.display(), kid = key.public_key().kid(), alg = key.algorithm().name(), "token written");
+        }
+        None => println!("{token}"),
+    }
+    Ok(())
+}
+
+/// `--not-before`: RFC 3339, or `+DURATION`/`-DURATION` from now.
+fn parse_when(text: &str) -> anyhow::Result<SystemTime> {
+    let now = SystemTime::now();
+    let offset = |d: &str| {
+        humantime::parse_duration(d)
+            .with_context(|| format!("--not-before {text:?}: not a duration"))
+    };
+    if let Some(rest) = text.strip_prefix('-') {
+        Ok(now - offset(rest)?)
+    } else if let Some(rest) = text.strip_prefix('+') {
+        Ok(now + offset(rest)?)
+    } else {
+        humantime::parse_rfc3339_weak(text).with_context(|| {
+            format!("--not-before {text:?}: not an RFC 3339 time or a +/- offset such as -2h")
+        })
+    }
+}
+
+/// `verify`.
+pub(super) async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let token = match args.token.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read token file {path}"))?,
+        None => args.token.clone(),
+    };
+    let local = match &args.key {
+        Some(path) => Some(local_key(path)?),
+        None => None,
+    };
+    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure)?;
+    let verified = verify_with_issuer(
+        &fetcher,
+        &token,
+        &args.issuer,
+        &args.audiences,
+        local.as_ref(),
+        unix(SystemTime::now()),
+    )
+    .await?;
+    eprintln!(
+        "valid: {} token from {}, key {} (published at {}){}",
+        verified.jwt.alg,
+        args.issuer,
+        verified.kid,
+        verified.discovery.jwks_uri,
+        if args.audiences.is_empty() {
+            "; audience not checked (pass --audience)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&verified.jwt.raw_claims)?
+    );
+    Ok(())
+}
+
+fn local_key(path: &Path) -> anyhow::Result<PublicKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let keys = PublicKey::from_pem(&bytes).with_context(|| format!("{}", path.display()))?;
+    match <[PublicKey; 1]>::try_from(keys) {
+        Ok([key]) => Ok(key),
+        Err(_) => bail!("{}: give a file with exactly one key", path.display()),
+    }
+}
+
+/// `sts`.
+pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
+    let signal = shutdown::os_signal().context("cannot install signal handlers")?;
+    let roles = Roles::load(&args.roles, args.allow_insecure)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure)?;
+    let sts = Arc::new(Sts::new(
+        roles,
+        KeyCache::new(fetcher, args.jwks_cache_ttl, args.refetch_interval),
+    ));
+    let (trigger, stop) = shutdown::channel();
+    let task = tokio::spawn(sts::serve(listener, sts, stop, Duration::from_secs(5)));
+    let name = signal.await;
+    info!(signal = name, "shutting down");
+    trigger.trigger();
+    task.await.context("STS task panicked")?;
+    Ok(())
+}
+
+/// The STS started by `serve --sts-listen`: its task, the demo of `--dev`, and its address.
+pub(super) type ServeSts = (JoinHandle<()>, Option<DevIrsa>, SocketAddr);
+
+/// Starts the STS beside the issuer when `sts_listen` is set. In `--dev` without a roles file,
+/// a demo role and token are generated for the dev issuer.
+pub(super) async fn start_sts_beside_serve(
+    config: &ServeConfig,
+    stop: shutdown::Signal,
+) -> anyhow::Result<Option<ServeSts>> {
+    let Some(listen) = config.sts_listen else {
+        return Ok(None);
+    };
+    // An http issuer was allowed explicitly (--dev or --allow-insecure-issuer): so are http
+    // providers, which is what the STS beside it is for.
+    let allow_insecure =
+        config.dev_key.is_some() || config.publication.issuer.url().starts_with("http://");
+    let issuer = config.publication.issuer.url();
+    let (roles, demo) = match (&config.sts_roles, &config.dev_key) {
+        (Some(path), _) => (Roles::load(path, allow_insecure)?, None),
+        (None, Some(key)) => {
+            let demo = DevIrsa::create(issuer, key.private_key())?;
+            (Roles::load(&demo.roles_file, true)?, Some(demo))
+        }
+        (None, None) => bail!("--sts-listen needs --sts-roles FILE (or --dev)"),
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (STS)"))?;
+    let addr = listener
+        .local_addr()
+        .context("STS listener has no address")?;
+    let fetcher = Fetcher::new(STS_BUDGET, allow_insecure)?;
+    let sts = Arc::new(Sts::new(
+        roles,
+        KeyCache::new(fetcher, SERVE_STS_CACHE_TTL, SERVE_STS_REFETCH),
+    ));
+    let task = tokio::spawn(sts::serve(listener, sts, stop, config.shutdown_grace));
+    Ok(Some((task, demo, addr)))
+}
+
+/// `check`: prints the report; fails (exit 1) when any check failed.
+pub(super) async fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let report = crate::check::check(&args.url, args.allow_insecure).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    if !report.ok {
+        bail!(
+            "{} is not usable as an OIDC issuer (see the report)",
+            args.url
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Generators for the two hand-written steps of self-hosted IRSA (kOps IRSA guide): the IAM
+//! role's trust policy, and the pod wiring the EKS pod identity webhook would inject.
+
+use serde_json::json;
+
+use crate::token::claims::Subject;
+
+/// Where the EKS webhook mounts the projected token.
+pub const TOKEN_DIR: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+/// The token file inside [`TOKEN_DIR`].
+pub const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
+/// The webhook's volume name.
+pub const VOLUME: &str = "aws-iam-token";
+
+/// `https://Host:port/path/` -> `host:port/path`, as IAM names an OIDC provider (ARN suffix and
+/// condition key prefix).
+pub fn host_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    rest.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Invalid generator input.
+#[derive(Debug, thiserror::Error)]
+pub enum IrsaError {
+    /// A value that does not fit.
+    #[error("{what} {value:?}: {reason}")]
+    Invalid {
+        /// Which input.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The trust policy that lets `service_accounts` (`NS/NAME`) assume a role through the OIDC
+/// provider for `issuer` in `account`, as IAM JSON (pretty, with a trailing newline).
+pub fn trust_policy(
+    issuer: &str,
+    account: &str,
+    service_accounts: &[String],
+    audience: &str,
+) -> Result<String, IrsaError> {
+    let parsed = url::Url::parse(issuer).ok();
+    if !parsed
+        .as_ref()
+        .is_some_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+    {
+        return Err(IrsaError::Invalid {
+            what: "issuer",
+            value: issuer.to_owned(),
+            reason: "is not an absolute https URL",
+        });
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IrsaError::Invalid {
+            what: "account",
+            value: account.to_owned(),
+            reason: "is not a 12-digit AWS account ID",
+        });
+    }
+    let subjects = service_accounts
+        .iter()
+        .map(|sa| {
+            Subject::parse(sa)
+                .map(|s| s.claim())
+                .ok_or_else(|| IrsaError::Invalid {
+                    what: "service account",
+                    value: sa.clone(),
+                    reason: "is not NAMESPACE/NAME",
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let provider = host_path(issuer);
+    let sub = match subjects.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    };
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{provider}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    format!("{provider}:sub"): sub,
+                    format!("{provider}:aud"): audience,
+                }
+            }
+        }]
+    });
+    Ok(format!(
+        "{}\n",
+        serde_json::to_string_pretty(&policy).expect("a JSON value serializes")
+    ))
+}
+
+/// The pod wiring, as a strategic merge patch for a workload's pod template.
+#[derive(Debug)]
+pub struct PodEnv<'a> {
+    /// `AWS_ROLE_ARN`.
+    pub role_arn: &'a str,
+    /// Projected token audience.
+    pub audience: &'a str,
+    /// `AWS_REGION` and `AWS_DEFAULT_REGION`.
+    pub region: Option<&'a str>,
+    /// Projected token lifetime.
+    pub expiration_seconds: u32,
+    /// Container name.
+    pub container: &'a str,
+}
+
+impl PodEnv<'_> {
+    /// YAML, ready for `kubectl patch deployment NAME --patch-file FILE`.
+    pub fn to_yaml(&self) -> Result<String, IrsaError> {
+        if !self.role_arn.starts_with("arn:") || !self.role_arn.contains(":role/") {
+            return Err(IrsaError::Invalid {
+                what: "role ARN",
+                value: self.role_arn.to_owned(),
+                reason: "is not arn:aws:iam::ACCOUNT:role/NAME",
+            });
+        }
+        if self.expiration_seconds < 600 {
+            return Err(IrsaError::Invalid {
+                what: "expiration seconds",
+                value: self.expiration_seconds.to_string(),
+                reason: "is under Kubernetes' minimum of 600",
+            });
+        }
+        // JSON strings are YAML strings: every value is quoted exactly.
+        let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
+        let mut env = vec![("AWS_STS_REGIONAL_ENDPOINTS", "regional")];
+        if let Some(region) = self.region {
+            env.push(("AWS_DEFAULT_REGION", region));
+            env.push(("AWS_REGION", region));
+        }
+        env.push(("AWS_ROLE_ARN", self.role_arn));
+        env.push(("AWS_WEB_IDENTITY_TOKEN_FILE", TOKEN_FILE));
+        let mut yaml = String::from(
+            "# IRSA wiring as the EKS pod identity webhook injects it.\n\
+             # Apply to a workload: kubectl patch deployment NAME --patch-file THIS_FILE\n\
+             spec:\n  template:\n    spec:\n      containers:\n",
+        );
+        yaml.push_str(&format!(
+            "      - name: {}\n        env:\n",
+            q(self.container)
+        ));
+        for (name, value) in env {
+            yaml.push_str(&format!(
+                "        - name: {name}\n          value: {}\n",
+                q(value)
+            ));
+        }
+        yaml.push_str(&format!(
+            "        volumeMounts:\n        - name: {VOLUME}\n          mountPath: {TOKEN_DIR}\n          readOnly: true\n\
+             \x20     volumes:\n      - name: {VOLUME}\n        projected:\n          defaultMode: 420\n          sources:\n\
+             \x20         - serviceAccountToken:\n              audience: {}\n              expirationSeconds: {}\n              path: token\n",
+            q(self.audience),
+            self.expiration_seconds
+        ));
+        Ok(yaml)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_policy_names_provider_sub_and_aud() {
+        let text = trust_policy(
+            "https://oidc.example.com/cluster/",
+            "111122223333",
+            &["ns/app".into()],
+            "sts.amazonaws.com",
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let s = &v["Statement"][0];
+        assert_eq!(
+            s["Principal"]["Federated"],
+            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/cluster"
+        );
+        assert_eq!(
+            s["Condition"]["StringEquals"]["oidc.example.com/cluster:sub"],
+            "system:serviceaccount:ns:app"
+        );
+        assert_eq!(
+            s["Condition"]["StringEquals"]["oidc.example.com/cluster:aud"],
+            "sts.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn trust_policy_refuses_bad_input() {
+        assert!(trust_policy("oidc.example.com", "111122223333", &["a/b".into()], "x").is_err());
+        assert!(trust_policy("https://h", "1234", &["a/b".into()], "x").is_err());
+        assert!(trust_policy("https://h", "111122223333", &["ab".into()], "x").is_err());
+    }
+
+    #[test]
+    fn pod_env_is_the_webhook_s_wiring() {
+        let yaml = PodEnv {
+            role_arn: "arn:aws:iam::111122223333:role/app",
+            audience: "sts.amazonaws.com",
+            region: Some("eu-west-1"),
+            expiration_seconds: 86400,
+            container: "app",
+        }
+        .to_yaml()
+        .unwrap();
+        for needle in [
+            "- name: AWS_ROLE_ARN\n          value: \"arn:aws:iam::111122223333:role/app\"",
+            "- name: AWS_WEB_IDENTITY_TOKEN_FILE\n          value: \"/var/run/secrets/eks.amazonaws.com/serviceaccount/token\"",
+            "- name: AWS_REGION\n          value: \"eu-west-1\"",
+            "- name: AWS_STS_REGIONAL_ENDPOINTS\n          value: \"regional\"",
+            "mountPath: /var/run/secrets/eks.amazonaws.com/serviceaccount",
+            "audience: \"sts.amazonaws.com\"",
+            "expirationSeconds: 86400",
+            "path: token",
+        ] {
+            assert!(yaml.contains(needle), "{needle}\n{yaml}");
+        }
+    }
+}

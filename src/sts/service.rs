@@ -1,0 +1,364 @@
+//! The Query API: request parameters -> `AssumeRoleWithWebIdentity` (token verified, trust
+//! policy evaluated) or `GetCallerIdentity` (for credentials issued here) -> XML.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use moka::future::Cache;
+use tracing::info;
+
+use super::key_cache::KeyCache;
+use super::policy::{Context, Decision};
+use super::response::{Assumed, Credentials, ErrorCode, StsError, caller_identity_xml};
+use super::roles::{MAX_SESSION_SECS, MIN_SESSION_SECS, Provider, Role, Roles};
+use crate::token::claims::unix;
+use crate::token::jwt::Jwt;
+use crate::token::verify::{self, VerifyError};
+
+/// Default `DurationSeconds`.
+pub const DEFAULT_DURATION_SECS: u32 = 3600;
+
+/// Sessions remembered for `GetCallerIdentity`.
+const MAX_SESSIONS: u64 = 10_000;
+
+/// What an answered request produced: a status and an XML body.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: http::StatusCode,
+    /// XML body.
+    pub body: String,
+}
+
+#[derive(Debug)]
+struct Session {
+    arn: String,
+    user_id: String,
+    account: String,
+}
+
+/// The STS endpoint's state.
+#[derive(Debug)]
+pub struct Sts {
+    roles: Roles,
+    keys: KeyCache,
+    sessions: Cache<String, Arc<Session>>,
+}
+
+impl Sts {
+    /// An endpoint for these roles, fetching keys through `keys`.
+    pub fn new(roles: Roles, keys: KeyCache) -> Self {
+        Self {
+            roles,
+            keys,
+            sessions: Cache::builder()
+                .max_capacity(MAX_SESSIONS)
+                .time_to_live(Duration::from_secs(u64::from(MAX_SESSION_SECS)))
+                .build(),
+        }
+    }
+
+    /// Answers one request given its parameters (query string and form body merged) and its
+    /// `Authorization` header.
+    pub async fn answer(
+        &self,
+        params: &HashMap<String, String>,
+        authorization: Option<&str>,
+    ) -> Answer {
+        let request_id = crate::token::claims::random_uuid();
+        let result = match params.get("Action").map(String::as_str) {
+            Some("AssumeRoleWithWebIdentity") => self
+                .assume_role_with_web_identity(params)
+                .await
+                .map(|assumed| assumed.to_xml(&request_id)),
+            Some("GetCallerIdentity") => self.caller_identity(authorization, &request_id).await,
+            Some(other) => Err(StsError::new(
+                ErrorCode::InvalidAction,
+                format!("Could not find operation {other} for version 2011-06-15"),
+            )),
+            None => Err(StsError::new(
+                ErrorCode::ValidationError,
+                "1 validation error detected: Value null at 'action' failed to satisfy constraint: Member must not be null",
+            )),
+        };
+        match result {
+            Ok(body) => Answer {
+                status: http::StatusCode::OK,
+                body,
+            },
+            Err(error) => {
+                info!(code = error.code.as_str(), message = %error.message, request_id, "STS request refused");
+                Answer {
+                    status: error.code.status(),
+                    body: error.to_xml(&request_id),
+                }
+            }
+        }
+    }
+
+    async fn assume_role_with_web_identity(
+        &self,
+        params: &HashMap<String, String>,
+    ) -> Result<Assumed, StsError> {
+        let request = AssumeRequest::from_params(params)?;
+        let identity = self.verify_token(request.token).await?;
+        let role = self.authorize(request.role_arn, &identity)?;
+        let duration = request.duration.unwrap_or(DEFAULT_DURATION_SECS);
+        if duration > role.max_session_secs {
+            return Err(StsError::new(
+                ErrorCode::ValidationError,
+                format!(
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({duration} > {}).",
+                    role.max_session_secs
+                ),
+            ));
+        }
+
+        let session_name = request.session_name;
+        let credentials = Credentials::generate(Duration::from_secs(u64::from(duration)));
+        let assumed_role_arn = format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+            role.account, role.name
+        );
+        let assumed_role_id = format!("{}:{session_name}", role.role_id);
+        self.sessions
+            .insert(
+                credentials.access_key_id.clone(),
+                Arc::new(Session {
+                    arn: assumed_role_arn.clone(),
+                    user_id: assumed_role_id.clone(),
+                    account: role.account.clone(),
+                }),
+            )
+            .await;
+        info!(role = %role.arn, sub = %identity.subject, access_key_id = %credentials.access_key_id, duration, "assumed role");
+        Ok(Assumed {
+            credentials,
+            assumed_role_arn,
+            assumed_role_id,
+            subject: identity.subject,
+            audience: identity.audience,
+            provider: identity.issuer,
+        })
+    }
+
+    /// Verifies the token as STS does: provider by `iss`, audience among its client IDs, times,
+    /// then the signature with the issuer's published key.
+    async fn verify_token(&self, token: &str) -> Result<Identity<'_>, StsError> {
+        let invalid = |message: String| StsError::new(ErrorCode::InvalidIdentityToken, message);
+        let jwt = Jwt::parse(token)
+            .map_err(|e| invalid(format!("The ID Token provided is not a valid JWT: {e}")))?;
+        let iss = jwt
+            .claims
+            .iss
+            .clone()
+            .ok_or_else(|| invalid("The ID Token has no iss claim".into()))?;
+        let provider = self.roles.provider(&iss).ok_or_else(|| {
+            let near = self
+                .roles
+                .providers
+                .iter()
+                .find(|p| p.url.trim_end_matches('/') == iss.trim_end_matches('/'))
+                .map(|p| {
+                    format!(
+                        " (there is one for {:?}: the iss differs by a trailing slash)",
+                        p.url
+                    )
+                })
+                .unwrap_or_default();
+            invalid(format!(
+                "No OpenIDConnect provider found in your account for {iss}{near}"
+            ))
+        })?;
+        let audience = verify::check_audience(&jwt, &provider.client_ids)
+            .map_err(|_| {
+                invalid(format!(
+                    "Incorrect token audience: the token's aud is {:?}; the provider's client IDs are {:?}",
+                    jwt.claims.aud, provider.client_ids
+                ))
+            })?
+            .to_owned();
+        let now = unix(SystemTime::now());
+        verify::check_times(&jwt, now).map_err(|e| match e {
+            VerifyError::Expired { exp, now } => StsError::new(
+                ErrorCode::ExpiredTokenException,
+                format!("Token expired: current date/time {now} must be before the expiration date/time {exp}"),
+            ),
+            other => invalid(other.to_string()),
+        })?;
+        let keys = self
+            .keys
+            .keys_for(&iss, jwt.kid.as_deref())
+            .await
+            .map_err(|reason| {
+                StsError::new(
+                    ErrorCode::IdpCommunicationError,
+                    format!(
+                        "Couldn't retrieve verification key from your identity provider: {reason}"
+                    ),
+                )
+            })?;
+        verify::check_signature(&jwt, &keys.keys, &keys.jwks_uri, None)
+            .map_err(|e| invalid(e.to_string()))?;
+        let subject = jwt
+            .claims
+            .sub
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                StsError::new(ErrorCode::IdpRejectedClaim, "The ID Token has no sub claim")
+            })?;
+        Ok(Identity {
+            provider,
+            issuer: iss,
+            subject,
+            audience,
+            amr: jwt.claims.amr,
+        })
+    }
+
+    /// The role, if its trust policy lets this identity assume it.
+    fn authorize(&self, role_arn: &str, identity: &Identity<'_>) -> Result<&Role, StsError> {
+        let denied = |why: String| {
+            StsError::new(
+                ErrorCode::AccessDenied,
+                format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: {why}"),
+            )
+        };
+        let role = self
+            .roles
+            .role(role_arn)
+            .ok_or_else(|| denied(format!("no role {role_arn} in the roles file")))?;
+        let provider_arn = identity.provider.arn(&role.account);
+        let (subject, audience) = (&identity.subject, &identity.audience);
+        let context = Context {
+            provider_arn: &provider_arn,
+            provider: &identity.provider.host_path,
+            sub: subject,
+            aud: audience,
+            amr: &identity.amr,
+        };
+        match role.trust_policy.evaluate(&context) {
+            Decision::Allow => Ok(role),
+            Decision::ExplicitDeny(sid) => Err(denied(format!(
+                "explicitly denied by the trust policy of {role_arn}{} for sub {subject:?}, aud {audience:?}",
+                sid.map(|s| format!(" (statement {s:?})"))
+                    .unwrap_or_default()
+            ))),
+            Decision::ImplicitDeny => Err(denied(format!(
+                "no statement of the trust policy of {role_arn} allows principal {provider_arn} with sub {subject:?}, aud {audience:?}"
+            ))),
+        }
+    }
+
+    /// Answers for credentials issued here. The SigV4 signature is not checked: this endpoint
+    /// is for local testing and its credentials grant nothing.
+    async fn caller_identity(
+        &self,
+        authorization: Option<&str>,
+        request_id: &str,
+    ) -> Result<String, StsError> {
+        let unknown = || {
+            StsError::new(
+                ErrorCode::InvalidClientTokenId,
+                "The security token included in the request is invalid.",
+            )
+        };
+        let access_key_id = authorization
+            .and_then(|h| h.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .ok_or_else(unknown)?;
+        let session = self.sessions.get(access_key_id).await.ok_or_else(unknown)?;
+        Ok(caller_identity_xml(
+            &session.arn,
+            &session.user_id,
+            &session.account,
+            request_id,
+        ))
+    }
+}
+
+/// The parameters of `AssumeRoleWithWebIdentity`, validated as STS validates them.
+struct AssumeRequest<'a> {
+    role_arn: &'a str,
+    session_name: &'a str,
+    token: &'a str,
+    duration: Option<u32>,
+}
+
+impl<'a> AssumeRequest<'a> {
+    fn from_params(params: &'a HashMap<String, String>) -> Result<Self, StsError> {
+        let validation = |message: String| StsError::new(ErrorCode::ValidationError, message);
+        let required = |name: &str, field: &str| {
+            params
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    validation(format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"))
+                })
+        };
+        let role_arn = required("RoleArn", "roleArn")?;
+        let session_name = required("RoleSessionName", "roleSessionName")?;
+        let token = required("WebIdentityToken", "webIdentityToken")?;
+        let valid_session = (2..=64).contains(&session_name.len())
+            && session_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        if !valid_session {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2..64"
+            )));
+        }
+        let duration = match params.get("DurationSeconds") {
+            None => None,
+            Some(text) => {
+                let d = text.parse::<u32>().map_err(|_| {
+                    validation(format!(
+                        "Value '{text}' at 'durationSeconds' is not an integer"
+                    ))
+                })?;
+                if d < MIN_SESSION_SECS {
+                    return Err(validation(format!(
+                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to {MIN_SESSION_SECS}"
+                    )));
+                }
+                if d > MAX_SESSION_SECS {
+                    return Err(validation(format!(
+                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to {MAX_SESSION_SECS}"
+                    )));
+                }
+                Some(d)
+            }
+        };
+        if let Some(policy) = params.get("Policy") {
+            // Session policies only narrow the credentials, which grant nothing here; they must
+            // still be policies.
+            let malformed = |m: String| StsError::new(ErrorCode::MalformedPolicyDocument, m);
+            let value: serde_json::Value = serde_json::from_str(policy)
+                .map_err(|e| malformed(format!("Syntax errors in policy: {e}")))?;
+            if !value
+                .get("Statement")
+                .is_some_and(|s| s.is_object() || s.is_array())
+            {
+                return Err(malformed("Policy has no Statement".into()));
+            }
+        }
+        Ok(Self {
+            role_arn,
+            session_name,
+            token,
+            duration,
+        })
+    }
+}
+
+/// A verified web identity.
+struct Identity<'a> {
+    provider: &'a Provider,
+    issuer: String,
+    subject: String,
+    audience: String,
+    amr: Vec<String>,
+}
