@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::document::DiscoveryProfile;
+use crate::mirror::MirrorAcl;
 
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write the documents into a directory laid out like the bucket that would serve them.
     Render(RenderArgs),
+    /// Upload the documents to a bucket once, read them back and check anonymous reads.
+    Publish(PublishCommandArgs),
 }
 
 /// Log output format.
@@ -107,6 +110,14 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish on SIGTERM [default: 10s].
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+
+    /// Where to mirror the documents.
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+
+    /// Answer /readyz with 503 while the bucket is behind what is served.
+    #[arg(long, env = "ISSUERD_MIRROR_REQUIRED")]
+    pub mirror_required: bool,
 }
 
 /// `issuerd render`.
@@ -119,4 +130,41 @@ pub struct RenderArgs {
     /// Output directory; receives `<issuer path>/.well-known/openid-configuration` and the JWKS.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `issuerd publish`: the `render` flags, with a bucket instead of a directory.
+#[derive(Debug, Args)]
+pub struct PublishCommandArgs {
+    /// What to publish.
+    #[command(flatten)]
+    pub publish: PublishArgs,
+
+    /// Where to publish (`--mirror` is required).
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+}
+
+/// The bucket mirror: shared by `serve` and `publish`.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Keep the documents in this bucket in sync: s3://BUCKET/PREFIX.
+    #[arg(long, env = "ISSUERD_MIRROR", value_name = "URL")]
+    pub mirror: Option<String>,
+
+    /// S3-compatible endpoint (path-style addressing) instead of AWS.
+    #[arg(long, env = "ISSUERD_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bucket region [default: AWS_REGION or AWS_DEFAULT_REGION].
+    #[arg(long, env = "ISSUERD_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// URL that serves the issuer's documents publicly, if not the issuer URL itself (a CDN, or
+    /// the bucket's own URL); the anonymous read check uses it [default: the issuer URL].
+    #[arg(long, env = "ISSUERD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Canned ACL to set on each written object [default: default, the bucket decides].
+    #[arg(long, env = "ISSUERD_MIRROR_ACL", value_name = "ACL")]
+    pub mirror_acl: Option<MirrorAcl>,
 }

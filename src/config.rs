@@ -9,9 +9,13 @@ use std::time::Duration;
 use clap::Parser as _;
 use serde::Deserialize;
 
-use crate::cli::{Cli, Command as CliCommand, LogFormat, PublishArgs, RenderArgs, ServeArgs};
+use crate::cli::{
+    Cli, Command as CliCommand, LogFormat, MirrorArgs, PublishArgs, PublishCommandArgs, RenderArgs,
+    ServeArgs,
+};
 use crate::document::DiscoveryProfile;
 use crate::issuer::{Issuer, IssuerError};
+use crate::mirror::{MirrorAcl, MirrorConfig, S3Target};
 use crate::store::Publication;
 
 /// Default `--listen`.
@@ -42,6 +46,12 @@ pub struct FileConfig {
     poll_interval: Option<String>,
     shutdown_grace: Option<String>,
     log_format: Option<LogFormat>,
+    mirror: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    public_url: Option<String>,
+    mirror_acl: Option<MirrorAcl>,
+    mirror_required: Option<bool>,
 }
 
 /// The validated configuration.
@@ -60,6 +70,8 @@ pub enum Command {
     Serve(ServeConfig),
     /// `render`.
     Render(RenderConfig),
+    /// `publish`.
+    Publish(PublishConfig),
 }
 
 /// `serve`, validated.
@@ -81,6 +93,10 @@ pub struct ServeConfig {
     pub poll_interval: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// `--mirror` and its settings.
+    pub mirror: Option<MirrorConfig>,
+    /// `--mirror-required`: not ready while the bucket is behind.
+    pub mirror_required: bool,
 }
 
 /// `render`, validated.
@@ -119,6 +135,9 @@ impl Config {
         let command = match cli.command {
             CliCommand::Serve(args) => Command::Serve(serve(args, file, file_dir.as_deref())?),
             CliCommand::Render(args) => Command::Render(render(args, file, file_dir.as_deref())?),
+            CliCommand::Publish(args) => {
+                Command::Publish(publish(args, file, file_dir.as_deref())?)
+            }
         };
         Ok(Self {
             log_format,
@@ -149,7 +168,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 fn serve(
     args: ServeArgs,
-    file: FileConfig,
+    mut file: FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<ServeConfig, ConfigError> {
     let listen = match (args.listen.or(file.listen), args.dev) {
@@ -189,6 +208,14 @@ fn serve(
         &file.shutdown_grace,
         DEFAULT_SHUTDOWN_GRACE,
     )?;
+    let mirror = mirror(args.mirror, &mut file)?;
+    let mirror_required = args.mirror_required || file.mirror_required.unwrap_or(false);
+    if mirror_required && mirror.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "mirror_required",
+            reason: "needs --mirror".into(),
+        });
+    }
     let dev = args.dev;
     let issuer_follows_listen = dev && args.publish.issuer.is_none() && file.issuer.is_none();
     let dev_issuer = dev.then(|| format!("http://{listen}"));
@@ -202,6 +229,8 @@ fn serve(
         debounce,
         poll_interval,
         shutdown_grace,
+        mirror,
+        mirror_required,
     })
 }
 
@@ -216,6 +245,56 @@ fn render(
         key_files,
         out: args.out,
     })
+}
+
+fn publish(
+    args: PublishCommandArgs,
+    mut file: FileConfig,
+    file_dir: Option<&Path>,
+) -> Result<PublishConfig, ConfigError> {
+    let mirror = mirror(args.mirror, &mut file)?.ok_or(ConfigError::Missing {
+        what: "a bucket",
+        how: "--mirror s3://BUCKET/PREFIX, ISSUERD_MIRROR or `mirror` in the config file",
+    })?;
+    let (publication, key_files) = publication(args.publish, file, file_dir, None)?;
+    Ok(PublishConfig {
+        publication,
+        key_files,
+        mirror,
+    })
+}
+
+/// `--mirror` and its companions; `None` without `--mirror`. Takes the mirror keys out of `file`.
+fn mirror(args: MirrorArgs, file: &mut FileConfig) -> Result<Option<MirrorConfig>, ConfigError> {
+    let url = |key: &'static str, text: Option<String>| {
+        text.map(|text| {
+            url::Url::parse(&text).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: format!("{text:?} is not an absolute URL ({e})"),
+            })
+        })
+        .transpose()
+    };
+    let endpoint = url("s3_endpoint", args.s3_endpoint.or(file.s3_endpoint.take()))?;
+    let public_url = url("public_url", args.public_url.or(file.public_url.take()))?;
+    let region = args.s3_region.or(file.s3_region.take());
+    let acl = args
+        .mirror_acl
+        .or(file.mirror_acl.take())
+        .unwrap_or_default();
+    let Some(target) = args.mirror.or(file.mirror.take()) else {
+        return Ok(None);
+    };
+    let target = S3Target::parse(&target).map_err(|e| ConfigError::Invalid {
+        key: "mirror",
+        reason: e.to_string(),
+    })?;
+    let mut config = MirrorConfig::new(target);
+    config.endpoint = endpoint;
+    config.public_url = public_url;
+    config.region = region;
+    config.acl = acl;
+    Ok(Some(config))
 }
 
 /// The issuer and key sources. `dev_issuer` is the fallback issuer in `--dev` mode, which also
@@ -282,6 +361,17 @@ fn publication(
             .unwrap_or(DEFAULT_MAX_AGE_SECS),
     };
     Ok((publication, key_files))
+}
+
+/// `publish`, validated.
+#[derive(Debug)]
+pub struct PublishConfig {
+    /// What to publish.
+    pub publication: Publication,
+    /// Key files and directories.
+    pub key_files: Vec<PathBuf>,
+    /// The bucket.
+    pub mirror: MirrorConfig,
 }
 
 /// Configuration that cannot be used. Exits with status 2.

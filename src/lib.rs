@@ -13,6 +13,8 @@
 //! - [`store`]: immutable [`store::Snapshot`]s published through a [`store::Store`], read through
 //!   [`store::Reader`]s.
 //! - [`watcher`]: file events, polling and SIGHUP -> reload -> publish; keeps the last good set.
+//! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
+//!   `publish`).
 //! - [`server`]: accept loop and the hyper service answering from the current snapshot.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
@@ -25,6 +27,7 @@ pub mod dev;
 pub mod document;
 pub mod issuer;
 pub mod keys;
+pub mod mirror;
 pub mod server;
 pub mod shutdown;
 pub mod store;

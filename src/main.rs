@@ -7,10 +7,15 @@ use issuerd::cli::LogFormat;
 use issuerd::config::{Config, ConfigError};
 use issuerd::issuer::IssuerError;
 use issuerd::keys::KeyError;
+use issuerd::mirror::MirrorError;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for usage, configuration and key errors.
 const EXIT_USAGE: u8 = 2;
+/// Exit status of `publish` when the bucket could not be written, read or verified.
+const EXIT_BUCKET: u8 = 3;
+/// Exit status of `publish` when the bucket holds the documents but anonymous reads fail.
+const EXIT_NOT_PUBLIC: u8 = 4;
 
 fn main() -> ExitCode {
     let config = match Config::load() {
@@ -38,8 +43,17 @@ fn main() -> ExitCode {
             let usage = error.chain().any(|cause| {
                 cause.is::<KeyError>() || cause.is::<ConfigError>() || cause.is::<IssuerError>()
             });
+            let mirror = error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<MirrorError>());
             if usage {
                 ExitCode::from(EXIT_USAGE)
+            } else if let Some(mirror) = mirror {
+                match mirror {
+                    MirrorError::PublicAccess { .. } => ExitCode::from(EXIT_NOT_PUBLIC),
+                    MirrorError::Target { .. } => ExitCode::from(EXIT_USAGE),
+                    _ => ExitCode::from(EXIT_BUCKET),
+                }
             } else {
                 ExitCode::FAILURE
             }

@@ -234,7 +234,7 @@ async fn dev_key_is_private_while_running() {
         .command
     {
         Cmd::Serve(serve) => serve,
-        Cmd::Render(_) => unreachable!(),
+        Cmd::Render(_) | Cmd::Publish(_) => unreachable!(),
     };
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     assert!(config.issuer_follows_listen);
@@ -291,7 +291,7 @@ fn precedence_is_flags_then_file_then_defaults() {
         args.extend_from_slice(extra);
         match Config::from_args(args).unwrap().command {
             Cmd::Serve(serve) => serve,
-            Cmd::Render(_) => unreachable!(),
+            Cmd::Render(_) | Cmd::Publish(_) => unreachable!(),
         }
     };
     let from_file = serve(&[]);

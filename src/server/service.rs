@@ -12,6 +12,7 @@ use http::header::{
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::mirror::MirrorStatus;
 use crate::shutdown::Readiness;
 use crate::store::{Document, Latest, Reader, Snapshot};
 
@@ -29,12 +30,31 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 pub struct IssuerService {
     reader: Reader,
     readiness: Readiness,
+    mirror: Option<MirrorStatus>,
+    mirror_required: bool,
 }
 
 impl IssuerService {
     /// A service over `reader`; `/readyz` follows `readiness`.
     pub fn new(reader: Reader, readiness: Readiness) -> Self {
-        Self { reader, readiness }
+        Self {
+            reader,
+            readiness,
+            mirror: None,
+            mirror_required: false,
+        }
+    }
+
+    /// Reports the bucket mirror in `/statusz`; with `required`, `/readyz` is 503 while the
+    /// bucket is behind.
+    pub fn with_mirror(mut self, status: MirrorStatus, required: bool) -> Self {
+        self.mirror = Some(status);
+        self.mirror_required = required;
+        self
+    }
+
+    fn mirror_behind(&self) -> bool {
+        self.mirror_required && self.mirror.as_ref().is_some_and(|m| !m.get().in_sync())
     }
 
     /// Builds the response for a request. The body of the request is never read.
@@ -103,6 +123,10 @@ impl IssuerService {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.readiness.is_ready() && self.mirror_behind() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: mirror behind\n",
+            ),
             "/readyz" if self.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             _ => self.status(snapshot),
@@ -116,7 +140,7 @@ impl IssuerService {
             t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs())
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "ready": self.readiness.is_ready(),
             "generation": snapshot.generation,
             "kids": snapshot.keys.kids().collect::<Vec<_>>(),
@@ -127,6 +151,9 @@ impl IssuerService {
             "failing_since": unix(health.failing_since),
             "last_successful_reload": unix(health.last_success),
         });
+        if let Some(mirror) = &self.mirror {
+            body["mirror"] = mirror.get().to_json();
+        }
         let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -58,7 +58,7 @@ impl TestServer {
         argv.extend_from_slice(args);
         let config = match Config::from_args(argv).expect("valid test config").command {
             Command::Serve(serve) => serve,
-            Command::Render(_) => unreachable!(),
+            Command::Render(_) | Command::Publish(_) => unreachable!(),
         };
         Self::start_with(listener, config).await
     }

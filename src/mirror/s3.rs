@@ -1,0 +1,312 @@
+//! S3 (and S3-compatible) implementation of [`ObjectSink`] on `object_store`, plus the
+//! `s3://bucket/prefix` target and the bucket's own public URL.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::signer::{SignedUrlOptions, Signer as _};
+use object_store::{
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore as _, PutOptions,
+    PutPayload, RetryConfig,
+};
+use url::Url;
+
+use super::{MirrorConfig, MirrorError, Object, ObjectSink};
+use crate::issuer::Issuer;
+
+/// How long one request to the bucket may take (the mirror retries on its own schedule).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `s3://BUCKET/PREFIX`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Target {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl S3Target {
+    /// Parses `s3://bucket[/prefix]`. `gs://` and `az://` are refused with the reason.
+    pub fn parse(text: &str) -> Result<Self, MirrorError> {
+        let invalid = |reason: &str| MirrorError::Target {
+            url: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = Url::parse(text).map_err(|e| invalid(&format!("not a URL ({e})")))?;
+        match url.scheme() {
+            "s3" => {}
+            "gs" | "az" | "abfs" | "abfss" => {
+                return Err(invalid(
+                    "only s3:// is supported: the public-read check, ACLs and URL mapping are \
+                     S3's; serve the documents from issuerd or render them for other stores",
+                ));
+            }
+            other => {
+                return Err(invalid(&format!(
+                    "unknown scheme {other:?}, expected s3://"
+                )));
+            }
+        }
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        if bucket.is_empty() {
+            return Err(invalid("no bucket name"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("no query or fragment allowed"));
+        }
+        Ok(Self {
+            bucket,
+            prefix: url.path().trim_matches('/').to_owned(),
+        })
+    }
+
+    /// The URL at which the bucket serves the prefix: path-style under `endpoint`, else
+    /// `https://BUCKET.s3.REGION.amazonaws.com/PREFIX`.
+    pub fn bucket_url(&self, endpoint: Option<&Url>, region: Option<&str>) -> String {
+        let path = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.prefix)
+        };
+        match endpoint {
+            Some(endpoint) => format!(
+                "{}/{}{path}",
+                endpoint.as_str().trim_end_matches('/'),
+                self.bucket
+            ),
+            None => format!(
+                "https://{}.s3.{}.amazonaws.com{path}",
+                self.bucket,
+                region.unwrap_or("<region>")
+            ),
+        }
+    }
+
+    /// Whether `issuer` is a URL the bucket itself serves the prefix at (virtual-hosted or
+    /// path-style on AWS, or path-style under `endpoint`).
+    pub fn serves(&self, issuer: &Issuer, endpoint: Option<&Url>) -> bool {
+        let Ok(url) = Url::parse(issuer.url()) else {
+            return false;
+        };
+        let path = url.path().trim_matches('/');
+        if let Some(endpoint) = endpoint {
+            let path_style = format!("{}/{}", self.bucket, self.prefix);
+            return url.host_str() == endpoint.host_str()
+                && url.port_or_known_default() == endpoint.port_or_known_default()
+                && path == path_style.trim_matches('/');
+        }
+        let host = url.host_str().unwrap_or_default();
+        let aws = host.ends_with(".amazonaws.com");
+        let virtual_hosted = host.starts_with(&format!("{}.s3.", self.bucket))
+            || host.starts_with(&format!("{}.s3-", self.bucket));
+        let path_style = (host.starts_with("s3.") || host.starts_with("s3-"))
+            && path
+                .strip_prefix(self.bucket.as_str())
+                .map(|p| p.trim_matches('/'))
+                == Some(self.prefix.as_str());
+        url.scheme() == "https" && aws && ((virtual_hosted && path == self.prefix) || path_style)
+    }
+}
+
+impl std::fmt::Display for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// Objects in an S3 bucket, through `object_store` (SigV4 with aws-lc-rs, reqwest with rustls).
+#[derive(Debug)]
+pub struct S3Sink {
+    store: AmazonS3,
+    http: reqwest::Client,
+}
+
+impl S3Sink {
+    /// A client for `config`: credentials from `config.credentials` or else the standard AWS chain
+    /// (`AWS_*` env, web identity token file as IRSA gives pods, container and instance metadata).
+    pub fn new(config: &MirrorConfig) -> Result<Self, MirrorError> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.target.bucket)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_connect_timeout(CONNECT_TIMEOUT)
+                    .with_allow_http(true),
+            )
+            // A couple of quick retries for a dropped connection; the mirror does the long wait.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_millis(500),
+                    base: 2.0,
+                },
+                max_retries: 2,
+                retry_timeout: REQUEST_TIMEOUT,
+            });
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(credentials) = &config.credentials {
+            builder = builder
+                .with_access_key_id(&credentials.access_key_id)
+                .with_secret_access_key(&credentials.secret_access_key);
+        }
+        let store = builder.build().map_err(MirrorError::Client)?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| MirrorError::Acl {
+                key: String::new(),
+                reason: format!("cannot build an HTTP client ({e})"),
+            })?;
+        Ok(Self { store, http })
+    }
+}
+
+impl ObjectSink for S3Sink {
+    async fn get(&self, key: &str) -> Result<Option<Object>, MirrorError> {
+        let read = |error: &object_store::Error| MirrorError::Read {
+            key: key.to_owned(),
+            reason: summarize(error),
+        };
+        let result = match self
+            .store
+            .get_opts(&Path::from(key), GetOptions::default())
+            .await
+        {
+            Ok(result) => result,
+            // A missing bucket is a 404 too, but not a missing object.
+            Err(e @ object_store::Error::NotFound { .. })
+                if !e.to_string().contains("NoSuchBucket") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(read(&e)),
+        };
+        let attribute = |name| {
+            result
+                .attributes
+                .get(&name)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
+        let content_type = attribute(Attribute::ContentType);
+        let cache_control = attribute(Attribute::CacheControl);
+        let body = result.bytes().await.map_err(|e| read(&e))?;
+        Ok(Some(Object {
+            body,
+            content_type,
+            cache_control,
+        }))
+    }
+
+    async fn put(&self, key: &str, object: &Object) -> Result<(), MirrorError> {
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, object.content_type.clone().into());
+        attributes.insert(Attribute::CacheControl, object.cache_control.clone().into());
+        let options = PutOptions {
+            attributes,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(
+                &Path::from(key),
+                PutPayload::from(object.body.clone()),
+                options,
+            )
+            .await
+            .map_err(|error| MirrorError::Write {
+                key: key.to_owned(),
+                reason: summarize(&error),
+            })?;
+        Ok(())
+    }
+
+    /// `PutObjectAcl` through a presigned URL (object_store signs it; it has no ACL call).
+    async fn set_public_read(&self, key: &str) -> Result<(), MirrorError> {
+        let failed = |reason: String| MirrorError::Acl {
+            key: key.to_owned(),
+            reason,
+        };
+        let acl = HeaderName::from_static("x-amz-acl");
+        let public_read = HeaderValue::from_static("public-read");
+        let options = SignedUrlOptions::default()
+            .with_query([("acl", "")])
+            .with_signed_header(acl.clone(), public_read.clone());
+        let url = self
+            .store
+            .signed_url_opts(
+                Method::PUT,
+                &Path::from(key),
+                Duration::from_secs(300),
+                &options,
+            )
+            .await
+            .map_err(|e| failed(format!("cannot sign the request ({e})")))?;
+        let response = self
+            .http
+            .put(url)
+            .header(acl, public_read)
+            .send()
+            .await
+            .map_err(|e| failed(format!("request failed ({})", super::error_chain(&e))))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let code = between(&body, "<Code>", "</Code>").unwrap_or_default();
+        let hint = if code == "AccessControlListNotSupported" {
+            ": the bucket enforces bucket-owner object ownership and refuses ACLs; drop \
+             --mirror-acl and grant public reads with a bucket policy instead"
+        } else {
+            ""
+        };
+        Err(failed(format!("HTTP {status} {code}{hint}")))
+    }
+}
+
+/// One line for an object_store error: the HTTP status with S3's error code and message when the
+/// store answered (object_store repeats the whole XML body at every level of its chain), else the
+/// chain of causes (connection refused, timeout, credentials).
+pub fn summarize(error: &object_store::Error) -> String {
+    let text = error.to_string();
+    if let Some(code) = between(&text, "<Code>", "</Code>") {
+        let status = between(&text, "status code: ", ":")
+            .unwrap_or("error")
+            .trim();
+        let message = between(&text, "<Message>", "</Message>").unwrap_or_default();
+        return format!("HTTP {status}, {code}: {message}");
+    }
+    let mut message = super::error_chain(error);
+    if message.len() > 500 {
+        let mut end = 500;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    message
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
