@@ -513,6 +513,16 @@ async fn s3_going_away_mid_run_and_coming_back() {
                 .unwrap()
     };
     eventually!(rotated().await, "rotation not served while S3 is away");
+    // A second rotation while S3 is away: only the newest key set may reach the bucket.
+    keys.set("rsa2048.pub.pem");
+    eventually!(
+        served(&server, "/clusters/prod/openid/v1/jwks")
+            .await
+            .body
+            .windows(5)
+            .any(|w| w == b"RS256"),
+        "second rotation not served"
+    );
     eventually!(
         mirror_status(&server).await["last_error"].is_string(),
         "no error while S3 is away: {}",
@@ -526,7 +536,11 @@ async fn s3_going_away_mid_run_and_coming_back() {
         "never caught up: {}",
         mirror_status(&server).await
     );
+    // Coalesced: the initial pair and the newest pair, nothing for the intermediate key set.
     assert_eq!(proxy.puts().len(), 4, "{:?}", proxy.puts());
+    let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
+    let discovery = served(&server, "/clusters/prod/.well-known/openid-configuration").await;
+    assert_eq!(object.bytes().await.unwrap(), discovery.body);
     server.stop().await.unwrap();
 }
 

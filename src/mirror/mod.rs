@@ -353,10 +353,30 @@ impl<S: ObjectSink> Mirror<S> {
             let snapshot = reader.snapshot();
             self.status.pending(snapshot.generation);
             let first = self.status.get().synced_generation.is_none();
-            let result = tokio::select! {
-                result = sync(&*self.sink, &self.layout, &snapshot, self.acl, first) => result,
-                () = signal.requested() => return,
+            let sync = sync(&*self.sink, &self.layout, &snapshot, self.acl, first);
+            tokio::pin!(sync);
+            let result = loop {
+                tokio::select! {
+                    result = &mut sync => break Some(result),
+                    changed = reader.changed() => match changed {
+                        // Published before this sync began: not newer.
+                        Some(newer) if newer.generation == snapshot.generation => {}
+                        // Newer: drop this sync (its requests went out before any of the next
+                        // sync's) and start over with the newest, skipping what is stale.
+                        Some(newer) => {
+                            info!(
+                                generation = snapshot.generation,
+                                newer = newer.generation,
+                                "newer snapshot published, restarting the bucket sync with it"
+                            );
+                            break None;
+                        }
+                        None => return,
+                    },
+                    () = signal.requested() => return,
+                }
             };
+            let Some(result) = result else { continue };
             let wait = match result {
                 Ok(outcome) => {
                     failures = 0;
