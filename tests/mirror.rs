@@ -805,3 +805,68 @@ async fn publish_exit_codes() {
     assert_eq!(no_bucket.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_bucket.stderr).contains("--mirror"));
 }
+
+// === config ===
+
+#[test]
+fn mirror_settings_from_the_file_and_flags_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issuerd.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "issuer = \"{ISSUER}\"\nkey_files = [\"{}\"]\nmirror = \"s3://from-file/p\"\n\
+             s3_endpoint = \"http://127.0.0.1:9000\"\ns3_region = \"eu-west-1\"\n\
+             public_url = \"https://cdn.example.test/p\"\nmirror_acl = \"public-read\"\n\
+             mirror_required = true\n",
+            common::key("ec256.pub.pem").display()
+        ),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut argv = vec!["issuerd", "serve", "--config", config];
+        argv.extend_from_slice(extra);
+        let Command::Serve(serve) = Config::from_args(argv).unwrap().command else {
+            unreachable!()
+        };
+        serve
+    };
+    let from_file = serve(&[]);
+    let mirror = from_file.mirror.unwrap();
+    assert_eq!(mirror.target.to_string(), "s3://from-file/p");
+    assert_eq!(mirror.endpoint.unwrap().as_str(), "http://127.0.0.1:9000/");
+    assert_eq!(mirror.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        mirror.public_url.unwrap().as_str(),
+        "https://cdn.example.test/p"
+    );
+    assert_eq!(mirror.acl, issuerd::mirror::MirrorAcl::PublicRead);
+    assert!(from_file.mirror_required);
+
+    let flags = serve(&[
+        "--mirror",
+        "s3://from-flag",
+        "--s3-region",
+        "us-west-2",
+        "--mirror-acl",
+        "default",
+    ]);
+    let mirror = flags.mirror.unwrap();
+    assert_eq!(mirror.target.to_string(), "s3://from-flag");
+    assert_eq!(mirror.region.as_deref(), Some("us-west-2"));
+    assert_eq!(mirror.acl, issuerd::mirror::MirrorAcl::Default);
+
+    // Without a bucket, --mirror-required is a configuration error.
+    let error = Config::from_args([
+        "issuerd",
+        "serve",
+        "--issuer",
+        ISSUER,
+        "--key-file",
+        common::key("ec256.pub.pem").to_str().unwrap(),
+        "--mirror-required",
+    ])
+    .unwrap_err();
+    assert!(error.to_string().contains("needs --mirror"), "{error}");
+}

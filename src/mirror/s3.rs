@@ -196,7 +196,18 @@ impl ObjectSink for S3Sink {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(read(&e)),
+            Err(e) => {
+                let mut error = read(&e);
+                if let MirrorError::Read { reason, .. } = &mut error
+                    && reason.contains("AccessDenied")
+                {
+                    reason.push_str(
+                        " (S3 answers a missing object with 403 when the writer lacks \
+                         s3:ListBucket)",
+                    );
+                }
+                return Err(error);
+            }
         };
         let attribute = |name| {
             result
