@@ -678,9 +678,10 @@ async fn publish(s3: &str, bucket: &str, extra: &[&str]) -> Published {
         &mirror,
         "--s3-endpoint",
         s3,
-        "--public-url",
-        &public,
     ];
+    if !extra.contains(&"--public-url") {
+        args.extend(["--public-url", &public]);
+    }
     args.extend_from_slice(extra);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
         .args(&args)
@@ -743,6 +744,37 @@ async fn publish_exit_codes() {
     let acl = publish(&s3, "private", &["--mirror-acl", "public-read"]).await;
     assert_eq!(acl.code, Some(0), "{}", acl.stderr);
 
+    // 4: readable, but not the rendered bytes (the public URL serves another prefix).
+    let stale = publish(
+        &s3,
+        "public",
+        &["--public-url", &format!("{s3}/public/elsewhere")],
+    )
+    .await;
+    assert_eq!(stale.code, Some(4), "{}", stale.stderr);
+    assert!(stale.stderr.contains("404"), "{}", stale.stderr);
+    let elsewhere = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args(["publish", "--issuer", "https://oidc.example.test/elsewhere"])
+        .args(["--mirror", "s3://public/elsewhere", "--s3-endpoint", &s3])
+        .args(["--public-url", &format!("{s3}/public/elsewhere")])
+        .arg("--key-file")
+        .arg(common::key("ec384.pub.pem"))
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(0));
+    let stale = publish(
+        &s3,
+        "public",
+        &["--public-url", &format!("{s3}/public/elsewhere")],
+    )
+    .await;
+    assert_eq!(stale.code, Some(4), "{}", stale.stderr);
+    assert!(stale.stderr.contains("differ"), "{}", stale.stderr);
+
     // 3: the bucket does not exist.
     let missing = publish(&s3, "nonexistent", &[]).await;
     assert_eq!(missing.code, Some(3), "{}", missing.stderr);
@@ -784,6 +816,32 @@ async fn publish_exit_codes() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+
+    // 3: an ACL the store refuses (s3s-fs implements no ACLs), after the objects were written.
+    let no_acl = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args([
+            "publish",
+            "--issuer",
+            ISSUER,
+            "--mirror",
+            "s3://oidc/clusters/prod",
+        ])
+        .arg("--key-file")
+        .arg(common::key("ec256.pub.pem"))
+        .args(["--s3-endpoint", &strict, "--mirror-acl", "public-read"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_acl.stderr);
+    assert_eq!(no_acl.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot set the public-read ACL on clusters/prod/openid/v1/jwks: HTTP"),
+        "{stderr}"
+    );
 
     // 2: usage.
     let gs = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))

@@ -281,15 +281,20 @@ impl ObjectSink for S3Sink {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
-        let code = between(&body, "<Code>", "</Code>").unwrap_or_default();
-        let hint = if code == "AccessControlListNotSupported" {
-            ": the bucket enforces bucket-owner object ownership and refuses ACLs; drop \
-             --mirror-acl and grant public reads with a bucket policy instead"
-        } else {
-            ""
-        };
-        Err(failed(format!("HTTP {status} {code}{hint}")))
+        Err(failed(acl_refusal(status, &body)))
     }
+}
+
+/// Why a `PutObjectAcl` was refused, with what to do about the common case.
+fn acl_refusal(status: reqwest::StatusCode, body: &str) -> String {
+    let code = between(body, "<Code>", "</Code>").unwrap_or_default();
+    let hint = if code == "AccessControlListNotSupported" {
+        ": the bucket enforces bucket-owner object ownership and refuses ACLs; drop \
+         --mirror-acl and grant public reads with a bucket policy instead"
+    } else {
+        ""
+    };
+    format!("HTTP {status} {code}{hint}")
 }
 
 /// One line for an object_store error: the HTTP status with S3's error code and message when the
@@ -320,4 +325,23 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let from = text.find(start)? + start.len();
     let to = text[from..].find(end)? + from;
     Some(&text[from..to])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_refusing_acls_is_explained() {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessControlListNotSupported\
+                    </Code><Message>The bucket does not allow ACLs</Message></Error>";
+        let reason = acl_refusal(reqwest::StatusCode::BAD_REQUEST, body);
+        assert!(
+            reason.starts_with("HTTP 400 Bad Request AccessControlListNotSupported: the bucket"),
+            "{reason}"
+        );
+        assert!(reason.contains("bucket policy"), "{reason}");
+        let other = acl_refusal(reqwest::StatusCode::FORBIDDEN, "<Code>AccessDenied</Code>");
+        assert_eq!(other, "HTTP 403 Forbidden AccessDenied");
+    }
 }
