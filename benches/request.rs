@@ -24,7 +24,7 @@ fn requests(c: &mut Criterion) {
         for (name, document) in [("discovery", &snapshot.discovery), ("jwks", &snapshot.jwks)] {
             let plain = Request::get(document.path.as_str()).body(()).unwrap();
             let conditional = Request::get(document.path.as_str())
-                .header("if-none-match", document.etag.clone())
+                .header("if-none-match", document.etag.as_str())
                 .body(())
                 .unwrap();
             group.bench_with_input(

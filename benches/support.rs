@@ -2,10 +2,8 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use issuerd::document::DiscoveryProfile;
-use issuerd::issuer::Issuer;
+use issuerd::issuer::{DiscoveryProfile, Issuer, Publication};
 use issuerd::keys::{KeySet, PublicKey};
-use issuerd::store::Publication;
 
 /// `count` fresh P-256 private keys as PKCS#8 PEM.
 pub fn private_pems(count: usize) -> Vec<String> {

@@ -1,7 +1,9 @@
 //! Wiring: load keys, build the store, spawn the watcher and the server, wait for a signal, drain.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -9,10 +11,9 @@ use tracing::{info, warn};
 
 use crate::config::{Command, Config, PublishConfig, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
-use crate::issuer::Issuer;
 use crate::keys::KeySet;
 use crate::mirror::{self, Layout, Mirror, MirrorStatus, PublicCheck, S3Sink};
-use crate::server::{self, IssuerService};
+use crate::server::{IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::watcher::{WatchConfig, Watcher};
@@ -20,11 +21,13 @@ use crate::watcher::{WatchConfig, Watcher};
 /// Runs the configured command to completion.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     match config.command {
-        Command::Serve(serve) => {
+        Command::Serve(mut serve) => {
             let signal = shutdown::os_signal().context("cannot install signal handlers")?;
-            let listener = TcpListener::bind(serve.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", serve.listen))?;
+            let listener = match serve.bound.take() {
+                Some(bound) => TcpListener::from_std(bound),
+                None => TcpListener::bind(serve.listen).await,
+            }
+            .with_context(|| format!("cannot listen on {}", serve.listen))?;
             serve_on(listener, serve, async {
                 let signal = signal.await;
                 info!(signal, "shutting down");
@@ -39,20 +42,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Serves on an already bound listener until `stop` completes (tests pass their own).
 pub async fn serve_on(
     listener: TcpListener,
-    mut config: ServeConfig,
+    config: ServeConfig,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
-    let dev_key = if config.dev {
-        let key = DevKey::generate()?;
-        config.key_files.push(key.private_key().to_owned());
-        if config.issuer_follows_listen {
-            config.publication.issuer = Issuer::new(&format!("http://{local}"), None, true)?;
-        }
-        Some(key)
-    } else {
-        None
-    };
     for warning in config.publication.issuer.warnings() {
         warn!("{warning}");
     }
@@ -87,16 +80,18 @@ pub async fn serve_on(
         }
         None => None,
     };
-    let server = tokio::spawn(server::serve(
-        listener,
-        service,
-        signal.clone(),
-        config.shutdown_grace,
-    ));
+    let timeouts = Timeouts {
+        header_read: config.header_timeout,
+        keep_alive: config.keep_alive_timeout,
+        write: config.write_timeout,
+        linger: config.linger_timeout,
+    };
+    let server = Arc::new(Server::new(service, timeouts));
+    let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
     let watch = tokio::spawn(watcher.run(store, signal));
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
-    if let Some(key) = &dev_key {
+    if let Some(key) = &config.dev_key {
         print_dev_banner(&config, key, local);
     }
 
@@ -125,9 +120,12 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     );
 }
 
+/// Prints what `--dev` serves and how to try it. Stdout may be closed (`issuerd serve --dev |
+/// true`): that is logged, never fatal.
 fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketAddr) {
     let issuer = &config.publication.issuer;
-    println!(
+    let printed = writeln!(
+        std::io::stdout().lock(),
         "issuerd --dev: NOT FOR PRODUCTION (ephemeral key, plain http)\n\
          \n  issuer:       {}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
          \ntry:\n  curl -s http://{local}{}\n  curl -s http://{local}{}\n  curl -s http://{local}/statusz\n",
@@ -136,6 +134,9 @@ fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketA
         issuer.discovery_path(),
         issuer.jwks_path(),
     );
+    if let Err(error) = printed {
+        warn!(%error, "cannot print the --dev banner to stdout");
+    }
 }
 
 /// `render`: writes both documents under `out`, at the object keys a bucket would serve them from.
@@ -149,7 +150,10 @@ fn write_documents(config: &RenderConfig) -> anyhow::Result<()> {
         let path = config.out.join(document.object_key());
         write_atomically(&path, &document.body)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
+        // The files are written either way; a closed stdout only loses this listing.
+        if let Err(error) = writeln!(std::io::stdout().lock(), "{}", path.display()) {
+            warn!(%error, path = %path.display(), "cannot print to stdout");
+        }
     }
     Ok(())
 }

@@ -1,13 +1,12 @@
 //! Command-line flags. Everything here is raw: `config` validates it and applies precedence
 //! (flags > `ISSUERD_*` env > config file > defaults), so no flag carries a clap default.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::document::DiscoveryProfile;
+use crate::issuer::DiscoveryProfile;
 use crate::mirror::MirrorAcl;
 
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
@@ -74,8 +73,9 @@ pub struct PublishArgs {
     #[arg(long, env = "ISSUERD_DISCOVERY_PROFILE", value_name = "PROFILE")]
     pub discovery_profile: Option<DiscoveryProfile>,
 
-    /// Allow an http:// issuer, for local testing only.
-    #[arg(long, env = "ISSUERD_ALLOW_INSECURE_ISSUER")]
+    /// Allow an http:// issuer, for local testing only. Env: ISSUERD_ALLOW_INSECURE_ISSUER
+    /// (1/0, yes/no, true/false).
+    #[arg(long)]
     pub allow_insecure_issuer: bool,
 
     /// Cache-Control max-age in seconds [default: 3600].
@@ -90,9 +90,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub publish: PublishArgs,
 
-    /// Address to listen on [default: 0.0.0.0:8080; 127.0.0.1:8080 with --dev].
+    /// Address to listen on, IP:PORT or HOST:PORT [default: 0.0.0.0:8080; 127.0.0.1:8080 with
+    /// --dev].
     #[arg(long, env = "ISSUERD_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
 
     /// Development mode: generate an ephemeral key pair and serve an http:// issuer on
     /// 127.0.0.1:8080. Never use in production.
@@ -111,12 +112,30 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
 
+    /// Time a client has to send a whole request head once it started (then 408) [default: 30s].
+    #[arg(long, env = "ISSUERD_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+
+    /// Time an idle keep-alive connection is kept open [default: 75s].
+    #[arg(long, env = "ISSUERD_KEEP_ALIVE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+
+    /// Time a response may take to be written to a client that reads slowly [default: 30s].
+    #[arg(long, env = "ISSUERD_WRITE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+
+    /// Time a closing connection drains input it will not read, so the response is not lost to
+    /// a reset [default: 2s].
+    #[arg(long, env = "ISSUERD_LINGER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub linger_timeout: Option<Duration>,
+
     /// Where to mirror the documents.
     #[command(flatten)]
     pub mirror: MirrorArgs,
 
-    /// Answer /readyz with 503 while the bucket is behind what is served.
-    #[arg(long, env = "ISSUERD_MIRROR_REQUIRED")]
+    /// Answer /readyz with 503 while the bucket is behind what is served. Env:
+    /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
+    #[arg(long)]
     pub mirror_required: bool,
 }
 

@@ -2,21 +2,21 @@
 //!
 //! Precedence is flags > `ISSUERD_*` env (both resolved by clap) > config file > defaults.
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use serde::Deserialize;
 
 use crate::cli::{
     Cli, Command as CliCommand, LogFormat, MirrorArgs, PublishArgs, PublishCommandArgs, RenderArgs,
     ServeArgs,
 };
-use crate::document::DiscoveryProfile;
-use crate::issuer::{Issuer, IssuerError};
+use crate::dev::{DevKey, DevKeyError};
+use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
 use crate::mirror::{MirrorAcl, MirrorConfig, S3Target};
-use crate::store::Publication;
 
 /// Default `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -30,6 +30,18 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Default shutdown grace period.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default time to finish a request head.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle keep-alive time (nginx's default).
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default time to write a response.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default lingering-close time.
+pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// The boolean env variable for `--allow-insecure-issuer`.
+pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
+/// The boolean env variable for `--mirror-required`.
+pub const ENV_MIRROR_REQUIRED: &str = "ISSUERD_MIRROR_REQUIRED";
 
 /// The TOML file, as written. Every key is optional; see `config/issuerd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -41,10 +53,14 @@ pub struct FileConfig {
     discovery_profile: Option<DiscoveryProfile>,
     allow_insecure_issuer: Option<bool>,
     max_age: Option<u32>,
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     debounce: Option<String>,
     poll_interval: Option<String>,
     shutdown_grace: Option<String>,
+    header_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
+    write_timeout: Option<String>,
+    linger_timeout: Option<String>,
     log_format: Option<LogFormat>,
     mirror: Option<String>,
     s3_endpoint: Option<String>,
@@ -74,25 +90,35 @@ pub enum Command {
     Publish(PublishConfig),
 }
 
-/// `serve`, validated.
+/// `serve`, validated. With `--dev` it is complete too: the key is generated and listed in
+/// `key_files`, and the issuer names the address actually listened on.
 #[derive(Debug)]
 pub struct ServeConfig {
     /// What to publish.
     pub publication: Publication,
-    /// Key files and directories; empty with `--dev` until the dev key is generated.
+    /// Key files and directories.
     pub key_files: Vec<PathBuf>,
     /// Listen address.
     pub listen: SocketAddr,
-    /// `--dev` mode.
-    pub dev: bool,
-    /// In `--dev` without `--issuer`, the issuer follows the bound address (so port 0 works).
-    pub issuer_follows_listen: bool,
+    /// The socket, when resolving the configuration had to bind it already (`--dev` on port 0,
+    /// whose issuer names the port the kernel chose).
+    pub bound: Option<std::net::TcpListener>,
+    /// The ephemeral key of `--dev` (deleted when dropped).
+    pub dev_key: Option<DevKey>,
     /// Watch debounce.
     pub debounce: Duration,
     /// Poll interval.
     pub poll_interval: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Time to finish a request head once started.
+    pub header_timeout: Duration,
+    /// Idle keep-alive time.
+    pub keep_alive_timeout: Duration,
+    /// Time to write a response.
+    pub write_timeout: Duration,
+    /// Lingering-close time.
+    pub linger_timeout: Duration,
     /// `--mirror` and its settings.
     pub mirror: Option<MirrorConfig>,
     /// `--mirror-required`: not ready while the bucket is behind.
@@ -111,18 +137,25 @@ pub struct RenderConfig {
 }
 
 impl Config {
-    /// Parses process arguments and env, then the config file. Usage errors exit through clap.
+    /// Parses process arguments and env, then the config file. `--help` and `--version` exit
+    /// through clap.
     pub fn load() -> Result<Self, ConfigError> {
-        Self::from_cli(Cli::parse())
+        let args: Vec<OsString> = std::env::args_os().collect();
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => Self::from_cli(cli),
+            Err(error) if !error.use_stderr() => error.exit(),
+            Err(error) => Err(usage_error(&error, &args)),
+        }
     }
 
     /// Parses the given arguments (the first is the program name). The seam tests use.
     pub fn from_args<I, T>(args: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
-        Self::from_cli(Cli::try_parse_from(args).map_err(|e| ConfigError::Usage(e.to_string()))?)
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        Self::from_cli(Cli::try_parse_from(&args).map_err(|e| usage_error(&e, &args))?)
     }
 
     /// Merges parsed flags with the config file they name.
@@ -171,24 +204,12 @@ fn serve(
     mut file: FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<ServeConfig, ConfigError> {
-    let listen = match (args.listen.or(file.listen), args.dev) {
-        (Some(listen), _) => listen,
-        (None, true) => DEV_LISTEN.parse().expect("valid default"),
-        (None, false) => DEFAULT_LISTEN.parse().expect("valid default"),
+    let dev = args.dev;
+    let listen = match args.listen.or(file.listen.clone()) {
+        Some(listen) => resolve_listen(&listen)?,
+        None if dev => DEV_LISTEN.parse().expect("valid default"),
+        None => DEFAULT_LISTEN.parse().expect("valid default"),
     };
-    let duration =
-        |flag: Option<Duration>, key: &'static str, value: &Option<String>, default| match (
-            flag, value,
-        ) {
-            (Some(d), _) => Ok(d),
-            (None, Some(text)) => {
-                humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
-                    key,
-                    reason: format!("{text:?} is not a duration ({e})"),
-                })
-            }
-            (None, None) => Ok(default),
-        };
     let debounce = duration(args.debounce, "debounce", &file.debounce, DEFAULT_DEBOUNCE)?;
     let poll_interval = duration(
         args.poll_interval,
@@ -208,30 +229,148 @@ fn serve(
         &file.shutdown_grace,
         DEFAULT_SHUTDOWN_GRACE,
     )?;
+    let header_timeout = duration(
+        args.header_timeout,
+        "header_timeout",
+        &file.header_timeout,
+        DEFAULT_HEADER_TIMEOUT,
+    )?;
+    let keep_alive_timeout = duration(
+        args.keep_alive_timeout,
+        "keep_alive_timeout",
+        &file.keep_alive_timeout,
+        DEFAULT_KEEP_ALIVE_TIMEOUT,
+    )?;
+    let write_timeout = duration(
+        args.write_timeout,
+        "write_timeout",
+        &file.write_timeout,
+        DEFAULT_WRITE_TIMEOUT,
+    )?;
+    let linger_timeout = duration(
+        args.linger_timeout,
+        "linger_timeout",
+        &file.linger_timeout,
+        DEFAULT_LINGER_TIMEOUT,
+    )?;
+    for (key, value) in [
+        ("header_timeout", header_timeout),
+        ("keep_alive_timeout", keep_alive_timeout),
+        ("write_timeout", write_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "must be greater than zero".into(),
+            });
+        }
+    }
+
     let mirror = mirror(args.mirror, &mut file)?;
-    let mirror_required = args.mirror_required || file.mirror_required.unwrap_or(false);
+    let mirror_required = args.mirror_required
+        || env_bool(ENV_MIRROR_REQUIRED)?
+            .or(file.mirror_required)
+            .unwrap_or(false);
     if mirror_required && mirror.is_none() {
         return Err(ConfigError::Invalid {
             key: "mirror_required",
             reason: "needs --mirror".into(),
         });
     }
-    let dev = args.dev;
-    let issuer_follows_listen = dev && args.publish.issuer.is_none() && file.issuer.is_none();
-    let dev_issuer = dev.then(|| format!("http://{listen}"));
-    let (publication, key_files) = publication(args.publish, file, file_dir, dev_issuer)?;
+
+    // `--dev`: an ephemeral key, and unless an issuer is given, an http issuer naming the
+    // address served. On port 0 that address is only known once bound, so bind here.
+    let mut bound = None;
+    let mut listen = listen;
+    let dev_issuer = if dev && args.publish.issuer.is_none() && file.issuer.is_none() {
+        if listen.port() == 0 {
+            let listener = bind(listen)?;
+            listen = listener.local_addr().map_err(|e| ConfigError::Invalid {
+                key: "listen",
+                reason: format!("{listen}: {e}"),
+            })?;
+            bound = Some(listener);
+        }
+        Some(format!("http://{listen}"))
+    } else {
+        None
+    };
+    let (publication, mut key_files) = publication(args.publish, file, file_dir, dev, dev_issuer)?;
+    let dev_key = if dev {
+        let key = DevKey::generate()?;
+        key_files.push(key.private_key().to_owned());
+        Some(key)
+    } else {
+        None
+    };
     Ok(ServeConfig {
         publication,
         key_files,
         listen,
-        dev,
-        issuer_follows_listen,
+        bound,
+        dev_key,
         debounce,
         poll_interval,
         shutdown_grace,
+        header_timeout,
+        keep_alive_timeout,
+        write_timeout,
+        linger_timeout,
         mirror,
         mirror_required,
     })
+}
+
+/// A duration from a flag (already parsed) or the file (parsed here), else the default.
+fn duration(
+    flag: Option<Duration>,
+    key: &'static str,
+    value: &Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match (flag, value) {
+        (Some(d), _) => Ok(d),
+        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+            key,
+            reason: format!("{text:?} is not a duration ({e})"),
+        }),
+        (None, None) => Ok(default),
+    }
+}
+
+/// `IP:PORT`, or `HOST:PORT` resolved now (the first address wins).
+fn resolve_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "listen",
+        reason: format!("{text:?} {reason}"),
+    };
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| invalid("resolves to no address; give an IP address and port".into())),
+        Err(e) => Err(invalid(format!(
+            "is not an IP address and port (e.g. 0.0.0.0:8080), and does not resolve as a \
+             host and port: {e}"
+        ))),
+    }
+}
+
+/// Binds `addr` now, for a configuration that needs the bound address.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ConfigError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| ConfigError::Invalid {
+        key: "listen",
+        reason: format!("cannot listen on {addr}: {e}"),
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ConfigError::Invalid {
+            key: "listen",
+            reason: format!("{addr}: {e}"),
+        })?;
+    Ok(listener)
 }
 
 fn render(
@@ -239,7 +378,7 @@ fn render(
     file: FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<RenderConfig, ConfigError> {
-    let (publication, key_files) = publication(args.publish, file, file_dir, None)?;
+    let (publication, key_files) = publication(args.publish, file, file_dir, false, None)?;
     Ok(RenderConfig {
         publication,
         key_files,
@@ -256,7 +395,7 @@ fn publish(
         what: "a bucket",
         how: "--mirror s3://BUCKET/PREFIX, ISSUERD_MIRROR or `mirror` in the config file",
     })?;
-    let (publication, key_files) = publication(args.publish, file, file_dir, None)?;
+    let (publication, key_files) = publication(args.publish, file, file_dir, false, None)?;
     Ok(PublishConfig {
         publication,
         key_files,
@@ -297,15 +436,15 @@ fn mirror(args: MirrorArgs, file: &mut FileConfig) -> Result<Option<MirrorConfig
     Ok(Some(config))
 }
 
-/// The issuer and key sources. `dev_issuer` is the fallback issuer in `--dev` mode, which also
-/// allows http and generates its own key.
+/// The issuer and key sources. `dev` allows http and an empty key list (the caller adds the dev
+/// key); `dev_issuer` is then the issuer unless one is given.
 fn publication(
     args: PublishArgs,
     file: FileConfig,
     file_dir: Option<&Path>,
+    dev: bool,
     dev_issuer: Option<String>,
 ) -> Result<(Publication, Vec<PathBuf>), ConfigError> {
-    let dev = dev_issuer.is_some();
     let issuer = args
         .issuer
         .or(file.issuer)
@@ -315,8 +454,11 @@ fn publication(
             how: "--issuer URL, ISSUERD_ISSUER or `issuer` in the config file",
         })?;
     let jwks_uri = args.jwks_uri.or(file.jwks_uri);
-    let allow_insecure =
-        dev || args.allow_insecure_issuer || file.allow_insecure_issuer.unwrap_or(false);
+    let allow_insecure = dev
+        || args.allow_insecure_issuer
+        || env_bool(ENV_ALLOW_INSECURE_ISSUER)?
+            .or(file.allow_insecure_issuer)
+            .unwrap_or(false);
     let issuer = Issuer::new(&issuer, jwks_uri.as_deref(), allow_insecure)?;
 
     let key_files = if args.key_files.is_empty() {
@@ -374,6 +516,67 @@ pub struct PublishConfig {
     pub mirror: MirrorConfig,
 }
 
+/// A boolean env variable: `1/0`, `yes/no`, `true/false` (any case); unset or empty is `None`.
+fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
+    let Some(value) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "yes" | "true" => Ok(Some(true)),
+        "0" | "no" | "false" => Ok(Some(false)),
+        _ => Err(ConfigError::Env {
+            name: name.to_owned(),
+            reason: format!("{text:?} is not a boolean (use 1/0, yes/no or true/false)"),
+        }),
+    }
+}
+
+/// A clap error, reworded to name the env variable when the bad value came from one rather than
+/// from the flag.
+fn usage_error(error: &clap::Error, args: &[OsString]) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) && let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+        && let Some(long) = arg
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.strip_prefix("--"))
+    {
+        let on_command_line = args.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a.strip_prefix("--")
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        });
+        let command = Cli::command();
+        let env = command
+            .get_subcommands()
+            .flat_map(|c| c.get_arguments())
+            .chain(command.get_arguments())
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .and_then(|name| name.to_str())
+            .map(str::to_owned);
+        if let Some(name) = env
+            && !on_command_line
+            && let Some(value) = std::env::var_os(&name)
+        {
+            let value = value.to_string_lossy().into_owned();
+            let reason = match std::error::Error::source(error) {
+                Some(cause) => format!("{value:?} is not valid: {cause}"),
+                None => format!("{value:?} is not valid"),
+            };
+            return ConfigError::Env { name, reason };
+        }
+    }
+    // clap's own rendering (with its tip and usage), less the `error: ` prefix main adds.
+    let rendered = error.render().to_string();
+    ConfigError::Usage(rendered.trim_end().trim_start_matches("error: ").to_owned())
+}
+
 /// Configuration that cannot be used. Exits with status 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -413,7 +616,18 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// An env variable has an invalid value.
+    #[error("{name}: {reason}")]
+    Env {
+        /// Variable name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The issuer or JWKS URI is invalid.
     #[error(transparent)]
     Issuer(#[from] IssuerError),
+    /// The `--dev` key could not be made.
+    #[error(transparent)]
+    DevKey(#[from] DevKeyError),
 }

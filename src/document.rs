@@ -1,28 +1,91 @@
-//! (Issuer, KeySet) -> the discovery document and JWKS bytes, byte-identical to kube-apiserver's.
-//! Pure: no I/O, no clock.
+//! (Publication, KeySet) -> the discovery document and JWKS: bytes byte-identical to
+//! kube-apiserver's, with the path, content type, ETag and cache lifetime they are published with.
+//! Protocol-neutral (the server encodes them for HTTP/1.1 and h2; a mirror uploads them as they
+//! are). Pure: no I/O, no clock.
 
 use std::io;
 
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::ser::Formatter;
 
-use crate::issuer::Issuer;
+use crate::issuer::{DiscoveryProfile, Issuer, Publication};
 use crate::keys::{Algorithm, Jwk, KeySet};
 
-/// Which discovery document shape to publish.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DiscoveryProfile {
-    /// Exactly what kube-apiserver serves.
-    #[default]
-    Kubernetes,
-    /// What kOps publishes: adds `authorization_endpoint` and `claims_supported`, which strict
-    /// OIDC libraries require.
-    Kops,
+/// `Content-Type` of the discovery document, as kube-apiserver sends it.
+pub const DISCOVERY_CONTENT_TYPE: &str = "application/json";
+/// `Content-Type` of the JWKS, as kube-apiserver sends it.
+pub const JWKS_CONTENT_TYPE: &str = "application/jwk-set+json";
+
+/// One published document: what any protocol or object store needs to serve it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// Request path, e.g. `/openid/v1/jwks`.
+    pub path: String,
+    /// Body bytes.
+    pub body: Bytes,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Strong ETag, quotes included, derived from the body.
+    pub etag: String,
+    /// `Cache-Control`.
+    pub cache_control: String,
 }
 
-/// The rendered documents.
+impl Document {
+    /// A document at `path` with `body`, cached for `max_age_secs`.
+    pub fn new(path: &str, body: Bytes, content_type: &'static str, max_age_secs: u32) -> Self {
+        let hash = digest::digest(&digest::SHA256, &body);
+        Self {
+            path: path.to_owned(),
+            etag: format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])),
+            cache_control: format!("public, max-age={max_age_secs}"),
+            content_type,
+            body,
+        }
+    }
+
+    /// The object key in a bucket (or path under `render --out`): the path without its leading `/`.
+    pub fn object_key(&self) -> &str {
+        self.path.trim_start_matches('/')
+    }
+}
+
+/// Both documents of one key set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Documents {
+    /// `.well-known/openid-configuration`.
+    pub discovery: Document,
+    /// The JWKS.
+    pub jwks: Document,
+}
+
+impl Documents {
+    /// Renders both documents for `keys` as `publication` says.
+    pub fn render(publication: &Publication, keys: &KeySet) -> Self {
+        let issuer = &publication.issuer;
+        let rendered = render(issuer, publication.profile, keys);
+        Self {
+            discovery: Document::new(
+                issuer.discovery_path(),
+                rendered.discovery,
+                DISCOVERY_CONTENT_TYPE,
+                publication.max_age_secs,
+            ),
+            jwks: Document::new(
+                issuer.jwks_path(),
+                rendered.jwks,
+                JWKS_CONTENT_TYPE,
+                publication.max_age_secs,
+            ),
+        }
+    }
+}
+
+/// The rendered bodies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {
     /// `.well-known/openid-configuration`.
@@ -49,7 +112,7 @@ struct JwkSet<'a> {
     keys: Vec<Jwk<'a>>,
 }
 
-/// Renders both documents for a key set (keys are already ordered by kid).
+/// Renders both bodies for a key set (keys are already ordered by kid).
 pub fn render(issuer: &Issuer, profile: DiscoveryProfile, keys: &KeySet) -> Rendered {
     let mut algorithms: Vec<Algorithm> = keys.keys().iter().map(|k| k.algorithm()).collect();
     algorithms.sort_by_key(|a| a.name());

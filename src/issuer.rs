@@ -1,4 +1,5 @@
-//! The issuer identity: the `iss` URL as given, the JWKS URI, and the paths they are served at.
+//! The issuer identity: the `iss` URL as given, the JWKS URI, the paths they are served at, and
+//! what is published under them ([`Publication`]).
 
 use url::Url;
 
@@ -10,6 +11,29 @@ pub const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
 
 /// Suffix of the default JWKS path under the issuer (kube-apiserver's `/openid/v1/jwks`).
 pub const JWKS_SUFFIX: &str = "/openid/v1/jwks";
+
+/// Which discovery document shape to publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryProfile {
+    /// Exactly what kube-apiserver serves.
+    #[default]
+    Kubernetes,
+    /// What kOps publishes: adds `authorization_endpoint` and `claims_supported`, which strict
+    /// OIDC libraries require.
+    Kops,
+}
+
+/// What is published besides the keys: the issuer, the document shape and the cache lifetime.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The issuer.
+    pub issuer: Issuer,
+    /// Discovery document shape.
+    pub profile: DiscoveryProfile,
+    /// `Cache-Control: public, max-age=N`.
+    pub max_age_secs: u32,
+}
 
 /// A validated issuer. The issuer string is published exactly as given: consumers compare it
 /// byte for byte with the `iss` claim.

@@ -1,6 +1,7 @@
 //! The `issuerd` binary: parse config, start logging, run, map the outcome to an exit code.
 
-use std::io::IsTerminal as _;
+use std::fmt::Display;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use issuerd::cli::LogFormat;
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     let config = match Config::load() {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            report(&format_args!("{:#}", anyhow::Error::from(error)));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -32,14 +33,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            report(&format_args!("cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(issuerd::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            report(&format_args!("{error:#}"));
             let usage = error.chain().any(|cause| {
                 cause.is::<KeyError>() || cause.is::<ConfigError>() || cause.is::<IssuerError>()
             });
@@ -59,6 +60,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Prints the one `error:` line. A closed stderr leaves only the exit status to tell; it must
+/// not turn into a panic.
+fn report(error: &dyn Display) {
+    let _ = writeln!(std::io::stderr().lock(), "error: {error}");
 }
 
 fn init_tracing(format: LogFormat) {

@@ -1,5 +1,6 @@
 //! The published state: an immutable [`Snapshot`] per key set, written by the [`Store`] and read
-//! through [`Reader`]s (the HTTP server today; a mirror or an STS verifier tomorrow).
+//! through [`Reader`]s (the HTTP server today; a mirror or an STS verifier tomorrow). Nothing
+//! here knows how a reader encodes the documents.
 //!
 //! A reload builds a whole snapshot off to the side, then swaps it in with one `watch` send, so a
 //! reader sees either the old snapshot or the new one, never a mix.
@@ -7,86 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use aws_lc_rs::digest;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http::HeaderValue;
 use tokio::sync::watch;
 
-use crate::document::{self, DiscoveryProfile};
-use crate::issuer::Issuer;
+use crate::document::{Document, Documents};
+use crate::issuer::Publication;
 use crate::keys::KeySet;
-
-/// What to publish besides the keys: the issuer, the document shape and the cache lifetime.
-#[derive(Clone, Debug)]
-pub struct Publication {
-    /// The issuer.
-    pub issuer: Issuer,
-    /// Discovery document shape.
-    pub profile: DiscoveryProfile,
-    /// `Cache-Control: public, max-age=N`.
-    pub max_age_secs: u32,
-}
-
-/// One served document with every header value precomputed.
-#[derive(Clone, Debug)]
-pub struct Document {
-    /// Request path.
-    pub path: String,
-    /// Body bytes.
-    pub body: Bytes,
-    /// `Content-Type`.
-    pub content_type: HeaderValue,
-    /// Strong `ETag`, derived from the body.
-    pub etag: HeaderValue,
-    /// `Content-Length`.
-    pub content_length: HeaderValue,
-    /// `Cache-Control`.
-    pub cache_control: HeaderValue,
-    /// The HTTP/1.1 `200` status line and headers, without `Date` and the closing blank line,
-    /// precomputed so the HTTP/1.1 hot path copies instead of formatting.
-    pub http1_ok_head: Bytes,
-    /// The same for `304 Not Modified`.
-    pub http1_not_modified_head: Bytes,
-}
-
-impl Document {
-    fn new(path: &str, body: Bytes, content_type: &'static str, max_age_secs: u32) -> Self {
-        let hash = digest::digest(&digest::SHA256, &body);
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
-        let cache_control = format!("public, max-age={max_age_secs}");
-        let common = format!(
-            "etag: {etag}\r\ncache-control: {cache_control}\r\naccess-control-allow-origin: *\r\n"
-        );
-        let http1_ok_head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{common}",
-            body.len()
-        );
-        let http1_not_modified_head = format!("HTTP/1.1 304 Not Modified\r\n{common}");
-        Self {
-            path: path.to_owned(),
-            content_type: HeaderValue::from_static(content_type),
-            etag: HeaderValue::from_str(&etag).expect("base64url is a valid header value"),
-            content_length: HeaderValue::from(body.len()),
-            cache_control: HeaderValue::from_str(&cache_control)
-                .expect("digits are a valid header value"),
-            http1_ok_head: Bytes::from(http1_ok_head),
-            http1_not_modified_head: Bytes::from(http1_not_modified_head),
-            body,
-        }
-    }
-
-    /// The object key in a bucket (or path under `render --out`): the path without its leading `/`.
-    pub fn object_key(&self) -> &str {
-        self.path.trim_start_matches('/')
-    }
-
-    /// The ETag header value, for logs and status.
-    pub fn etag_str(&self) -> &str {
-        self.etag.to_str().unwrap_or_default()
-    }
-}
 
 /// Everything served for one key set. Never mutated after it is built.
 #[derive(Debug)]
@@ -106,22 +32,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// Renders a snapshot for `keys`.
     pub fn build(publication: &Publication, keys: KeySet, generation: u64) -> Self {
-        let rendered = document::render(&publication.issuer, publication.profile, &keys);
-        let issuer = &publication.issuer;
+        let Documents { discovery, jwks } = Documents::render(publication, &keys);
         Self {
             generation,
-            discovery: Document::new(
-                issuer.discovery_path(),
-                rendered.discovery,
-                "application/json",
-                publication.max_age_secs,
-            ),
-            jwks: Document::new(
-                issuer.jwks_path(),
-                rendered.jwks,
-                "application/jwk-set+json",
-                publication.max_age_secs,
-            ),
+            discovery,
+            jwks,
             keys,
             published_at: SystemTime::now(),
         }
@@ -137,6 +52,8 @@ pub struct ReloadHealth {
     pub failing_since: Option<SystemTime>,
     /// When a reload last succeeded (published or found nothing changed).
     pub last_success: Option<SystemTime>,
+    /// Successful loads so far, the first one included (published or found nothing changed).
+    pub successes: u64,
 }
 
 /// The result of [`Store::publish`].
@@ -173,6 +90,7 @@ impl Store {
         let (sender, _) = watch::channel(Arc::new(first));
         let health = ReloadHealth {
             last_success: Some(SystemTime::now()),
+            successes: 1,
             ..ReloadHealth::default()
         };
         Self {
@@ -240,6 +158,7 @@ impl Store {
         health.last_error = None;
         health.failing_since = None;
         health.last_success = Some(SystemTime::now());
+        health.successes += 1;
     }
 }
 
@@ -256,12 +175,15 @@ impl Reader {
         Arc::clone(&self.receiver.borrow())
     }
 
-    /// A view for one long-lived task (a connection) that touches shared state only when a new
-    /// snapshot was published, instead of on every request.
-    pub fn latest(&self) -> Latest {
-        let mut receiver = self.receiver.clone();
-        let snapshot = Arc::clone(&receiver.borrow_and_update());
-        Latest { receiver, snapshot }
+    /// The newest snapshot if one was published since this handle last looked (through
+    /// [`Reader::newer`] or [`Reader::changed`]); an atomic load otherwise. For long-lived tasks
+    /// (a connection) that want to touch shared state only when something changed.
+    pub fn newer(&mut self) -> Option<Arc<Snapshot>> {
+        if self.receiver.has_changed().unwrap_or(false) {
+            Some(Arc::clone(&self.receiver.borrow_and_update()))
+        } else {
+            None
+        }
     }
 
     /// Waits until a newer snapshot is published and returns it; `None` once the store is gone.
@@ -279,27 +201,10 @@ impl Reader {
     }
 }
 
-/// A task-local handle on the newest snapshot: checking for a newer one is an atomic load, so a
-/// request costs no lock and no shared reference count.
-#[derive(Debug)]
-pub struct Latest {
-    receiver: watch::Receiver<Arc<Snapshot>>,
-    snapshot: Arc<Snapshot>,
-}
-
-impl Latest {
-    /// The newest published snapshot.
-    pub fn get(&mut self) -> &Snapshot {
-        if self.receiver.has_changed().unwrap_or(false) {
-            self.snapshot = Arc::clone(&self.receiver.borrow_and_update());
-        }
-        &self.snapshot
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuer::{DiscoveryProfile, Issuer};
     use crate::keys::PublicKey;
 
     const EC256: &str = include_str!("../tests/fixtures/keys/ec256.pub.pem");
@@ -377,12 +282,15 @@ mod tests {
     }
 
     #[test]
-    fn latest_follows_publishes() {
+    fn newer_reports_each_publish_once() {
         let store = store();
-        let mut latest = store.reader().latest();
-        assert_eq!(latest.get().generation, 1);
+        let mut reader = store.reader();
+        assert!(reader.newer().is_none());
         store.publish(keys(&[EC384]));
-        assert_eq!(latest.get().generation, 2);
+        assert_eq!(reader.newer().map(|s| s.generation), Some(2));
+        assert!(reader.newer().is_none());
+        store.publish(keys(&[EC256]));
+        assert_eq!(reader.newer().map(|s| s.generation), Some(3));
     }
 
     #[test]

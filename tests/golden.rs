@@ -5,7 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use issuerd::document::{DiscoveryProfile, render};
+use issuerd::document::render;
+use issuerd::issuer::DiscoveryProfile;
 use issuerd::issuer::Issuer;
 use issuerd::keys::KeySet;
 

@@ -217,7 +217,7 @@ async fn absolute_form_targets_and_head_requests() {
     let server = server().await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream
-        .write_all(format!("GET http://h.example{JWKS}?q=1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD {JWKS} HTTP/1.1\r\nHost: h\r\n\r\nHEAD /healthz HTTP/1.1\r\n\r\n").as_bytes())
+        .write_all(format!("GET http://h.example{JWKS}?q=1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD {JWKS} HTTP/1.1\r\nHost: h\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut buffer = Vec::new();
@@ -409,4 +409,218 @@ async fn close_wins_over_keep_alive() {
         .unwrap();
     let all = read_to_close(&mut stream).await;
     assert!(all.contains("connection: close"), "{all}");
+}
+
+/// Sends `request` on a new connection and returns everything until the server closes.
+async fn exchange(server: &TestServer, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_to_close(&mut stream).await
+}
+
+#[tokio::test]
+async fn content_length_must_be_digits_and_agree_with_itself() {
+    let server = server().await;
+    // RFC 9112 section 6.3: an invalid or conflicting Content-Length is 400, then close.
+    for value in [
+        "+0",
+        "-1",
+        "0x10",
+        "1 2",
+        "",
+        "18446744073709551616", // u64::MAX + 1
+        "99999999999999999999999",
+        "1, 2",
+        "0,",
+    ] {
+        let request = format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\nContent-Length: {value}\r\n\r\n");
+        let all = exchange(&server, request.as_bytes()).await;
+        assert!(
+            all.starts_with("HTTP/1.1 400 Bad Request") && all.contains("connection: close"),
+            "Content-Length {value:?}: {all:?}"
+        );
+        assert_eq!(all.matches("HTTP/1.1").count(), 1, "{value:?}: {all:?}");
+    }
+    // Two lines that disagree.
+    let request =
+        format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n");
+    let all = exchange(&server, request.as_bytes()).await;
+    assert!(all.starts_with("HTTP/1.1 400"), "{all:?}");
+    // Repeats that agree (a list or several lines) are one value; 0 means no body, so the
+    // connection stays open for the next pipelined request.
+    let request = format!(
+        "GET {JWKS} HTTP/1.1\r\nHost: h\r\nContent-Length: 0, 0\r\nContent-Length: 0\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    );
+    let all = exchange(&server, request.as_bytes()).await;
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all:?}");
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn transfer_encoding_with_content_length_is_refused() {
+    let server = server().await;
+    for head in [
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+        // In HTTP/1.1 a body whose last coding is not chunked has no determinable length.
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+    ] {
+        let request = format!("POST {JWKS} HTTP/1.1\r\nHost: h\r\n{head}\r\n0\r\n\r\n");
+        let all = exchange(&server, request.as_bytes()).await;
+        assert!(
+            all.starts_with("HTTP/1.1 400 Bad Request") && all.contains("connection: close"),
+            "{head:?}: {all:?}"
+        );
+    }
+    // chunked alone is a body issuerd does not read: answered, then closed.
+    let request =
+        format!("POST {JWKS} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    let all = exchange(&server, request.as_bytes()).await;
+    assert!(all.starts_with("HTTP/1.1 405"), "{all:?}");
+    assert!(all.contains("connection: close"), "{all:?}");
+}
+
+#[tokio::test]
+async fn http_1_1_needs_exactly_one_host() {
+    let server = server().await;
+    for (request, expected) in [
+        (format!("GET {JWKS} HTTP/1.1\r\n\r\n"), "HTTP/1.1 400"),
+        (
+            format!("GET {JWKS} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            "HTTP/1.1 400",
+        ),
+        (
+            format!("GET {JWKS} HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"),
+            "HTTP/1.1 400",
+        ),
+        // HTTP/1.0 may omit it.
+        (format!("GET {JWKS} HTTP/1.0\r\n\r\n"), "HTTP/1.1 200 OK"),
+        (
+            format!("GET {JWKS} HTTP/1.1\r\nhOsT: a\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 200 OK",
+        ),
+    ] {
+        let all = exchange(&server, request.as_bytes()).await;
+        assert!(all.starts_with(expected), "{request:?}: {all:?}");
+    }
+}
+
+#[tokio::test]
+async fn repeated_if_none_match_lines_are_one_list_in_h1_and_h2() {
+    let server = server().await;
+    let etag = common::get(server.addr, JWKS)
+        .await
+        .unwrap()
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    // The match sits in the first line and in the last: a server that reads only one fails
+    // one of them (HTTP/1.1 used to keep the last, h2 the first).
+    let cases: [(&[&str], bool); 6] = [
+        (&["\"a\"", etag.as_str()], true),
+        (&[etag.as_str(), "\"a\""], true),
+        (&["\"a\", \"b\"", &format!("W/{etag}")], true),
+        (&["\"a\"", "*"], true),
+        (&["\"a\"", "\"b\""], false),
+        (&["*"], true),
+    ];
+    for (values, matches) in cases {
+        let expected = if matches { 304 } else { 200 };
+        // HTTP/1.1 on the wire.
+        let mut request = format!("GET {JWKS} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n");
+        for value in values {
+            request.push_str(&format!("If-None-Match: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let all = exchange(&server, request.as_bytes()).await;
+        assert!(
+            all.starts_with(&format!("HTTP/1.1 {expected}")),
+            "h1 {values:?}: {all:?}"
+        );
+        // h2 through hyper.
+        let reply = common::request_h2c_with(
+            server.addr,
+            JWKS,
+            &values
+                .iter()
+                .map(|v| ("if-none-match", *v))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status.as_u16(), expected, "h2 {values:?}");
+    }
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_at_once() {
+    let server = server().await;
+    // The client waits for 100 or a final answer; it gets the final answer straight away, with
+    // no 100, and as the body is never read the connection then closes.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET {JWKS} HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let response = read_responses(&mut stream, 1).await;
+    assert!(response[0].0.starts_with("HTTP/1.1 200 OK"), "{response:?}");
+    assert!(response[0].0.contains("connection: close"), "{response:?}");
+    assert!(response[0].1.starts_with("{\"keys\":["));
+    // The body sent after the answer is drained, not answered with a reset.
+    stream.write_all(b"body").await.unwrap();
+    let rest = read_to_close(&mut stream).await;
+    assert_eq!(rest, "", "nothing after the final response");
+
+    // Without a body, Expect changes nothing: the connection stays open.
+    let request = format!(
+        "GET {JWKS} HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    );
+    let all = exchange(&server, request.as_bytes()).await;
+    assert!(!all.contains("100 Continue"), "{all:?}");
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_higher_minor_version_is_served_as_http_1_1() {
+    let server = server().await;
+    // RFC 9112 section 2.3: HTTP/1.2 is answered as HTTP/1.1 (keep-alive and Host rules too).
+    let request = format!(
+        "GET {JWKS} HTTP/1.2\r\nHost: h\r\n\r\nGET /healthz HTTP/1.9\r\nHost: h\r\nConnection: close\r\n\r\n"
+    );
+    let all = exchange(&server, request.as_bytes()).await;
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all:?}");
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all:?}");
+    assert!(all.contains("{\"keys\":["), "{all:?}");
+    // Split across writes, the rewrite waits for the whole head.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    for part in [
+        format!("GET {JWKS} HTT"),
+        "P/1.2\r\nHo".to_owned(),
+        "st: h\r\nConnection: close\r\n\r\n".to_owned(),
+    ] {
+        stream.write_all(part.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = read_to_close(&mut stream).await;
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all:?}");
+    // Other major versions are still 505.
+    for version in ["HTTP/2.0", "HTTP/0.9", "HTTP/1.10"] {
+        let all = exchange(
+            &server,
+            format!("GET / {version}\r\nHost: h\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(
+            all.starts_with("HTTP/1.1 505") || all.starts_with("HTTP/1.1 400"),
+            "{version}: {all:?}"
+        );
+    }
 }

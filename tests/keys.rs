@@ -7,7 +7,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::key;
-use issuerd::document::{DiscoveryProfile, render};
+use issuerd::document::render;
+use issuerd::issuer::DiscoveryProfile;
 use issuerd::issuer::Issuer;
 use issuerd::keys::KeySet;
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestServer, get, key};
+use common::{TestServer, get, key, kubelet_write};
 use issuerd::keys::KeySet;
 
 const ISSUER: &str = "https://issuer.example.com";
@@ -63,37 +63,6 @@ fn replace_by_rename(target: &Path, from: &Path) {
     let temp = target.with_extension("tmp~");
     std::fs::copy(from, &temp).unwrap();
     std::fs::rename(&temp, target).unwrap();
-}
-
-/// Does what the kubelet's AtomicWriter does: a new timestamped directory, a `..data_tmp` link
-/// to it renamed over `..data`, the visible names linking through `..data`.
-fn kubelet_write(dir: &Path, generation: u32, files: &[(&str, PathBuf)]) {
-    let stamp = format!("..2026_11_28_12_00_00.{generation:09}");
-    let stamp_dir = dir.join(&stamp);
-    std::fs::create_dir(&stamp_dir).unwrap();
-    for (name, source) in files {
-        std::fs::copy(source, stamp_dir.join(name)).unwrap();
-    }
-    let tmp_link = dir.join("..data_tmp");
-    symlink(&stamp, &tmp_link).unwrap();
-    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
-    for (name, _) in files {
-        let visible = dir.join(name);
-        if std::fs::symlink_metadata(&visible).is_err() {
-            symlink(Path::new("..data").join(name), &visible).unwrap();
-        }
-    }
-    // The kubelet removes the old directory and stale visible links afterwards.
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("..20") && name != stamp {
-            std::fs::remove_dir_all(entry.path()).unwrap();
-        }
-        if !name.starts_with("..") && !files.iter().any(|(f, _)| *f == name) {
-            std::fs::remove_file(entry.path()).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -308,9 +277,16 @@ async fn an_unchanged_key_set_is_not_republished() {
         .header("etag")
         .unwrap()
         .to_owned();
-    // Same key in another form: same bytes, so no new generation.
+    assert_eq!(status(&server).await["successful_reloads"], 1);
+    // Same key in another form: same bytes, so no new generation. The reload must be seen to
+    // have run, or this would pass with a watcher that never reloads.
     replace_by_rename(&file, &key("ec256.sec1.pem"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually!(
+        status(&server).await["successful_reloads"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "the rewrite was never reloaded"
+    );
     assert_eq!(status(&server).await["generation"], 1);
     let reply = get(server.addr, "/openid/v1/jwks").await.unwrap();
     assert_eq!(reply.header("etag"), Some(etag.as_str()));

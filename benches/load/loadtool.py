@@ -156,6 +156,20 @@ async def _hold(a):
             except Exception as e:  # noqa: BLE001 - report any failure kind
                 failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
                 return
+            if a.stalled:
+                # A client that pipelines requests and never reads an answer: once the kernel
+                # buffers are full, what the server keeps for it is what the server pins.
+                w.write(req * a.stalled)
+                try:
+                    await asyncio.wait_for(w.drain(), 2)
+                except asyncio.TimeoutError:
+                    pass  # the server stopped reading: exactly the state to measure
+                except Exception as e:  # noqa: BLE001
+                    failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
+                    w.close()
+                    return
+                conns.append((r, w))
+                return
             try:
                 w.write(req)
                 head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
@@ -362,6 +376,8 @@ def main():
     p.add_argument("--settle", type=float, default=1.0, help="seconds to wait before reading RSS")
     p.add_argument("--pid", type=int, action="append", default=[])
     p.add_argument("--with-children", action="store_true", help="also sum the pids' children")
+    p.add_argument("--stalled", type=int, default=0, metavar="N",
+                   help="send N pipelined requests per connection and never read (stalled readers)")
     p.set_defaults(fn=cmd_hold_conns)
 
     p = sub.add_parser("pctl")

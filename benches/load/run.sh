@@ -18,6 +18,8 @@
 #   CLOSE_CONNS=32  wrk connections, connection-per-request scenario.
 #   H2_CONNS=32 H2_STREAMS=10  h2load -c / -m.
 #   HOLD_CONNS=10000  idle keep-alive connections for the RSS measurement.
+#   STALL_CONNS=5000 STALL_PIPELINE=200  clients that pipeline STALL_PIPELINE requests
+#                 and never read, for the stalled-reader RSS measurement.
 #   READY_RUNS=5  start-to-ready samples (median reported).
 #   PIN=0         0: nothing is pinned; client and server share both cores
 #                 (the same way for every server). 1: client on CPU 0, servers on
@@ -59,6 +61,8 @@ CLOSE_CONNS=${CLOSE_CONNS:-32}
 H2_CONNS=${H2_CONNS:-32}
 H2_STREAMS=${H2_STREAMS:-10}
 HOLD_CONNS=${HOLD_CONNS:-10000}
+STALL_CONNS=${STALL_CONNS:-5000}
+STALL_PIPELINE=${STALL_PIPELINE:-200}
 READY_RUNS=${READY_RUNS:-5}
 PIN=${PIN:-0}
 ONLY=${ONLY:-}
@@ -584,10 +588,10 @@ HWM_LOAD_I=$(awk '/^VmHWM:/{print $2}' "/proc/${SERVER_PID[issuerd]}/status")
 # ---------------------------------------------------------------- 10k idle connections
 # Done after the load runs so that neither the held connections nor the
 # TIME_WAIT sockets they leave behind can affect the throughput figures.
-hold() { # server -> json in $TMP/hold-SERVER.json
+hold() { # server [conns [stalled]] -> json in $TMP/hold-SERVER.json
   local extra=()
   [[ $1 == nginx* ]] && extra=(--with-children)
-  client "${TOOL[@]}" hold-conns --conns "$HOLD_CONNS" \
+  client "${TOOL[@]}" hold-conns --conns "${2:-$HOLD_CONNS}" --stalled "${3:-0}" \
     --url "http://127.0.0.1:${H1_PORT[$1]}$JWKS_PATH" --pid "${SERVER_PID[$1]}" "${extra[@]}" >"$TMP/hold-$1.json"
 }
 log "holding $HOLD_CONNS idle keep-alive connections to issuerd"
@@ -600,17 +604,29 @@ HOLD_N=$(<"$TMP/hold-nginx-w1.json")
 log "  $HOLD_N"
 sleep 1
 RSS_AFTER_I=$(rss_kib "${SERVER_PID[issuerd]}")
-hold_cell() { # json [pss]
-  local rss est open cell
+hold_cell() { # json [pss [expected]]
+  local rss est open cell want=${3:-$HOLD_CONNS}
   rss=$(json_get "$1" rss_kib); est=$(json_get "$1" established); open=$(json_get "$1" still_open)
   cell=$(mib "$rss")
   [[ ${2:-} == pss ]] && cell+=" (PSS $(mib "$(json_get "$1" pss_kib)"))"
-  [[ $open == "$HOLD_CONNS" ]] || cell+=" — only $open/$HOLD_CONNS still open ($est established)"
+  [[ $open == "$want" ]] || cell+=" — only $open/$want still open ($est established)"
   echo "$cell"
 }
+# Clients that stop reading: what each pins is bounded by the output high-water mark.
+log "holding $STALL_CONNS stalled pipelining clients ($STALL_PIPELINE requests each) on issuerd"
+hold issuerd "$STALL_CONNS" "$STALL_PIPELINE" || die "stalled clients against issuerd failed"
+STALL_I=$(<"$TMP/hold-issuerd.json")
+log "  $STALL_I"
+log "holding $STALL_CONNS stalled pipelining clients on nginx-w1"
+hold nginx-w1 "$STALL_CONNS" "$STALL_PIPELINE" || die "stalled clients against nginx failed"
+STALL_N=$(<"$TMP/hold-nginx-w1.json")
+log "  $STALL_N"
+sleep 1
 printf 'RSS after the load runs (peak VmHWM)\t%s (%s)\t-\n' "$(mib "$RSS_LOADED_I")" "$(mib "$HWM_LOAD_I")" >>"$EXTRA"
 printf 'RSS with %s idle keep-alive conns\t%s\t%s\n' "$HOLD_CONNS" "$(hold_cell "$HOLD_I")" "$(hold_cell "$HOLD_N" pss)" >>"$EXTRA"
 printf 'RSS after those conns closed\t%s\t-\n' "$(mib "$RSS_AFTER_I")" >>"$EXTRA"
+printf 'RSS with %s stalled pipelining clients (%s requests each, never read)\t%s\t%s\n' "$STALL_CONNS" "$STALL_PIPELINE" \
+  "$(hold_cell "$STALL_I" "" "$STALL_CONNS")" "$(hold_cell "$STALL_N" pss "$STALL_CONNS")" >>"$EXTRA"
 
 # ---------------------------------------------------------------- summary
 ISSUERD_VERSION=$("$ISSUERD_BIN" --version 2>/dev/null | head -1 || true)

@@ -19,9 +19,10 @@ use bytes::Bytes;
 use tracing::{info, warn};
 use url::Url;
 
+use crate::document::Document;
 use crate::issuer::{DISCOVERY_SUFFIX, Issuer};
 use crate::shutdown::Signal;
-use crate::store::{Document, Reader, Snapshot};
+use crate::store::{Reader, Snapshot};
 
 pub use public::PublicCheck;
 pub use s3::{S3Sink, S3Target};
@@ -50,16 +51,8 @@ impl Object {
     pub fn from_document(document: &Document) -> Self {
         Self {
             body: document.body.clone(),
-            content_type: document
-                .content_type
-                .to_str()
-                .unwrap_or_default()
-                .to_owned(),
-            cache_control: document
-                .cache_control
-                .to_str()
-                .unwrap_or_default()
-                .to_owned(),
+            content_type: document.content_type.to_owned(),
+            cache_control: document.cache_control.clone(),
         }
     }
 
@@ -350,7 +343,7 @@ impl<S: ObjectSink> Mirror<S> {
         let mut failures: u32 = 0;
         loop {
             // Always the newest snapshot: whatever was published meanwhile is coalesced into it.
-            let snapshot = reader.snapshot();
+            let snapshot = reader.newer().unwrap_or_else(|| reader.snapshot());
             self.status.pending(snapshot.generation);
             let first = self.status.get().synced_generation.is_none();
             let sync = sync(&*self.sink, &self.layout, &snapshot, self.acl, first);

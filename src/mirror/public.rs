@@ -6,8 +6,9 @@ use std::time::Duration;
 use url::Url;
 
 use super::MirrorError;
+use crate::document::Document;
 use crate::issuer::{DISCOVERY_SUFFIX, Issuer};
-use crate::store::{Document, Snapshot};
+use crate::store::Snapshot;
 
 /// How long one anonymous GET may take.
 const TIMEOUT: Duration = Duration::from_secs(10);

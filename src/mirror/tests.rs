@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::document::DiscoveryProfile;
+use crate::issuer::{DiscoveryProfile, Publication};
 use crate::keys::{KeySet, PublicKey};
-use crate::store::{Publication, Snapshot};
+use crate::store::Snapshot;
 
 const EC256: &str = include_str!("../../tests/fixtures/keys/ec256.pub.pem");
 const EC384: &str = include_str!("../../tests/fixtures/keys/ec384.pub.pem");

@@ -6,23 +6,29 @@
 //! heap, answers pipelined requests in order with one write, and copies precomputed bytes for the
 //! two documents. Request heads are parsed by `httparse`; request bodies are never read (a
 //! request that announces one is answered, then the connection is closed). A connection that
-//! opens with the HTTP/2 preface (h2c, prior knowledge) is handed to hyper.
+//! opens with the HTTP/2 preface (h2c, prior knowledge) is handed back to the caller for hyper.
+//!
+//! Where it decides differently from hyper's HTTP/1.1 server, on purpose, is listed in
+//! [`DELIBERATE_DIFFERENCES`]; `tests/differential.rs` holds both to that list.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Response, StatusCode};
-use tokio::io::Interest;
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
+use super::Timeouts;
 use super::date::append_date_line;
+use super::encoded::{Encoded, View};
 use super::service::{Answer, IssuerService, error_response};
+use super::transport::Transport;
 use crate::shutdown;
-use crate::store::{Latest, Snapshot};
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -32,27 +38,48 @@ const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 /// What every HTTP/2 connection starts with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Pipelined requests are answered in batches of about this much output.
-const MAX_BATCH_OUTPUT: usize = 64 * 1024;
-/// How long a closing connection's unread input is drained.
-const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Pipelined requests are answered until about this much output is waiting; then no further
+/// request is parsed until it is written. This bounds what a client that stops reading pins.
+pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
 /// How much unread input a closing connection drains at most.
 const LINGER_BYTES: usize = 64 * 1024;
 /// Output buffers larger than this are not kept for reuse.
 const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
 
+/// Where this loop and hyper's HTTP/1.1 server decide differently on purpose, as
+/// (input, issuerd, hyper). The differential test accepts exactly these differences; the README's
+/// "HTTP conformance" section repeats the table.
+pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "HTTP/1.1 request without Host, or any request with several Host lines",
+        "400 and close (RFC 9112 section 3.2)",
+        "answers",
+    ),
+    (
+        "higher minor version, e.g. HTTP/1.2",
+        "served as HTTP/1.1 (RFC 9112 section 2.3)",
+        "505",
+    ),
+    (
+        "request announcing a body (Content-Length > 0 or Transfer-Encoding)",
+        "answered without reading the body, then the connection closes",
+        "reads and discards the body, keeps the connection",
+    ),
+    (
+        "Transfer-Encoding on an HTTP/1.0 request",
+        "answered, then close (framing is faulty, RFC 9112 section 6.1)",
+        "400",
+    ),
+    (
+        "malformed or oversized request head",
+        "400, 431 or 505 with a body and close",
+        "the same status (or a bare close), no body",
+    ),
+];
+
 thread_local! {
     /// Responses are assembled here, written, and the buffer kept for the next request.
     static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Connection timeouts.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    /// Time allowed to finish sending a request head once it has started.
-    pub(crate) header_read: Duration,
-    /// Time an idle keep-alive connection is kept.
-    pub(crate) keep_alive: Duration,
 }
 
 /// How a connection ended.
@@ -65,8 +92,6 @@ pub(crate) enum Outcome {
 
 /// What one read-and-answer step did.
 enum Step {
-    /// Nothing to read after all (spurious readiness).
-    WouldBlock,
     /// Need more bytes to finish a request head.
     Incomplete,
     /// The peer closed its side.
@@ -86,77 +111,80 @@ enum Step {
     },
 }
 
-/// Serves HTTP/1.x requests on `stream` until the connection ends.
-pub(crate) async fn serve(
-    stream: &TcpStream,
+/// Connection state kept across reads.
+struct Connection<'a, T> {
+    io: &'a mut T,
+    service: &'a IssuerService,
+    view: View,
+    /// An unfinished request head (or unanswered pipelined requests); empty and unallocated
+    /// while the connection is idle.
+    pending: Vec<u8>,
+    served_any: bool,
+}
+
+/// Serves HTTP/1.x requests on `io` until the connection ends.
+pub(crate) async fn serve<T: Transport>(
+    io: &mut T,
     service: &IssuerService,
     shutdown: &mut shutdown::Signal,
     timeouts: Timeouts,
 ) -> io::Result<Outcome> {
-    // An unfinished request head (or unanswered pipelined requests); empty and unallocated
-    // while the connection is idle.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut served_any = false;
+    let mut connection = Connection {
+        io,
+        service,
+        view: service.view(),
+        pending: Vec::new(),
+        served_any: false,
+    };
     let mut backlog = false;
     // A request head must be complete this long after its first byte, however it trickles in.
     let mut head_deadline: Option<Instant> = None;
-    let mut latest = service.latest();
     loop {
-        if backlog {
+        let step = if backlog {
             // Complete requests are already buffered: answer them without waiting for input.
-        } else if pending.is_empty() {
-            head_deadline = None;
-            tokio::select! {
-                biased;
-                ready = tokio::time::timeout(timeouts.keep_alive, stream.readable()) => match ready {
-                    Ok(ready) => ready?,
-                    Err(_) => return Ok(Outcome::Closed),
-                },
-                () = shutdown.requested() => return Ok(Outcome::Closed),
-            }
+            poll_fn(|cx| connection.poll_step(cx, false)).await?
         } else {
-            let deadline =
-                *head_deadline.get_or_insert_with(|| Instant::now() + timeouts.header_read);
+            let (deadline, idle) = if connection.pending.is_empty() {
+                head_deadline = None;
+                (Instant::now() + timeouts.keep_alive, true)
+            } else {
+                let deadline =
+                    *head_deadline.get_or_insert_with(|| Instant::now() + timeouts.header_read);
+                (deadline, false)
+            };
             tokio::select! {
                 biased;
-                ready = tokio::time::timeout_at(deadline, stream.readable()) => match ready {
-                    Ok(ready) => ready?,
+                step = tokio::time::timeout_at(deadline, poll_fn(|cx| connection.poll_step(cx, true))) => match step {
+                    Ok(step) => step?,
+                    Err(_) if idle => return Ok(Outcome::Closed),
                     Err(_) => {
                         let mut out = Vec::new();
                         refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
-                        let _ = stream.try_write(&out);
+                        let _ = tokio::time::timeout(timeouts.write, connection.io.write_all(&out)).await;
                         return Ok(Outcome::Closed);
                     }
                 },
                 () = shutdown.requested() => return Ok(Outcome::Closed),
             }
-        }
-        let read_more = !backlog;
-        match read_and_answer(
-            stream,
-            service,
-            &mut latest,
-            &mut pending,
-            !served_any,
-            read_more,
-        )? {
-            Step::WouldBlock | Step::Incomplete => backlog = false,
+        };
+        match step {
+            Step::Incomplete => backlog = false,
             Step::Eof => return Ok(Outcome::Closed),
-            Step::Http2 => return Ok(Outcome::Http2(pending)),
+            Step::Http2 => return Ok(Outcome::Http2(connection.pending)),
             Step::Answered {
                 unwritten,
                 close,
                 linger,
                 more,
             } => {
-                served_any = true;
+                connection.served_any = true;
                 backlog = more;
                 head_deadline = None;
                 // A client that stops reading must not hold the connection (and its unwritten
-                // output) forever.
+                // output) forever; nothing more is parsed until this is written.
                 if !unwritten.is_empty() {
                     let written =
-                        tokio::time::timeout(timeouts.header_read, write_all(stream, &unwritten))
+                        tokio::time::timeout(timeouts.write, connection.io.write_all(&unwritten))
                             .await;
                     match written {
                         Ok(result) => result?,
@@ -165,7 +193,7 @@ pub(crate) async fn serve(
                 }
                 if close {
                     if linger {
-                        linger_close(stream).await;
+                        linger_close(connection.io, timeouts).await;
                     }
                     return Ok(Outcome::Closed);
                 }
@@ -177,151 +205,113 @@ pub(crate) async fn serve(
 /// Closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// response before the client reads it. So: stop sending, and read and discard what the client
 /// still sends, for a bounded time and amount, before closing.
-async fn linger_close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
-    let deadline = Instant::now() + LINGER_TIME;
+async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
+    let _ = io.shutdown().await;
+    let deadline = Instant::now() + timeouts.linger;
     let mut discarded = 0;
     while discarded < LINGER_BYTES {
-        match tokio::time::timeout_at(deadline, stream.readable()).await {
-            Ok(Ok(())) => {}
-            _ => return,
-        }
-        let mut sink = [0u8; 4096];
-        match stream.try_read(&mut sink) {
-            Ok(0) => return,
-            Ok(n) => discarded += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+        let read = poll_fn(|cx| {
+            let mut sink = [0u8; 4096];
+            io.poll_read_some(cx, &mut sink)
+        });
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => discarded += n,
         }
     }
 }
 
-/// Reads once. A short read means the socket is drained, so the readiness is cleared right away
-/// (by reporting `WouldBlock` to tokio, which keeps any readiness that arrived meanwhile) instead
-/// of learning it from a second, empty `read` call on the next loop.
-fn read_draining(stream: &TcpStream, chunk: &mut [u8]) -> io::Result<usize> {
-    let mut read = None;
-    let result = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read(chunk)?;
-        read = Some(n);
-        if n > 0 && n < chunk.len() {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(n)
-        }
-    });
-    match (result, read) {
-        (Ok(n), _) => Ok(n),
-        (Err(_), Some(n)) => Ok(n),
-        (Err(e), None) => Err(e),
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads what is available, answers every complete request in it, and writes the answers.
-/// Synchronous on purpose: the read buffer lives on the stack, not in the connection's future.
-fn read_and_answer(
-    stream: &TcpStream,
-    service: &IssuerService,
-    latest: &mut Latest,
-    pending: &mut Vec<u8>,
-    first: bool,
-    read_more: bool,
-) -> io::Result<Step> {
-    let mut chunk = [0u8; READ_CHUNK];
-    let read = if read_more {
-        match read_draining(stream, &mut chunk) {
-            Ok(0) => return Ok(Step::Eof),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::WouldBlock),
-            Err(e) => return Err(e),
-        }
-    } else {
-        0
-    };
-    let from_pending = !pending.is_empty();
-    if from_pending {
-        pending.extend_from_slice(&chunk[..read]);
-    }
-    let data: &[u8] = if from_pending {
-        pending
-    } else {
-        &chunk[..read]
-    };
-
-    if first {
-        let n = data.len().min(H2_PREFACE.len());
-        if data[..n] == H2_PREFACE[..n] {
-            let complete = n == H2_PREFACE.len();
-            if !from_pending {
-                pending.extend_from_slice(&chunk[..read]);
+impl<T: Transport> Connection<'_, T> {
+    /// Reads what is available (unless `read_more` is false), answers every complete request in
+    /// it, and writes the answers. Polled synchronously on purpose: the read buffer lives on the
+    /// stack, not in the connection's future.
+    fn poll_step(&mut self, cx: &mut Context<'_>, read_more: bool) -> Poll<io::Result<Step>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let read = if read_more {
+            match self.io.poll_read_some(cx, &mut chunk) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Step::Eof)),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             }
-            return Ok(if complete {
-                Step::Http2
-            } else {
-                Step::Incomplete
-            });
-        }
-    }
-
-    let data_len = data.len();
-    let (batch, unwritten) = OUTPUT.with(|output| {
-        let mut out = output.borrow_mut();
-        out.clear();
-        let batch = answer_all(data, service, latest.get(), &mut out);
-        let unwritten = if out.is_empty() {
-            Ok(Vec::new())
         } else {
-            match stream.try_write(&out) {
-                Ok(n) => Ok(out[n..].to_vec()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(out.clone()),
-                Err(e) => Err(e),
-            }
+            0
         };
-        if out.capacity() > MAX_RETAINED_OUTPUT {
-            *out = Vec::new();
-        }
-        unwritten.map(|u| (batch, u))
-    })?;
-    let Batch {
-        consumed,
-        close,
-        unread_body,
-        more,
-    } = batch;
-    let linger = close && (unread_body || consumed < data_len);
+        Poll::Ready(self.answer_read(cx, &chunk[..read]))
+    }
 
-    if close {
-        pending.clear();
-    } else if from_pending {
-        pending.drain(..consumed);
-    } else if consumed < read {
-        pending.extend_from_slice(&chunk[consumed..read]);
+    fn answer_read(&mut self, cx: &mut Context<'_>, read: &[u8]) -> io::Result<Step> {
+        let from_pending = !self.pending.is_empty();
+        if from_pending {
+            self.pending.extend_from_slice(read);
+        }
+        let data: &[u8] = if from_pending { &self.pending } else { read };
+
+        if !self.served_any {
+            let n = data.len().min(H2_PREFACE.len());
+            if data[..n] == H2_PREFACE[..n] {
+                let complete = n == H2_PREFACE.len();
+                if !from_pending {
+                    self.pending.extend_from_slice(read);
+                }
+                return Ok(if complete {
+                    Step::Http2
+                } else {
+                    Step::Incomplete
+                });
+            }
+        }
+
+        let data_len = data.len();
+        let encoded = self.view.get(self.service.encoder());
+        let io = &mut *self.io;
+        let (batch, unwritten) = OUTPUT.with(|output| {
+            let mut out = output.borrow_mut();
+            out.clear();
+            let batch = answer_all(data, self.service, encoded, &mut out);
+            let unwritten = if out.is_empty() {
+                Ok(Vec::new())
+            } else {
+                match Pin::new(&mut *io).poll_write(cx, &out) {
+                    Poll::Ready(Ok(n)) => Ok(out[n..].to_vec()),
+                    Poll::Pending => Ok(out.clone()),
+                    Poll::Ready(Err(e)) => Err(e),
+                }
+            };
+            if out.capacity() > MAX_RETAINED_OUTPUT {
+                *out = Vec::new();
+            }
+            unwritten.map(|u| (batch, u))
+        })?;
+        let Batch {
+            consumed,
+            close,
+            unread_body,
+            more,
+        } = batch;
+        let linger = close && (unread_body || consumed < data_len);
+
+        if close {
+            self.pending.clear();
+        } else if from_pending {
+            self.pending.drain(..consumed);
+        } else if consumed < read.len() {
+            self.pending.extend_from_slice(&read[consumed..]);
+        }
+        if self.pending.is_empty() {
+            // Give an idle connection's buffer back.
+            self.pending = Vec::new();
+        }
+        if consumed == 0 && !close {
+            return Ok(Step::Incomplete);
+        }
+        Ok(Step::Answered {
+            unwritten,
+            close,
+            linger,
+            more,
+        })
     }
-    if pending.is_empty() {
-        // Give an idle connection's buffer back.
-        *pending = Vec::new();
-    }
-    if consumed == 0 && !close {
-        return Ok(Step::Incomplete);
-    }
-    Ok(Step::Answered {
-        unwritten,
-        close,
-        linger,
-        more,
-    })
 }
 
 /// What [`answer_all`] did with a buffer of requests.
@@ -337,12 +327,7 @@ struct Batch {
 }
 
 /// Answers the complete requests in `data`, in order, until the output batch is full.
-fn answer_all(
-    data: &[u8],
-    service: &IssuerService,
-    snapshot: &Snapshot,
-    out: &mut Vec<u8>,
-) -> Batch {
+fn answer_all(data: &[u8], service: &IssuerService, encoded: &Encoded, out: &mut Vec<u8>) -> Batch {
     let mut batch = Batch {
         consumed: 0,
         close: false,
@@ -357,27 +342,33 @@ fn answer_all(
         }
     };
     while batch.consumed < data.len() {
-        if out.len() >= MAX_BATCH_OUTPUT {
+        if out.len() >= OUTPUT_HIGH_WATER {
             batch.more = true;
             return batch;
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&data[batch.consumed..]) {
-            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
-                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
-            }
-            Ok(httparse::Status::Complete(len)) => {
+        let rest = &data[batch.consumed..];
+        let parsed = match parse_and_answer(rest, service, encoded, out) {
+            Err(httparse::Error::Version) => match higher_minor_version(rest) {
+                // RFC 9112 section 2.3: a higher minor version is answered as HTTP/1.1.
+                Some(as_http11) => parse_and_answer(&as_http11, service, encoded, out),
+                None => Err(httparse::Error::Version),
+            },
+            parsed => parsed,
+        };
+        match parsed {
+            Ok(Parsed::Answered(len, disposition)) => {
                 batch.consumed += len;
-                let disposition = answer_one(&request, service, snapshot, out);
                 if disposition.close {
                     batch.close = true;
                     batch.unread_body = disposition.unread_body;
                     return batch;
                 }
             }
-            Ok(httparse::Status::Partial) => {
-                if data.len() - batch.consumed > MAX_HEAD_BYTES {
+            Ok(Parsed::TooLarge) => {
+                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
+            }
+            Ok(Parsed::Partial) => {
+                if rest.len() > MAX_HEAD_BYTES {
                     return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
                 }
                 return batch;
@@ -394,17 +385,115 @@ fn answer_all(
     batch
 }
 
+/// The result of parsing one request head.
+enum Parsed {
+    /// The head was this long and has been answered.
+    Answered(usize, Disposition),
+    /// The head is complete but over [`MAX_HEAD_BYTES`].
+    TooLarge,
+    /// The head is not complete yet.
+    Partial,
+}
+
+fn parse_and_answer(
+    data: &[u8],
+    service: &IssuerService,
+    encoded: &Encoded,
+    out: &mut Vec<u8>,
+) -> Result<Parsed, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    Ok(match request.parse(data)? {
+        httparse::Status::Complete(len) if len > MAX_HEAD_BYTES => Parsed::TooLarge,
+        httparse::Status::Complete(len) => {
+            Parsed::Answered(len, answer_one(&request, service, encoded, out))
+        }
+        httparse::Status::Partial => Parsed::Partial,
+    })
+}
+
+/// If the request line names HTTP/1.x with x above 1, a copy of `data` with `HTTP/1.1` there.
+fn higher_minor_version(data: &[u8]) -> Option<Vec<u8>> {
+    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let line = &data[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version_at = line.len().checked_sub(b"HTTP/1.x".len())?;
+    let version = &line[version_at..];
+    let minor = *version.last()?;
+    if !version.starts_with(b"HTTP/1.") || !(b'2'..=b'9').contains(&minor) {
+        return None;
+    }
+    let mut copy = data.to_vec();
+    copy[version_at + b"HTTP/1.".len()] = b'1';
+    Some(copy)
+}
+
 /// Whether a connection continues after a response.
 struct Disposition {
     close: bool,
     unread_body: bool,
 }
 
+/// What the framing headers of a request say (RFC 9112 section 6).
+#[derive(Default)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    /// The last transfer coding seen is `chunked`.
+    chunked_last: bool,
+    invalid: bool,
+}
+
+impl Framing {
+    /// One `Content-Length` line: a comma list of 1*DIGIT values, all equal to any seen before.
+    fn content_length(&mut self, value: &[u8]) {
+        for item in value.split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            let parsed = (!item.is_empty() && item.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(item).ok()?.parse::<u64>().ok())
+                .flatten();
+            match (parsed, self.content_length) {
+                (None, _) => self.invalid = true,
+                (Some(new), Some(old)) if new != old => self.invalid = true,
+                (Some(new), _) => self.content_length = Some(new),
+            }
+        }
+    }
+
+    /// One `Transfer-Encoding` line.
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.transfer_encoding = true;
+        for coding in value.split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if !coding.is_empty() {
+                self.chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        }
+    }
+
+    /// The body's length can be determined (RFC 9112 section 6.3): valid Content-Length, not
+    /// together with Transfer-Encoding, and chunked last if Transfer-Encoding is used in HTTP/1.1.
+    fn is_determinable(&self, version: u8) -> bool {
+        if self.invalid {
+            return false;
+        }
+        if self.transfer_encoding {
+            return self.content_length.is_none() && (self.chunked_last || version == 0);
+        }
+        true
+    }
+
+    /// A body follows the head.
+    fn has_body(&self) -> bool {
+        self.transfer_encoding || self.content_length.is_some_and(|n| n > 0)
+    }
+}
+
 /// Answers one parsed request.
 fn answer_one(
     request: &httparse::Request<'_, '_>,
     service: &IssuerService,
-    snapshot: &Snapshot,
+    encoded: &Encoded,
     out: &mut Vec<u8>,
 ) -> Disposition {
     let refuse = |out: &mut Vec<u8>| {
@@ -426,13 +515,11 @@ fn answer_one(
     // wins over `keep-alive`.
     let mut asks_close = false;
     let mut asks_keep_alive = false;
-    let mut if_none_match = None;
-    let mut has_body = false;
+    let mut hosts = 0;
+    let mut framing = Framing::default();
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"if-none-match") {
-            if_none_match = Some(header.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        if name.eq_ignore_ascii_case(b"connection") {
             for token in header.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -441,21 +528,27 @@ fn answer_one(
                     asks_keep_alive = true;
                 }
             }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            match std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                Some(0) => {}
-                Some(_) => has_body = true,
-                None => return refuse(out),
-            }
+            framing.content_length(header.value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            has_body = true;
+            framing.transfer_encoding(header.value);
         }
     }
+    // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+    let host_ok = hosts == 1 || (hosts == 0 && version == 0);
+    // RFC 9112 section 6.3: a request whose body length cannot be determined is refused.
+    let framing_ok = framing.is_determinable(version);
+    if !host_ok || !framing_ok {
+        return refuse(out);
+    }
+    let has_body = framing.has_body();
     let keep_alive = !asks_close && (version == 1 || asks_keep_alive);
-    // The body is never read, so the next request cannot be found: answer, then close.
+    // The body is never read, so the next request cannot be found: answer, then close. This is
+    // also how `Expect: 100-continue` is handled: the final answer is sent at once, without a
+    // 100 (RFC 9110 section 10.1.1 allows it), and the body the client may still send is
+    // drained by the lingering close.
     let close = !keep_alive || has_body;
     let connection_header: &[u8] = match (close, version) {
         (true, _) => b"connection: close\r\n",
@@ -463,7 +556,13 @@ fn answer_one(
         (false, _) => b"",
     };
 
-    match service.answer(snapshot, &method, request_path(target), if_none_match) {
+    // Repeated If-None-Match lines are one comma-separated list (RFC 9110 section 5.3).
+    let if_none_match = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
+        .map(|h| h.value);
+    match service.answer(encoded, &method, request_path(target), if_none_match) {
         Answer::Document {
             document,
             not_modified,

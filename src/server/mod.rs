@@ -2,132 +2,155 @@
 //! hyper), and the graceful drain on shutdown.
 
 mod date;
+mod encoded;
 mod http1;
 mod rewind;
 pub mod service;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use self::http1::{Outcome, Timeouts};
+pub use self::http1::DELIBERATE_DIFFERENCES;
+use self::http1::Outcome;
 use self::rewind::Rewind;
 pub use self::service::IssuerService;
+pub use self::transport::Transport;
 use crate::shutdown;
 
-/// Time a client has to finish a request head it has started.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time an idle keep-alive connection is kept (nginx's default is 75 s).
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Most concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
 type Http2Builder = hyper::server::conn::http2::Builder<TokioExecutor>;
 
-/// What every connection task shares; one reference count per connection instead of one per
-/// field.
-struct Shared {
+/// Connection timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time a client has to finish a request head once it has sent its first byte (408 after).
+    pub header_read: Duration,
+    /// Time an idle keep-alive connection is kept (nginx's default is 75 s).
+    pub keep_alive: Duration,
+    /// Time a response may take to be written; a client that stops reading is cut off after it.
+    pub write: Duration,
+    /// Time a closing connection spends draining input it will not read, so the kernel does not
+    /// reset the connection before the client has read the response.
+    pub linger: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(75),
+            write: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Serves connections: HTTP/1.1 by its own loop, HTTP/2 (prior knowledge) through hyper.
+#[derive(Debug)]
+pub struct Server {
     service: IssuerService,
     http2: Http2Builder,
     timeouts: Timeouts,
 }
 
-/// Serves `service` on `listener` until `shutdown` fires, then stops accepting and lets in-flight
-/// requests finish for at most `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    service: IssuerService,
-    mut shutdown: shutdown::Signal,
-    grace: Duration,
-) {
-    let mut http2 = Http2Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        // Dead peers are found by PING instead of holding a connection forever.
-        .keep_alive_interval(Some(KEEP_ALIVE_TIMEOUT / 3))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let shared = Arc::new(Shared {
-        service,
-        http2,
-        timeouts: Timeouts {
-            header_read: HEADER_READ_TIMEOUT,
-            keep_alive: KEEP_ALIVE_TIMEOUT,
-        },
-    });
-    // Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
-    if let Err(error) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
-        warn!(%error, "cannot set TCP_NODELAY on the listener");
-    }
-    // Every connection task holds a receiver; `closed()` completes when the last one ends.
-    let (connections, connection_token) = watch::channel(());
-
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.requested() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    tokio::spawn(connection(
-                        stream,
-                        Arc::clone(&shared),
-                        shutdown.clone(),
-                        connection_token.clone(),
-                    ));
-                }
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+impl Server {
+    /// A server answering with `service`.
+    pub fn new(service: IssuerService, timeouts: Timeouts) -> Self {
+        let mut http2 = Http2Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            // Dead peers are found by PING instead of holding a connection forever.
+            .keep_alive_interval(Some(timeouts.keep_alive / 3))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Self {
+            service,
+            http2,
+            timeouts,
         }
     }
-    drop(listener);
-    drop(connection_token);
-    info!(
-        grace_secs = grace.as_secs_f64(),
-        "stopped accepting; draining connections"
-    );
-    if tokio::time::timeout(grace, connections.closed())
-        .await
-        .is_err()
-    {
-        warn!("grace period elapsed; closing the remaining connections");
-    }
-}
 
-/// One connection, start to end. Idle connections close on shutdown; a request being answered
-/// is finished first.
-async fn connection(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    mut shutdown: shutdown::Signal,
-    _token: watch::Receiver<()>,
-) {
-    match http1::serve(&stream, &shared.service, &mut shutdown, shared.timeouts).await {
-        Ok(Outcome::Closed) => {}
-        Ok(Outcome::Http2(preface)) => {
-            let connection = shared.http2.serve_connection(
-                TokioIo::new(Rewind::new(preface, stream)),
-                shared.service.clone(),
-            );
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = shutdown.requested() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
-                debug!(%error, "HTTP/2 connection ended with an error");
+    /// Serves `listener` until `shutdown` fires, then stops accepting and lets in-flight
+    /// requests finish for at most `grace`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: shutdown::Signal,
+        grace: Duration,
+    ) {
+        // Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
+        if let Err(error) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+            warn!(%error, "cannot set TCP_NODELAY on the listener");
+        }
+        // Every connection task holds a receiver; `closed()` completes when the last one ends.
+        let (connections, connection_token) = watch::channel(());
+
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.requested() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let server = Arc::clone(&self);
+                        let shutdown = shutdown.clone();
+                        let token = connection_token.clone();
+                        tokio::spawn(async move {
+                            server.serve_connection(stream, shutdown).await;
+                            drop(token);
+                        });
+                    }
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
             }
         }
-        Err(error) => debug!(%error, "connection ended with an error"),
+        drop(listener);
+        drop(connection_token);
+        info!(
+            grace_secs = grace.as_secs_f64(),
+            "stopped accepting; draining connections"
+        );
+        if tokio::time::timeout(grace, connections.closed())
+            .await
+            .is_err()
+        {
+            warn!("grace period elapsed; closing the remaining connections");
+        }
+    }
+
+    /// One connection, start to end. Idle connections close on shutdown; a request being
+    /// answered is finished first.
+    pub async fn serve_connection<T: Transport>(&self, mut io: T, mut shutdown: shutdown::Signal) {
+        match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
+            Ok(Outcome::Closed) => {}
+            Ok(Outcome::Http2(preface)) => {
+                let connection = self
+                    .http2
+                    .serve_connection(TokioIo::new(Rewind::new(preface, io)), self.service.clone());
+                let mut connection = std::pin::pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = shutdown.requested() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = result {
+                    debug!(%error, "HTTP/2 connection ended with an error");
+                }
+            }
+            Err(error) => debug!(%error, "connection ended with an error"),
+        }
     }
 }

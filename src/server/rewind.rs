@@ -7,17 +7,16 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// `prefix`, then whatever else `inner` yields.
 #[derive(Debug)]
-pub(crate) struct Rewind {
+pub(crate) struct Rewind<T> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: T,
 }
 
-impl Rewind {
-    pub(crate) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+impl<T> Rewind<T> {
+    pub(crate) fn new(prefix: Vec<u8>, inner: T) -> Self {
         Self {
             prefix: Bytes::from(prefix),
             inner,
@@ -25,7 +24,7 @@ impl Rewind {
     }
 }
 
-impl AsyncRead for Rewind {
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -41,7 +40,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

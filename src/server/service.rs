@@ -1,7 +1,9 @@
 //! The request handler: path -> precomputed snapshot bytes and headers. No JSON work per request.
+//! Protocol-neutral: HTTP/1.1 writes an [`Answer`] itself, h2 (through hyper) gets a `Response`.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -12,9 +14,10 @@ use http::header::{
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use super::encoded::{Encoded, EncodedDocument, Encoder, View};
 use crate::mirror::MirrorStatus;
 use crate::shutdown::Readiness;
-use crate::store::{Document, Latest, Reader, Snapshot};
+use crate::store::Reader;
 
 /// The body type every response uses.
 pub type Body = Full<Bytes>;
@@ -29,6 +32,7 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 #[derive(Clone, Debug)]
 pub struct IssuerService {
     reader: Reader,
+    encoder: Arc<Encoder>,
     readiness: Readiness,
     mirror: Option<MirrorStatus>,
     mirror_required: bool,
@@ -38,6 +42,7 @@ impl IssuerService {
     /// A service over `reader`; `/readyz` follows `readiness`.
     pub fn new(reader: Reader, readiness: Readiness) -> Self {
         Self {
+            encoder: Arc::new(Encoder::new(reader.clone())),
             reader,
             readiness,
             mirror: None,
@@ -59,40 +64,59 @@ impl IssuerService {
 
     /// Builds the response for a request. The body of the request is never read.
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Body> {
-        let snapshot = self.reader.snapshot();
+        let encoded = self.encoder.current();
+        // Repeated If-None-Match lines are one comma-separated list (RFC 9110 section 5.3).
         let if_none_match = request
             .headers()
-            .get(IF_NONE_MATCH)
+            .get_all(IF_NONE_MATCH)
+            .iter()
             .map(HeaderValue::as_bytes);
-        self.answer(
-            &snapshot,
+        let answer = self.answer(
+            &encoded,
             request.method(),
             request.uri().path(),
             if_none_match,
-        )
-        .into_response()
+        );
+        match answer {
+            // A HEAD answer carries the GET answer's length and no body, on every route.
+            Answer::Other(response) if request.method() == Method::HEAD => {
+                let (mut parts, body) = response.into_parts();
+                parts
+                    .headers
+                    .entry(CONTENT_LENGTH)
+                    .or_insert_with(|| HeaderValue::from(body.len()));
+                Response::from_parts(parts, Full::new(Bytes::new()))
+            }
+            answer => answer.into_response(),
+        }
     }
 
-    /// A per-connection view of the published snapshot (see [`Latest`]).
-    pub fn latest(&self) -> Latest {
-        self.reader.latest()
+    /// A per-connection view of the published snapshot, encoded.
+    pub(crate) fn view(&self) -> View {
+        self.encoder.view()
+    }
+
+    /// The encoder views are read through.
+    pub(crate) fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// Routes a request. Documents come back as [`Answer::Document`] so a protocol can write its
-    /// precomputed header block; everything else as a ready response.
-    pub fn answer<'a>(
+    /// precomputed header block; everything else as a ready response. `if_none_match` yields
+    /// the value of every `If-None-Match` line, in order.
+    pub(crate) fn answer<'a, 'h>(
         &self,
-        snapshot: &'a Snapshot,
+        encoded: &'a Encoded,
         method: &Method,
         path: &str,
-        if_none_match: Option<&[u8]>,
+        if_none_match: impl IntoIterator<Item = &'h [u8]>,
     ) -> Answer<'a> {
-        let document = if path == snapshot.discovery.path {
-            &snapshot.discovery
-        } else if path == snapshot.jwks.path {
-            &snapshot.jwks
+        let document = if path == encoded.discovery.path {
+            &encoded.discovery
+        } else if path == encoded.jwks.path {
+            &encoded.jwks
         } else {
-            return Answer::Other(self.respond_internal(snapshot, method, path));
+            return Answer::Other(self.respond_internal(encoded, method, path));
         };
         let head = match *method {
             Method::GET => false,
@@ -100,7 +124,8 @@ impl IssuerService {
             _ => return Answer::Other(method_not_allowed()),
         };
         let not_modified = if_none_match
-            .is_some_and(|condition| etag_matches(condition, document.etag.as_bytes()));
+            .into_iter()
+            .any(|condition| etag_matches(condition, document.etag.as_bytes()));
         Answer::Document {
             document,
             not_modified,
@@ -108,12 +133,7 @@ impl IssuerService {
         }
     }
 
-    fn respond_internal(
-        &self,
-        snapshot: &Snapshot,
-        method: &Method,
-        path: &str,
-    ) -> Response<Bytes> {
+    fn respond_internal(&self, encoded: &Encoded, method: &Method, path: &str) -> Response<Bytes> {
         let known = matches!(path, "/healthz" | "/readyz" | "/statusz");
         if !known {
             return not_found();
@@ -129,12 +149,13 @@ impl IssuerService {
             ),
             "/readyz" if self.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-            _ => self.status(snapshot),
+            _ => self.status(encoded),
         }
     }
 
     /// `/statusz`: the generation served, its kids and how reloads are going.
-    fn status(&self, snapshot: &Snapshot) -> Response<Bytes> {
+    fn status(&self, encoded: &Encoded) -> Response<Bytes> {
+        let snapshot = &encoded.snapshot;
         let health = self.reader.health();
         let unix = |t: Option<SystemTime>| {
             t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -145,11 +166,12 @@ impl IssuerService {
             "generation": snapshot.generation,
             "kids": snapshot.keys.kids().collect::<Vec<_>>(),
             "published_at": unix(Some(snapshot.published_at)),
-            "discovery_etag": snapshot.discovery.etag_str(),
-            "jwks_etag": snapshot.jwks.etag_str(),
+            "discovery_etag": snapshot.discovery.etag,
+            "jwks_etag": snapshot.jwks.etag,
             "last_reload_error": health.last_error,
             "failing_since": unix(health.failing_since),
             "last_successful_reload": unix(health.last_success),
+            "successful_reloads": health.successes,
         });
         if let Some(mirror) = &self.mirror {
             body["mirror"] = mirror.get().to_json();
@@ -164,11 +186,11 @@ impl IssuerService {
 
 /// The routing decision for one request.
 #[derive(Debug)]
-pub enum Answer<'a> {
+pub(crate) enum Answer<'a> {
     /// One of the documents of the snapshot the request was routed with.
     Document {
         /// The document.
-        document: &'a Document,
+        document: &'a EncodedDocument,
         /// `If-None-Match` matched: 304 without body.
         not_modified: bool,
         /// A HEAD request: headers only.
@@ -180,7 +202,7 @@ pub enum Answer<'a> {
 
 impl Answer<'_> {
     /// The response as an `http::Response`.
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         match self {
             Self::Document {
                 document,
@@ -211,7 +233,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for IssuerService {
 }
 
 fn document_response(
-    document: &Document,
+    document: &EncodedDocument,
     status: StatusCode,
     body: Bytes,
     with_entity_headers: bool,
@@ -230,7 +252,8 @@ fn document_response(
     response
 }
 
-/// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`; `*` matches anything.
+/// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`; `*` matches any current
+/// representation, and a document always has one.
 fn etag_matches(condition: &[u8], etag: &[u8]) -> bool {
     condition.split(|&b| b == b',').any(|candidate| {
         let candidate = candidate.trim_ascii();

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +42,37 @@ macro_rules! eventually {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }};
+}
+
+/// Does what the kubelet's AtomicWriter does: a new timestamped directory, a `..data_tmp` link
+/// to it renamed over `..data`, the visible names linking through `..data`.
+pub fn kubelet_write(dir: &Path, generation: u32, files: &[(&str, PathBuf)]) {
+    let stamp = format!("..2026_11_28_12_00_00.{generation:09}");
+    let stamp_dir = dir.join(&stamp);
+    std::fs::create_dir(&stamp_dir).unwrap();
+    for (name, source) in files {
+        std::fs::copy(source, stamp_dir.join(name)).unwrap();
+    }
+    let tmp_link = dir.join("..data_tmp");
+    symlink(&stamp, &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let visible = dir.join(name);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            symlink(Path::new("..data").join(name), &visible).unwrap();
+        }
+    }
+    // The kubelet removes the old directory and stale visible links afterwards.
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("..20") && name != stamp {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+        if !name.starts_with("..") && !files.iter().any(|(f, _)| *f == name) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
 }
 
 /// A server running in this process; stopped (and awaited) on `stop`.
@@ -152,13 +184,36 @@ pub async fn request(
 
 /// One HTTP/2 prior-knowledge (h2c) request.
 pub async fn request_h2c(addr: SocketAddr, path: &str) -> anyhow::Result<Reply> {
+    request_h2c_with(addr, path, &[]).await
+}
+
+/// One HTTP/2 prior-knowledge (h2c) GET with extra headers (repeats allowed).
+pub async fn request_h2c_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
+    request_h2c_method(addr, Method::GET, path, headers).await
+}
+
+/// One HTTP/2 prior-knowledge (h2c) request.
+pub async fn request_h2c_method(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = Request::builder()
-        .uri(format!("http://{addr}{path}"))
-        .body(Empty::<Bytes>::new())?;
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let (parts, body) = response.into_parts();
     Ok(Reply {
