@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tracing::field::valuable;
 use tracing::{info, warn};
 
+use crate::bucket::Layout;
 use crate::config::{Command, Config, PublishConfig, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
 use crate::keys::KeySet;
-use crate::mirror::{self, Layout, Mirror, MirrorStatus, PublicCheck, S3Sink};
-use crate::server::{IssuerService, Server, Timeouts};
+use crate::mirror::{self, Mirror, MirrorStatus, PublicCheck, S3Sink};
+use crate::server::{Attached, IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::watcher::{WatchConfig, Watcher};
@@ -74,7 +76,18 @@ pub async fn serve_on(
             let status = MirrorStatus::new(mirror_config.target.to_string());
             let sink = S3Sink::new(mirror_config)?;
             let task = Mirror::new(sink, mirror_config, issuer, status.clone())?;
-            service = service.with_mirror(status, config.mirror_required);
+            let required = config.mirror_required;
+            service = service.with_attached(Attached {
+                name: "mirror",
+                report: Arc::new(move || {
+                    let state = status.get();
+                    let behind = required && !state.in_sync();
+                    (
+                        state.to_json(),
+                        behind.then_some("not ready: mirror behind\n"),
+                    )
+                }),
+            });
             info!(target = %mirror_config.target, "mirroring to bucket");
             Some(tokio::spawn(task.run(store.reader(), signal.clone())))
         }
@@ -113,7 +126,7 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     }
     info!(
         generation = snapshot.generation,
-        kids = ?snapshot.keys.kids().collect::<Vec<_>>(),
+        kids = valuable(&snapshot.keys.kids().collect::<Vec<_>>()),
         discovery = %snapshot.discovery.path,
         jwks = %snapshot.jwks.path,
         "published key set"

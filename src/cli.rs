@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::bucket::MirrorAcl;
 use crate::issuer::DiscoveryProfile;
-use crate::mirror::MirrorAcl;
 
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
 #[derive(Debug, Parser)]

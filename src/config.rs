@@ -10,13 +10,13 @@ use std::time::Duration;
 use clap::{CommandFactory as _, Parser as _};
 use serde::Deserialize;
 
+use crate::bucket::{MirrorAcl, MirrorConfig, S3Target};
 use crate::cli::{
     Cli, Command as CliCommand, LogFormat, MirrorArgs, PublishArgs, PublishCommandArgs, RenderArgs,
     ServeArgs,
 };
 use crate::dev::{DevKey, DevKeyError};
 use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
-use crate::mirror::{MirrorAcl, MirrorConfig, S3Target};
 
 /// Default `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";

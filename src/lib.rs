@@ -13,6 +13,7 @@
 //! - [`store`]: immutable [`store::Snapshot`]s published through a [`store::Store`], read through
 //!   [`store::Reader`]s.
 //! - [`watcher`]: file events, polling and SIGHUP -> reload -> publish; keeps the last good set.
+//! - [`bucket`]: where the mirror publishes (`s3://` target, object keys, ACL, settings); pure.
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
 //! - [`server`]: accept loop and the hyper service answering from the current snapshot.
@@ -21,6 +22,7 @@
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
+pub mod bucket;
 pub mod cli;
 pub mod config;
 pub mod dev;

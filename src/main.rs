@@ -52,7 +52,6 @@ fn main() -> ExitCode {
             } else if let Some(mirror) = mirror {
                 match mirror {
                     MirrorError::PublicAccess { .. } => ExitCode::from(EXIT_NOT_PUBLIC),
-                    MirrorError::Target { .. } => ExitCode::from(EXIT_USAGE),
                     _ => ExitCode::from(EXIT_BUCKET),
                 }
             } else {

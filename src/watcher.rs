@@ -10,6 +10,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tracing::field::valuable;
 use tracing::{debug, info, warn};
 
 use crate::keys::KeySet;
@@ -161,9 +162,9 @@ async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool
             info!(
                 cause,
                 generation,
-                ?added,
-                ?removed,
-                ?kids,
+                added = valuable(&added),
+                removed = valuable(&removed),
+                kids = valuable(&kids),
                 "published key set"
             );
         }

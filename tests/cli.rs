@@ -417,25 +417,27 @@ async fn every_publish_is_logged_with_generation_and_kids() {
     use std::io::{BufRead as _, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
-    let mut child = issuerd()
-        .args([
-            "serve",
-            "--log-format",
-            "json",
-            "--issuer",
-            "https://h.example",
-        ])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--debounce",
-            "10ms",
-            "--key-file",
-        ])
-        .arg(tmp.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::KillOnDrop(
+        issuerd()
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--issuer",
+                "https://h.example",
+            ])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--debounce",
+                "10ms",
+                "--key-file",
+            ])
+            .arg(tmp.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut next_publish = || loop {
         let line = lines.next().expect("log ended").unwrap();
@@ -444,20 +446,27 @@ async fn every_publish_is_logged_with_generation_and_kids() {
             return record["fields"].clone();
         }
     };
+    let kid = |file: &str| {
+        issuerd::keys::KeySet::load(&[key(file)]).unwrap().keys()[0]
+            .kid()
+            .to_owned()
+    };
     let first = next_publish();
     assert_eq!(first["generation"], 1);
+    // Lists are JSON arrays, not Debug strings.
+    assert_eq!(first["kids"], serde_json::json!([kid("ec256.pub.pem")]));
     std::fs::copy(key("ec384.pub.pem"), tmp.path().join("b.pem")).unwrap();
     let second = next_publish();
     assert_eq!(second["generation"], 2);
-    let ec384 = issuerd::keys::KeySet::load(&[key("ec384.pub.pem")]).unwrap();
-    let added = second["added"].as_str().unwrap();
-    assert!(added.contains(ec384.keys()[0].kid()), "{second}");
-    assert!(
-        second["kids"]
-            .as_str()
-            .unwrap()
-            .contains(ec384.keys()[0].kid())
+    assert_eq!(
+        second["added"],
+        serde_json::json!([kid("ec384.pub.pem")]),
+        "{second}"
     );
+    assert_eq!(second["removed"], serde_json::json!([]), "{second}");
+    let mut both = vec![kid("ec256.pub.pem"), kid("ec384.pub.pem")];
+    both.sort();
+    assert_eq!(second["kids"], serde_json::json!(both), "{second}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -504,18 +513,21 @@ fn a_closed_stdout_is_not_fatal() {
     // `render` writes its files; only the listing is lost.
     let tmp = tempfile::tempdir().unwrap();
     let k = key("ec256.pub.pem").display().to_string();
-    let mut render = issuerd()
-        .args(["render", "--issuer", "https://h.example", "--key-file", &k])
-        .arg("--out")
-        .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut render = common::KillOnDrop(
+        issuerd()
+            .args(["render", "--issuer", "https://h.example", "--key-file", &k])
+            .arg("--out")
+            .arg(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     drop(render.stdout.take());
-    let output = render.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut render.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = render.wait().unwrap();
+    assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(tmp.path().join("openid/v1/jwks").exists());
 }

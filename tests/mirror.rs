@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{KillOnDrop, TestServer, get};
 use http::StatusCode;
+use issuerd::bucket::{MirrorConfig, StaticCredentials};
 use issuerd::config::{Command, Config, ServeConfig};
-use issuerd::mirror::{MirrorConfig, StaticCredentials};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -548,7 +548,7 @@ async fn s3_going_away_mid_run_and_coming_back() {
 
 /// s3s-fs on 127.0.0.1:0 accepting only AKIDTEST/secret, with bucket `oidc`.
 async fn s3s(root: &Path) -> SocketAddr {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
     std::fs::create_dir_all(root.join("oidc")).unwrap();
     let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
     builder.set_auth(s3s::auth::SimpleAuth::from_single("AKIDTEST", "secret"));
@@ -562,7 +562,7 @@ async fn s3s(root: &Path) -> SocketAddr {
             };
             let service = service.clone();
             tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -899,7 +899,7 @@ fn mirror_settings_from_the_file_and_flags_over_the_file() {
         mirror.public_url.unwrap().as_str(),
         "https://cdn.example.test/p"
     );
-    assert_eq!(mirror.acl, issuerd::mirror::MirrorAcl::PublicRead);
+    assert_eq!(mirror.acl, issuerd::bucket::MirrorAcl::PublicRead);
     assert!(from_file.mirror_required);
 
     let flags = serve(&[
@@ -913,7 +913,7 @@ fn mirror_settings_from_the_file_and_flags_over_the_file() {
     let mirror = flags.mirror.unwrap();
     assert_eq!(mirror.target.to_string(), "s3://from-flag");
     assert_eq!(mirror.region.as_deref(), Some("us-west-2"));
-    assert_eq!(mirror.acl, issuerd::mirror::MirrorAcl::Default);
+    assert_eq!(mirror.acl, issuerd::bucket::MirrorAcl::Default);
 
     // Without a bucket, --mirror-required is a configuration error.
     let error = Config::from_args([

@@ -37,6 +37,9 @@ fn comparable(reply: &Reply) -> BTreeMap<String, Vec<String>> {
     headers
 }
 
+/// Method, path, request headers, the expected status.
+type Case<'a> = (Method, &'a str, &'a [(&'a str, &'a str)], u16);
+
 #[tokio::test]
 async fn every_route_answers_alike_over_http1_and_h2() {
     let k = key("ec256.pub.pem").display().to_string();
@@ -50,7 +53,7 @@ async fn every_route_answers_alike_over_http1_and_h2() {
         .unwrap()
         .to_owned();
     let conditional = [("if-none-match", etag.as_str())];
-    let cases: Vec<(Method, &str, &[(&str, &str)], u16)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::GET, discovery, &[], 200),
         (Method::GET, jwks, &[], 200),
         (Method::HEAD, jwks, &[], 200),

@@ -86,7 +86,7 @@ async fn client(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let path = if n % 4 == 0 {
+        let path = if n.is_multiple_of(4) {
             "/.well-known/openid-configuration"
         } else {
             "/openid/v1/jwks"

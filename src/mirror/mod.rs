@@ -17,23 +17,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{info, warn};
-use url::Url;
 
+use crate::bucket::{Layout, MirrorAcl, MirrorConfig};
 use crate::document::Document;
-use crate::issuer::{DISCOVERY_SUFFIX, Issuer};
+use crate::issuer::Issuer;
 use crate::shutdown::Signal;
 use crate::store::{Reader, Snapshot};
 
 pub use public::PublicCheck;
-pub use s3::{S3Sink, S3Target};
+pub use s3::S3Sink;
 pub use status::{MirrorState, MirrorStatus, PublicAccess};
-
-/// Default first retry delay after a failed sync.
-pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-/// Default longest retry delay.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Default interval between checks of an in-sync bucket (repairs drift made by others).
-pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(300);
 
 /// One object as it must be stored: the served bytes and headers.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,17 +75,6 @@ impl std::fmt::Debug for Object {
     }
 }
 
-/// Canned object ACL to set after each write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MirrorAcl {
-    /// Leave ACLs alone: the bucket policy decides (the recommended setup).
-    #[default]
-    Default,
-    /// `public-read`, for buckets that still allow ACLs.
-    PublicRead,
-}
-
 /// Where documents go: a bucket seen through its keys. S3 in production; tests may add others.
 pub trait ObjectSink: Send + Sync + 'static {
     /// The object at `key`, or `None` when there is none.
@@ -105,135 +87,6 @@ pub trait ObjectSink: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), MirrorError>> + Send;
     /// Sets the `public-read` canned ACL on `key`.
     fn set_public_read(&self, key: &str) -> impl Future<Output = Result<(), MirrorError>> + Send;
-}
-
-/// The bucket keys of both documents.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Layout {
-    /// Key of the discovery document.
-    pub discovery_key: String,
-    /// Key of the JWKS.
-    pub jwks_key: String,
-}
-
-impl Layout {
-    /// Keys under `prefix`: the documents' paths relative to the issuer's path, so
-    /// `s3://b/p` holds `p/.well-known/openid-configuration` and `p/openid/v1/jwks`. A JWKS URI
-    /// outside the issuer's path keeps its whole path under the prefix (and a warning says so).
-    pub fn new(issuer: &Issuer, prefix: &str) -> (Self, Vec<String>) {
-        let base = issuer_path(issuer);
-        let join = |rest: &str| {
-            let rest = rest.trim_start_matches('/');
-            if prefix.is_empty() {
-                rest.to_owned()
-            } else {
-                format!("{prefix}/{rest}")
-            }
-        };
-        let mut warnings = Vec::new();
-        let jwks_rest = match issuer.jwks_path().strip_prefix(base.as_str()) {
-            Some(rest) if base.is_empty() || rest.starts_with('/') => rest.to_owned(),
-            _ => {
-                warnings.push(format!(
-                    "the JWKS path {} is not under the issuer path {base:?}: its object key keeps \
-                     the whole path under the mirror prefix, and relying parties fetch it from \
-                     jwks_uri {}, which must serve that object",
-                    issuer.jwks_path(),
-                    issuer.jwks_uri()
-                ));
-                issuer.jwks_path().to_owned()
-            }
-        };
-        let layout = Self {
-            discovery_key: join(DISCOVERY_SUFFIX),
-            jwks_key: join(&jwks_rest),
-        };
-        (layout, warnings)
-    }
-}
-
-/// The issuer URL's path without its trailing `/` (empty for a bare host).
-fn issuer_path(issuer: &Issuer) -> String {
-    issuer
-        .discovery_path()
-        .strip_suffix(DISCOVERY_SUFFIX)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// `--mirror` and its companions, validated.
-#[derive(Clone, Debug)]
-pub struct MirrorConfig {
-    /// The bucket and prefix.
-    pub target: S3Target,
-    /// `--s3-endpoint`: an S3-compatible endpoint, addressed path-style.
-    pub endpoint: Option<Url>,
-    /// `--s3-region` (else `AWS_REGION` / `AWS_DEFAULT_REGION`).
-    pub region: Option<String>,
-    /// `--public-url`: where relying parties read the documents, if not at the issuer URL.
-    pub public_url: Option<Url>,
-    /// `--mirror-acl`.
-    pub acl: MirrorAcl,
-    /// Fixed credentials instead of the AWS chain (library users and tests; never a flag).
-    pub credentials: Option<StaticCredentials>,
-    /// First retry delay.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// How often an in-sync bucket is checked again.
-    pub resync_interval: Duration,
-}
-
-impl MirrorConfig {
-    /// A config for `target` with every other setting at its default.
-    pub fn new(target: S3Target) -> Self {
-        Self {
-            target,
-            endpoint: None,
-            region: None,
-            public_url: None,
-            acl: MirrorAcl::Default,
-            credentials: None,
-            initial_backoff: DEFAULT_INITIAL_BACKOFF,
-            max_backoff: DEFAULT_MAX_BACKOFF,
-            resync_interval: DEFAULT_RESYNC_INTERVAL,
-        }
-    }
-
-    /// Things that are allowed but probably wrong, for the caller to log: chiefly an issuer URL
-    /// that is not the bucket's own URL while nothing says where the bucket is published.
-    pub fn warnings(&self, issuer: &Issuer) -> Vec<String> {
-        let (_, mut warnings) = Layout::new(issuer, &self.target.prefix);
-        if self.public_url.is_none() && !self.target.serves(issuer, self.endpoint.as_ref()) {
-            warnings.push(format!(
-                "issuer {} is not the bucket's own URL ({}): relying parties will read the \
-                 documents from the issuer URL, so something (a CDN, a custom domain) must serve \
-                 {} there; pass --public-url to check the URL that serves the bucket",
-                issuer.url(),
-                self.target
-                    .bucket_url(self.endpoint.as_ref(), self.region.as_deref()),
-                self.target
-            ));
-        }
-        warnings
-    }
-}
-
-/// An access key pair.
-#[derive(Clone)]
-pub struct StaticCredentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-}
-
-impl std::fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What one sync did.
@@ -461,14 +314,6 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Everything that can go wrong between issuerd and the bucket.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    /// `--mirror` is not a usable URL.
-    #[error("mirror target {url:?}: {reason}")]
-    Target {
-        /// The URL as given.
-        url: String,
-        /// Why.
-        reason: String,
-    },
     /// The object store client could not be built.
     #[error("cannot set up the object store client")]
     Client(#[source] object_store::Error),

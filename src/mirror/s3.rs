@@ -1,5 +1,4 @@
-//! S3 (and S3-compatible) implementation of [`ObjectSink`] on `object_store`, plus the
-//! `s3://bucket/prefix` target and the bucket's own public URL.
+//! S3 (and S3-compatible) implementation of [`ObjectSink`] on `object_store`.
 
 use std::time::Duration;
 
@@ -11,117 +10,14 @@ use object_store::{
     Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore as _, PutOptions,
     PutPayload, RetryConfig,
 };
-use url::Url;
 
-use super::{MirrorConfig, MirrorError, Object, ObjectSink};
-use crate::issuer::Issuer;
+use super::{MirrorError, Object, ObjectSink};
+use crate::bucket::MirrorConfig;
 
 /// How long one request to the bucket may take (the mirror retries on its own schedule).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `s3://BUCKET/PREFIX`, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct S3Target {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix, without leading or trailing `/` (may be empty).
-    pub prefix: String,
-}
-
-impl S3Target {
-    /// Parses `s3://bucket[/prefix]`. `gs://` and `az://` are refused with the reason.
-    pub fn parse(text: &str) -> Result<Self, MirrorError> {
-        let invalid = |reason: &str| MirrorError::Target {
-            url: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let url = Url::parse(text).map_err(|e| invalid(&format!("not a URL ({e})")))?;
-        match url.scheme() {
-            "s3" => {}
-            "gs" | "az" | "abfs" | "abfss" => {
-                return Err(invalid(
-                    "only s3:// is supported: the public-read check, ACLs and URL mapping are \
-                     S3's; serve the documents from issuerd or render them for other stores",
-                ));
-            }
-            other => {
-                return Err(invalid(&format!(
-                    "unknown scheme {other:?}, expected s3://"
-                )));
-            }
-        }
-        let bucket = url.host_str().unwrap_or_default().to_owned();
-        if bucket.is_empty() {
-            return Err(invalid("no bucket name"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("no query or fragment allowed"));
-        }
-        Ok(Self {
-            bucket,
-            prefix: url.path().trim_matches('/').to_owned(),
-        })
-    }
-
-    /// The URL at which the bucket serves the prefix: path-style under `endpoint`, else
-    /// `https://BUCKET.s3.REGION.amazonaws.com/PREFIX`.
-    pub fn bucket_url(&self, endpoint: Option<&Url>, region: Option<&str>) -> String {
-        let path = if self.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", self.prefix)
-        };
-        match endpoint {
-            Some(endpoint) => format!(
-                "{}/{}{path}",
-                endpoint.as_str().trim_end_matches('/'),
-                self.bucket
-            ),
-            None => format!(
-                "https://{}.s3.{}.amazonaws.com{path}",
-                self.bucket,
-                region.unwrap_or("<region>")
-            ),
-        }
-    }
-
-    /// Whether `issuer` is a URL the bucket itself serves the prefix at (virtual-hosted or
-    /// path-style on AWS, or path-style under `endpoint`).
-    pub fn serves(&self, issuer: &Issuer, endpoint: Option<&Url>) -> bool {
-        let Ok(url) = Url::parse(issuer.url()) else {
-            return false;
-        };
-        let path = url.path().trim_matches('/');
-        if let Some(endpoint) = endpoint {
-            let path_style = format!("{}/{}", self.bucket, self.prefix);
-            return url.host_str() == endpoint.host_str()
-                && url.port_or_known_default() == endpoint.port_or_known_default()
-                && path == path_style.trim_matches('/');
-        }
-        let host = url.host_str().unwrap_or_default();
-        let aws = host.ends_with(".amazonaws.com");
-        let virtual_hosted = host.starts_with(&format!("{}.s3.", self.bucket))
-            || host.starts_with(&format!("{}.s3-", self.bucket));
-        let path_style = (host.starts_with("s3.") || host.starts_with("s3-"))
-            && path
-                .strip_prefix(self.bucket.as_str())
-                .map(|p| p.trim_matches('/'))
-                == Some(self.prefix.as_str());
-        url.scheme() == "https" && aws && ((virtual_hosted && path == self.prefix) || path_style)
-    }
-}
-
-impl std::fmt::Display for S3Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.prefix.is_empty() {
-            write!(f, "s3://{}", self.bucket)
-        } else {
-            write!(f, "s3://{}/{}", self.bucket, self.prefix)
-        }
-    }
-}
 
 /// Objects in an S3 bucket, through `object_store` (SigV4 with aws-lc-rs, reqwest with rustls).
 #[derive(Debug)]

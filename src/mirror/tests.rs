@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
+use url::Url;
+
+use crate::bucket::S3Target;
 use crate::issuer::{DiscoveryProfile, Publication};
 use crate::keys::{KeySet, PublicKey};
 use crate::store::Snapshot;

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
 use self::rewind::Rewind;
-pub use self::service::IssuerService;
+pub use self::service::{Attached, IssuerService};
 pub use self::transport::Transport;
 use crate::shutdown;
 

@@ -1,5 +1,5 @@
 //! The request handler: path -> precomputed snapshot bytes and headers. No JSON work per request.
-//! Protocol-neutral: HTTP/1.1 writes an [`Answer`] itself, h2 (through hyper) gets a `Response`.
+//! Protocol-neutral: HTTP/1.1 writes an `Answer` itself, h2 (through hyper) gets a `Response`.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -15,7 +15,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::encoded::{Encoded, EncodedDocument, Encoder, View};
-use crate::mirror::MirrorStatus;
 use crate::shutdown::Readiness;
 use crate::store::Reader;
 
@@ -34,8 +33,26 @@ pub struct IssuerService {
     reader: Reader,
     encoder: Arc<Encoder>,
     readiness: Readiness,
-    mirror: Option<MirrorStatus>,
-    mirror_required: bool,
+    attached: Option<Attached>,
+}
+
+/// Another task's state, reported by the service without the server knowing the task (the app
+/// attaches the bucket mirror this way).
+#[derive(Clone)]
+pub struct Attached {
+    /// The key in `/statusz`.
+    pub name: &'static str,
+    /// The current state: its `/statusz` object, and while it holds `/readyz` at 503, the body
+    /// to answer with (`not ready: ...\n`).
+    pub report: Arc<dyn Fn() -> (serde_json::Value, Option<&'static str>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IssuerService {
@@ -45,21 +62,14 @@ impl IssuerService {
             encoder: Arc::new(Encoder::new(reader.clone())),
             reader,
             readiness,
-            mirror: None,
-            mirror_required: false,
+            attached: None,
         }
     }
 
-    /// Reports the bucket mirror in `/statusz`; with `required`, `/readyz` is 503 while the
-    /// bucket is behind.
-    pub fn with_mirror(mut self, status: MirrorStatus, required: bool) -> Self {
-        self.mirror = Some(status);
-        self.mirror_required = required;
+    /// Reports `attached` in `/statusz` and lets it hold `/readyz` at 503.
+    pub fn with_attached(mut self, attached: Attached) -> Self {
+        self.attached = Some(attached);
         self
-    }
-
-    fn mirror_behind(&self) -> bool {
-        self.mirror_required && self.mirror.as_ref().is_some_and(|m| !m.get().in_sync())
     }
 
     /// Builds the response for a request. The body of the request is never read.
@@ -143,11 +153,12 @@ impl IssuerService {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if self.readiness.is_ready() && self.mirror_behind() => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: mirror behind\n",
-            ),
-            "/readyz" if self.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+            "/readyz" if self.readiness.is_ready() => {
+                match self.attached.as_ref().and_then(|a| (a.report)().1) {
+                    Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+                    None => text(StatusCode::OK, "ready\n"),
+                }
+            }
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             _ => self.status(encoded),
         }
@@ -173,8 +184,8 @@ impl IssuerService {
             "last_successful_reload": unix(health.last_success),
             "successful_reloads": health.successes,
         });
-        if let Some(mirror) = &self.mirror {
-            body["mirror"] = mirror.get().to_json();
+        if let Some(attached) = &self.attached {
+            body[attached.name] = (attached.report)().0;
         }
         let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();

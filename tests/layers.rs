@@ -1,0 +1,112 @@
+//! The import graph follows the pipeline: keys -> document -> store -> server/watcher -> app.
+//! No module may import one that sits above it (or beside it), so data and imports flow one way.
+//! A new module must be given its place in `RANKS`.
+
+use std::path::Path;
+
+/// Each top-level module and its place in the pipeline; a module may import only modules with a
+/// lower rank.
+const RANKS: &[(&str, u8)] = &[
+    // Inputs and leaves.
+    ("keys", 0),
+    ("issuer", 0),
+    ("shutdown", 0),
+    ("dev", 0),
+    // keys + issuer -> documents.
+    ("document", 1),
+    // Where the mirror publishes (bucket, keys, settings): a description, like the issuer.
+    ("bucket", 1),
+    // documents -> published snapshots.
+    ("store", 2),
+    // Readers and the writer of the store.
+    ("server", 3),
+    ("watcher", 3),
+    ("mirror", 3),
+    // Configuration, then the wiring of everything.
+    ("cli", 4),
+    ("config", 5),
+    ("app", 6),
+];
+
+/// Configuration describes the inputs; it must not reach into the runtime (store, server, ...).
+const CONFIGURATION: [&str; 2] = ["cli", "config"];
+const CONFIGURATION_MAY_IMPORT: [&str; 5] = ["cli", "issuer", "keys", "dev", "bucket"];
+
+fn rank(module: &str) -> u8 {
+    RANKS
+        .iter()
+        .find(|(name, _)| *name == module)
+        .map(|(_, rank)| *rank)
+        .unwrap_or_else(|| panic!("module `{module}` has no place in RANKS (tests/layers.rs)"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_module_imports_one_above_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut violations = Vec::new();
+    let mut edges = 0;
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if matches!(module.as_str(), "lib" | "main") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("crate::") {
+            let target: String = text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if target.is_empty() || target == module {
+                continue;
+            }
+            edges += 1;
+            if rank(&target) >= rank(&module) {
+                violations.push(format!("{} imports {target}", relative.display()));
+            }
+            if CONFIGURATION.contains(&module.as_str())
+                && !CONFIGURATION_MAY_IMPORT.contains(&target.as_str())
+            {
+                violations.push(format!(
+                    "{} (configuration) imports runtime module {target}",
+                    relative.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        edges > 10,
+        "found only {edges} imports: is the scan broken?"
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn the_store_knows_nothing_of_http() {
+    let store = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store.rs"))
+        .unwrap()
+        .to_ascii_lowercase();
+    for word in ["http1", "http/1", "hyper", "headervalue", "\\r\\n"] {
+        assert!(!store.contains(word), "store.rs mentions {word:?}");
+    }
+}
