@@ -317,6 +317,9 @@ pub enum MirrorError {
     /// The object store client could not be built.
     #[error("cannot set up the object store client")]
     Client(#[source] object_store::Error),
+    /// The HTTP client (ACL requests, anonymous reads) could not be built.
+    #[error("cannot set up an HTTP client")]
+    HttpClient(#[source] reqwest::Error),
     /// Reading an object failed.
     #[error("cannot read {key} from the bucket: {reason}")]
     Read {

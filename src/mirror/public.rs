@@ -55,10 +55,7 @@ impl PublicCheck {
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .build()
-            .map_err(|e| MirrorError::PublicAccess {
-                url: discovery.to_string(),
-                reason: format!("cannot build an HTTP client ({e})"),
-            })?;
+            .map_err(MirrorError::HttpClient)?;
         Ok(Self {
             client,
             discovery,

@@ -66,10 +66,7 @@ impl S3Sink {
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| MirrorError::Acl {
-                key: String::new(),
-                reason: format!("cannot build an HTTP client ({e})"),
-            })?;
+            .map_err(MirrorError::HttpClient)?;
         Ok(Self { store, http })
     }
 }

@@ -1,12 +1,9 @@
-//! Unit tests: key layout, target parsing, URL mapping, backoff, sync against an in-memory sink.
+//! Unit tests: backoff, status, sync against an in-memory sink.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
-use url::Url;
-
-use crate::bucket::S3Target;
 use crate::issuer::{DiscoveryProfile, Publication};
 use crate::keys::{KeySet, PublicKey};
 use crate::store::Snapshot;
@@ -52,88 +49,6 @@ impl ObjectSink for MemorySink {
         self.log.lock().unwrap().push(format!("acl {key}"));
         Ok(())
     }
-}
-
-#[test]
-fn keys_follow_the_issuer_paths_under_the_prefix() {
-    let (layout, warnings) = Layout::new(&issuer("https://h.example/clusters/prod", None), "p");
-    assert_eq!(layout.discovery_key, "p/.well-known/openid-configuration");
-    assert_eq!(layout.jwks_key, "p/openid/v1/jwks");
-    assert!(warnings.is_empty());
-
-    let (layout, _) = Layout::new(&issuer("https://h.example", None), "");
-    assert_eq!(layout.discovery_key, ".well-known/openid-configuration");
-    assert_eq!(layout.jwks_key, "openid/v1/jwks");
-
-    let custom = issuer("https://h.example/a", Some("https://h.example/a/keys.json"));
-    assert_eq!(Layout::new(&custom, "x").0.jwks_key, "x/keys.json");
-
-    let outside = issuer("https://h.example/a", Some("https://cdn.example/k/jwks"));
-    let (layout, warnings) = Layout::new(&outside, "x");
-    assert_eq!(layout.jwks_key, "x/k/jwks");
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-}
-
-#[test]
-fn targets_parse_and_other_schemes_are_refused_with_a_reason() {
-    let target = S3Target::parse("s3://bucket/some/prefix/").unwrap();
-    assert_eq!(target.bucket, "bucket");
-    assert_eq!(target.prefix, "some/prefix");
-    assert_eq!(target.to_string(), "s3://bucket/some/prefix");
-    assert_eq!(S3Target::parse("s3://bucket").unwrap().prefix, "");
-    for bad in [
-        "gs://b/p",
-        "az://b/p",
-        "https://b/p",
-        "s3:///p",
-        "not a url",
-    ] {
-        assert!(S3Target::parse(bad).is_err(), "{bad}");
-    }
-    let message = S3Target::parse("gs://b/p").unwrap_err().to_string();
-    assert!(message.contains("only s3://"), "{message}");
-}
-
-#[test]
-fn the_bucket_url_mapping() {
-    let target = S3Target::parse("s3://b/p").unwrap();
-    for (url, serves) in [
-        ("https://b.s3.eu-west-1.amazonaws.com/p", true),
-        ("https://b.s3.amazonaws.com/p", true),
-        ("https://s3.eu-west-1.amazonaws.com/b/p", true),
-        ("https://b.s3.eu-west-1.amazonaws.com/other", false),
-        ("https://c.s3.eu-west-1.amazonaws.com/p", false),
-        ("https://oidc.example.com/p", false),
-    ] {
-        assert_eq!(target.serves(&issuer(url, None), None), serves, "{url}");
-    }
-    assert_eq!(
-        target.bucket_url(None, Some("eu-west-1")),
-        "https://b.s3.eu-west-1.amazonaws.com/p"
-    );
-    let endpoint = Url::parse("http://127.0.0.1:9000").unwrap();
-    let local = Issuer::new("http://127.0.0.1:9000/b/p", None, true).unwrap();
-    assert!(target.serves(&local, Some(&endpoint)));
-    assert_eq!(
-        target.bucket_url(Some(&endpoint), None),
-        "http://127.0.0.1:9000/b/p"
-    );
-
-    let mut config = MirrorConfig::new(target);
-    assert!(
-        config
-            .warnings(&issuer("https://b.s3.eu-west-1.amazonaws.com/p", None))
-            .is_empty()
-    );
-    let warnings = config.warnings(&issuer("https://oidc.example.com/p", None));
-    assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].contains("--public-url"), "{warnings:?}");
-    config.public_url = Some(Url::parse("https://oidc.example.com/p").unwrap());
-    assert!(
-        config
-            .warnings(&issuer("https://oidc.example.com/p", None))
-            .is_empty()
-    );
 }
 
 #[test]
