@@ -416,7 +416,13 @@ fn mirror(args: MirrorArgs, file: &mut FileConfig) -> Result<Option<MirrorConfig
     };
     let endpoint = url("s3_endpoint", args.s3_endpoint.or(file.s3_endpoint.take()))?;
     let public_url = url("public_url", args.public_url.or(file.public_url.take()))?;
-    let region = args.s3_region.or(file.s3_region.take());
+    // The AWS variables as the last word, as the AWS SDKs read them (the URL mapping needs it).
+    let region = args
+        .s3_region
+        .or(file.s3_region.take())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|region| !region.is_empty());
     let acl = args
         .mirror_acl
         .or(file.mirror_acl.take())
