@@ -4,19 +4,24 @@
 //! # Layout
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
 //! (the server today, a mirror or an STS verifier later) is a reader of the same snapshots.
+//! Data and imports flow one way: keys -> document/bucket -> store -> server/watcher/mirror -> app
+//! (`tests/layers.rs` holds the code to it).
 //!
 //! - [`cli`]: raw command-line flags and env.
-//! - [`config`]: flags + env + TOML file -> validated [`config::Config`].
-//! - [`issuer`]: the issuer URL, JWKS URI and the paths they are served at.
+//! - [`config`]: flags + env + TOML file -> validated [`config::Config`], `--dev` resolved.
+//! - [`issuer`]: the issuer URL, JWKS URI, the paths they are served at, and the
+//!   [`issuer::Publication`] (issuer, document shape, cache lifetime).
 //! - [`keys`]: key files -> validated public keys -> [`keys::KeySet`] (kid, PEM, JWKS input).
-//! - [`document`]: (issuer, key set) -> discovery and JWKS bytes; pure.
+//! - [`document`]: (publication, key set) -> protocol-neutral [`document::Document`]s: bytes,
+//!   content type, ETag, cache control; pure.
 //! - [`store`]: immutable [`store::Snapshot`]s published through a [`store::Store`], read through
-//!   [`store::Reader`]s.
+//!   [`store::Reader`]s; knows nothing of HTTP.
 //! - [`watcher`]: file events, polling and SIGHUP -> reload -> publish; keeps the last good set.
 //! - [`bucket`]: where the mirror publishes (`s3://` target, object keys, ACL, settings); pure.
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
-//! - [`server`]: accept loop and the hyper service answering from the current snapshot.
+//! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
+//!   loop over any [`server::Transport`], and h2 through hyper.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`app`]: wiring of the above for each subcommand.
