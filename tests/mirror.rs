@@ -14,6 +14,7 @@ use common::{KillOnDrop, TestServer, get};
 use http::StatusCode;
 use issuerd::bucket::{MirrorConfig, StaticCredentials};
 use issuerd::config::{Command, Config, ServeConfig};
+use issuerd::mirror::ObjectSink as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -416,6 +417,41 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
         "a restart rewrote: {:?}",
         proxy.puts()
     );
+
+    // Drift (someone edited the discovery object): repaired on start, and only that object.
+    let mut writer = MirrorConfig::new(issuerd::bucket::S3Target::parse("s3://oidc").unwrap());
+    writer.endpoint = Some(moto.url().parse().unwrap());
+    writer.region = Some("us-east-1".into());
+    writer.credentials = Some(StaticCredentials {
+        access_key_id: "AKIDTEST".into(),
+        secret_access_key: "secret".into(),
+    });
+    let other = issuerd::mirror::Object {
+        body: bytes::Bytes::from_static(b"{}"),
+        content_type: "text/plain".into(),
+        cache_control: "no-cache".into(),
+    };
+    issuerd::mirror::S3Sink::new(&writer)
+        .unwrap()
+        .put(DISCOVERY_KEY, &other)
+        .await
+        .unwrap();
+    let server = start(config()).await;
+    eventually!(
+        in_sync(&server).await,
+        "drift never repaired: {}",
+        mirror_status(&server).await
+    );
+    assert_eq!(mirror_status(&server).await["writes"], 1);
+    assert_eq!(proxy.puts()[4..], [format!("PUT /oidc/{DISCOVERY_KEY}")]);
+    let discovery = served(&server, "/clusters/prod/.well-known/openid-configuration").await;
+    let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
+    assert_eq!(
+        object.headers()["content-type"],
+        discovery.header("content-type").unwrap()
+    );
+    assert_eq!(object.bytes().await.unwrap(), discovery.body);
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
