@@ -431,12 +431,17 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
         content_type: "text/plain".into(),
         cache_control: "no-cache".into(),
     };
-    issuerd::mirror::S3Sink::new(&writer)
-        .unwrap()
-        .put(DISCOVERY_KEY, &other)
-        .await
-        .unwrap();
-    let server = start(config()).await;
+    let tamper = || async {
+        issuerd::mirror::S3Sink::new(&writer)
+            .unwrap()
+            .put(DISCOVERY_KEY, &other)
+            .await
+            .unwrap();
+    };
+    tamper().await;
+    let mut resyncing = config();
+    resyncing.mirror.as_mut().unwrap().resync_interval = Duration::from_millis(200);
+    let server = start(resyncing).await;
     eventually!(
         in_sync(&server).await,
         "drift never repaired: {}",
@@ -450,6 +455,16 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
         object.headers()["content-type"],
         discovery.header("content-type").unwrap()
     );
+    assert_eq!(object.bytes().await.unwrap(), discovery.body);
+
+    // Drift while running is repaired by the periodic check.
+    tamper().await;
+    eventually!(
+        mirror_status(&server).await["writes"] == 2,
+        "drift while running never repaired: {}",
+        mirror_status(&server).await
+    );
+    let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
     assert_eq!(object.bytes().await.unwrap(), discovery.body);
     server.stop().await.unwrap();
 }
