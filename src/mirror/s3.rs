@@ -200,7 +200,18 @@ pub fn summarize(error: &object_store::Error) -> String {
             .unwrap_or("error")
             .trim();
         let message = between(&text, "<Message>", "</Message>").unwrap_or_default();
-        return format!("HTTP {status}, {code}: {message}");
+        let hint = match code {
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => {
+                " (the bucket is in another region: set --s3-region or AWS_REGION)"
+            }
+            "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
+                " (check the credentials issuerd runs with)"
+            }
+            _ => "",
+        };
+        return format!("HTTP {status}, {code}: {message}{hint}");
     }
     let mut message = super::error_chain(error);
     if message.len() > 500 {
@@ -223,6 +234,32 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_errors_are_one_line_with_code_message_and_hint() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>PermanentRedirect</Code><Message>The bucket \
+                    you are attempting to access must be addressed using the specified endpoint.\
+                    </Message></Error>";
+        let error = object_store::Error::Generic {
+            store: "S3",
+            source: format!(
+                "Error performing GET http://x/b/k - Server returned non-2xx status code: 301 \
+                 Moved Permanently: {body}: again {body}"
+            )
+            .into(),
+        };
+        assert_eq!(
+            summarize(&error),
+            "HTTP 301 Moved Permanently, PermanentRedirect: The bucket you are attempting to \
+             access must be addressed using the specified endpoint. (the bucket is in another \
+             region: set --s3-region or AWS_REGION)"
+        );
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request: Connection refused (os error 111)".into(),
+        };
+        assert!(summarize(&refused).contains("Connection refused"));
+    }
 
     #[test]
     fn a_bucket_refusing_acls_is_explained() {
