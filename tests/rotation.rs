@@ -453,3 +453,36 @@ fn pathdiff(path: &Path, base: &Path) -> PathBuf {
         .expect("fixture under the working directory")
         .to_owned()
 }
+
+#[tokio::test]
+async fn an_open_h2_connection_sees_a_rotation() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sa.pem");
+    std::fs::copy(key("ec256.pub.pem"), &file).unwrap();
+    let server = start(&file, &[]).await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let uri = format!("http://{}/openid/v1/jwks", server.addr);
+    let mut fetch = async || {
+        let request = http::Request::get(&uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
+    let before = fetch().await;
+    assert!(String::from_utf8_lossy(&before).contains(&kid_of("ec256.pub.pem")));
+    replace_by_rename(&file, &key("ec384.pub.pem"));
+    // The same connection, not a new one, must serve the new set.
+    eventually!(
+        String::from_utf8_lossy(&fetch().await).contains(&kid_of("ec384.pub.pem")),
+        "the open h2 connection kept serving the old key set"
+    );
+}

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
 use self::rewind::Rewind;
+use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
 pub use self::transport::Transport;
 use crate::shutdown;
@@ -135,9 +136,10 @@ impl Server {
         match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
-                let connection = self
-                    .http2
-                    .serve_connection(TokioIo::new(Rewind::new(preface, io)), self.service.clone());
+                let connection = self.http2.serve_connection(
+                    TokioIo::new(Rewind::new(preface, io)),
+                    ConnectionService::new(self.service.clone()),
+                );
                 let mut connection = std::pin::pin!(connection);
                 let result = tokio::select! {
                     result = connection.as_mut() => result,

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -74,7 +74,11 @@ impl IssuerService {
 
     /// Builds the response for a request. The body of the request is never read.
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Body> {
-        let encoded = self.encoder.current();
+        self.respond_from(&self.encoder.current(), request)
+    }
+
+    /// Builds the response for a request from `encoded`.
+    fn respond_from<B>(&self, encoded: &Encoded, request: &Request<B>) -> Response<Body> {
         // Repeated If-None-Match lines are one comma-separated list (RFC 9110 section 5.3).
         let if_none_match = request
             .headers()
@@ -82,7 +86,7 @@ impl IssuerService {
             .iter()
             .map(HeaderValue::as_bytes);
         let answer = self.answer(
-            &encoded,
+            encoded,
             request.method(),
             request.uri().path(),
             if_none_match,
@@ -230,6 +234,35 @@ impl Answer<'_> {
             }
             Self::Other(response) => response.map(Full::new),
         }
+    }
+}
+
+/// The service of one h2 connection: it reads the published snapshot through its own [`View`],
+/// so a request touches no state shared with other connections unless a new snapshot came.
+#[derive(Debug)]
+pub(crate) struct ConnectionService {
+    service: IssuerService,
+    view: Mutex<View>,
+}
+
+impl ConnectionService {
+    pub(crate) fn new(service: IssuerService) -> Self {
+        Self {
+            view: Mutex::new(service.view()),
+            service,
+        }
+    }
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnectionService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Self::Error>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let encoded = view.get(self.service.encoder());
+        ready(Ok(self.service.respond_from(encoded, &request)))
     }
 }
 
