@@ -624,3 +624,44 @@ async fn a_higher_minor_version_is_served_as_http_1_1() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_fragment_in_the_target_is_not_part_of_the_path() {
+    // Clients never send a fragment (RFC 9112 section 3.2); one that does means the path
+    // before it, as hyper reads it (found by tests/differential.rs).
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {JWKS}#keys HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let all = read_to_close(&mut stream).await;
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all}");
+    assert!(all.contains("{\"keys\":["), "{all}");
+}
+
+#[tokio::test]
+async fn a_target_of_no_form_is_refused() {
+    // RFC 9112 section 3.2: origin form, absolute form (with a real scheme) or `*`; the authority
+    // form is for CONNECT to a proxy. Anything else is 400, as hyper does (found by
+    // tests/differential.rs: these used to be routed, the first even to the JWKS).
+    let server = server().await;
+    for target in [
+        format!(":http://h{JWKS}"),
+        format!("http;//h{JWKS}"),
+        "h.example:443".to_owned(),
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let all = read_to_close(&mut stream).await;
+        assert!(
+            all.starts_with("HTTP/1.1 400 Bad Request"),
+            "{target}: {all}"
+        );
+    }
+}

@@ -58,12 +58,13 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         "higher minor version, e.g. HTTP/1.2",
         "served as HTTP/1.1 (RFC 9112 section 2.3)",
-        "505",
+        "400",
     ),
     (
         "request announcing a body (Content-Length > 0 or Transfer-Encoding)",
         "answered without reading the body, then the connection closes",
-        "reads and discards the body, keeps the connection",
+        "reads and discards the body if it is already buffered and goes on, else closes; 431 \
+         for a length of 2^64 - 2 or more",
     ),
     (
         "Transfer-Encoding on an HTTP/1.0 request",
@@ -71,9 +72,49 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "400",
     ),
     (
+        "Transfer-Encoding together with Content-Length",
+        "400 and close (RFC 9112 section 6.1 allows rejecting it; smuggling defence)",
+        "answers from the chunked body, then closes",
+    ),
+    (
+        "Transfer-Encoding list ending in an empty element, e.g. `chunked,`",
+        "chunked is last (empty list elements are ignored, RFC 9110 section 5.6.1): answered, \
+         then close",
+        "400",
+    ),
+    (
+        "Connection or Transfer-Encoding line with non-ASCII bytes in it",
+        "its list elements are read as usual: a `close` closes (RFC 9112 section 9.6)",
+        "the line is not read: Connection is ignored, Transfer-Encoding is 400",
+    ),
+    (
+        "Content-Length as a comma list of identical values, e.g. `5, 5`",
+        "taken as that one value (RFC 9110 section 8.6)",
+        "400",
+    ),
+    (
+        "request-target the http crate rejects: characters outside RFC 3986 (a backtick, \
+         non-ASCII) or an odd authority in absolute form (`https://:h:443/`)",
+        "routed by its path: no served path has such characters, a query is not looked at, \
+         and the authority is not used (every host gets the same documents)",
+        "400",
+    ),
+    (
+        "authority-form request-target `h.example:443`, or a scheme that is none (`://h/p`, \
+         `ht~tp://h/p`)",
+        "400 and close (the authority form is for CONNECT to a proxy, RFC 9112 section 3.2.3; \
+         a scheme is one or more letters, digits, `+`, `-` or `.`, RFC 3986 section 3.1)",
+        "answered by the path (404 for an authority) where the http crate parses it, else 400",
+    ),
+    (
+        "more than 64 header lines, or a request head over 16 KiB",
+        "431 and close (RFC 6585 section 5); hyper allows 100 lines and about 400 KiB",
+        "answers",
+    ),
+    (
         "malformed or oversized request head",
         "400, 431 or 505 with a body and close",
-        "the same status (or a bare close), no body",
+        "400 or 431 without a body, or a bare close",
     ),
 ];
 
@@ -511,6 +552,9 @@ fn answer_one(
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return refuse(out);
     };
+    let Some(path) = request_path(target) else {
+        return refuse(out);
+    };
     // HTTP/1.0 closes unless it asks to stay; HTTP/1.1 stays unless it asks to close; `close`
     // wins over `keep-alive`.
     let mut asks_close = false;
@@ -562,7 +606,7 @@ fn answer_one(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
         .map(|h| h.value);
-    match service.answer(encoded, &method, request_path(target), if_none_match) {
+    match service.answer(encoded, &method, path, if_none_match) {
         Answer::Document {
             document,
             not_modified,
@@ -591,10 +635,18 @@ fn answer_one(
     }
 }
 
-/// The path of a request target: origin form `/p?q` or absolute form `http://h/p?q`.
-fn request_path(target: &str) -> &str {
+/// The path of a request target: origin form `/p?q`, absolute form `http://h/p?q`, or `*`.
+/// `None` for anything else: an absolute form whose scheme is not one (RFC 3986 section 3.1),
+/// the authority form `h:443` (for CONNECT to a proxy, which this is not) or a target of no
+/// form at all (RFC 9112 section 3.2).
+fn request_path(target: &str) -> Option<&str> {
     let path = match target.find("://") {
         Some(scheme_end) if !target.starts_with('/') => {
+            let scheme = &target.as_bytes()[..scheme_end];
+            let scheme_char = |b: &u8| b.is_ascii_alphanumeric() || b"+-.".contains(b);
+            if scheme.is_empty() || !scheme.iter().all(scheme_char) {
+                return None;
+            }
             // The authority ends at the first `/`, `?` or `#`.
             let after = &target[scheme_end + 3..];
             match after.find(['/', '?', '#']) {
@@ -602,9 +654,12 @@ fn request_path(target: &str) -> &str {
                 _ => "/",
             }
         }
-        _ => target,
+        _ if target.starts_with('/') || target == "*" => target,
+        _ => return None,
     };
-    path.split_once('?').map_or(path, |(path, _)| path)
+    // A fragment is never sent (RFC 9112 section 3.2); a client that does anyway means the
+    // path before it, as hyper reads it.
+    Some(path.find(['?', '#']).map_or(path, |end| &path[..end]))
 }
 
 /// Writes an error response that ends the connection.
@@ -644,15 +699,24 @@ mod tests {
 
     #[test]
     fn request_paths() {
-        assert_eq!(request_path("/a/b?x=1"), "/a/b");
-        assert_eq!(request_path("/a/b"), "/a/b");
-        assert_eq!(request_path("http://h.example/a?x"), "/a");
-        assert_eq!(request_path("http://h.example"), "/");
-        assert_eq!(request_path("*"), "*");
-        assert_eq!(request_path("/p?next=http://x/y"), "/p");
+        assert_eq!(request_path("/a/b?x=1"), Some("/a/b"));
+        assert_eq!(request_path("/a/b"), Some("/a/b"));
+        assert_eq!(request_path("http://h.example/a?x"), Some("/a"));
+        assert_eq!(request_path("http://h.example"), Some("/"));
+        assert_eq!(request_path("*"), Some("*"));
+        assert_eq!(request_path("/p?next=http://x/y"), Some("/p"));
+        assert_eq!(request_path("/a#frag"), Some("/a"));
+        assert_eq!(request_path("/a?q#frag"), Some("/a"));
+        assert_eq!(request_path("http://h/a#f?x"), Some("/a"));
         assert_eq!(
             request_path("http://h?x=/.well-known/openid-configuration"),
-            "/"
+            Some("/")
         );
+        assert_eq!(request_path(":http://h/a"), None);
+        assert_eq!(request_path("://h/a"), None);
+        assert_eq!(request_path("x y://h/a"), None);
+        assert_eq!(request_path("h.example:443"), None);
+        assert_eq!(request_path("http;//h/a"), None);
+        assert_eq!(request_path("h?x"), None);
     }
 }
