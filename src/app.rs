@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tracing::field::valuable;
 use tracing::{info, warn};
 
 use crate::bucket::Layout;
 use crate::config::{Command, Config, PublishConfig, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
 use crate::keys::KeySet;
+use crate::log;
 use crate::mirror::{self, Mirror, MirrorStatus, PublicCheck, S3Sink};
 use crate::server::{Attached, IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
@@ -48,6 +48,13 @@ pub async fn serve_on(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
+    // A configuration that bound its own socket (--dev on port 0) names that socket's address
+    // in the issuer; serving another one would publish a wrong issuer.
+    anyhow::ensure!(
+        config.bound.is_none(),
+        "the configuration already bound {}; serve that listener",
+        config.listen
+    );
     for warning in config.publication.issuer.warnings() {
         warn!("{warning}");
     }
@@ -126,7 +133,7 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     }
     info!(
         generation = snapshot.generation,
-        kids = valuable(&snapshot.keys.kids().collect::<Vec<_>>()),
+        kids = log::list(&snapshot.keys.kids().collect::<Vec<_>>()),
         discovery = %snapshot.discovery.path,
         jwks = %snapshot.jwks.path,
         "published key set"

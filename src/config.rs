@@ -143,7 +143,14 @@ impl Config {
         let args: Vec<OsString> = std::env::args_os().collect();
         match Cli::try_parse_from(&args) {
             Ok(cli) => Self::from_cli(cli),
-            Err(error) if !error.use_stderr() => error.exit(),
+            // --help, --version, and the help `issuerd` alone prints, as clap prints them.
+            Err(error)
+                if !error.use_stderr()
+                    || error.kind()
+                        == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+            {
+                error.exit()
+            }
             Err(error) => Err(usage_error(&error, &args)),
         }
     }
@@ -321,21 +328,38 @@ fn serve(
     })
 }
 
-/// A duration from a flag (already parsed) or the file (parsed here), else the default.
+/// The longest duration any setting takes: past it, deadlines computed from now would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration from a flag (already parsed) or the file (parsed here), else the default; at most
+/// [`MAX_DURATION`].
 fn duration(
     flag: Option<Duration>,
     key: &'static str,
     value: &Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match (flag, value) {
-        (Some(d), _) => Ok(d),
-        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+    let duration = match (flag, value) {
+        (Some(d), _) => d,
+        (None, Some(text)) => {
+            humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: format!("{text:?} is not a duration ({e})"),
+            })?
+        }
+        (None, None) => default,
+    };
+    if duration > MAX_DURATION {
+        return Err(ConfigError::Invalid {
             key,
-            reason: format!("{text:?} is not a duration ({e})"),
-        }),
-        (None, None) => Ok(default),
+            reason: format!(
+                "{} is longer than the maximum of {}",
+                humantime::format_duration(duration),
+                humantime::format_duration(MAX_DURATION)
+            ),
+        });
     }
+    Ok(duration)
 }
 
 /// `IP:PORT`, or `HOST:PORT` resolved now (the first address wins).
@@ -530,11 +554,12 @@ fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
     let text = value.to_string_lossy();
     match text.trim().to_ascii_lowercase().as_str() {
         "" => Ok(None),
-        "1" | "yes" | "true" => Ok(Some(true)),
-        "0" | "no" | "false" => Ok(Some(false)),
+        // on/off and y/n as well: clap's flag parsing accepted them before.
+        "1" | "yes" | "true" | "on" | "y" => Ok(Some(true)),
+        "0" | "no" | "false" | "off" | "n" => Ok(Some(false)),
         _ => Err(ConfigError::Env {
             name: name.to_owned(),
-            reason: format!("{text:?} is not a boolean (use 1/0, yes/no or true/false)"),
+            reason: format!("{text:?} is not a boolean (use 1/0, yes/no, true/false or on/off)"),
         }),
     }
 }
@@ -571,10 +596,13 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ConfigError {
             && let Some(value) = std::env::var_os(&name)
         {
             let value = value.to_string_lossy().into_owned();
-            let reason = match std::error::Error::source(error) {
+            let mut reason = match std::error::Error::source(error) {
                 Some(cause) => format!("{value:?} is not valid: {cause}"),
                 None => format!("{value:?} is not valid"),
             };
+            if let Some(ContextValue::Strings(valid)) = error.get(ContextKind::ValidValue) {
+                reason.push_str(&format!(" (possible values: {})", valid.join(", ")));
+            }
             return ConfigError::Env { name, reason };
         }
     }

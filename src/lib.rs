@@ -24,6 +24,7 @@
 //!   loop over any [`server::Transport`], and h2 through hyper.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
+//! - [`log`]: logging conventions (list fields).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
@@ -34,6 +35,7 @@ pub mod dev;
 pub mod document;
 pub mod issuer;
 pub mod keys;
+pub mod log;
 pub mod mirror;
 pub mod server;
 pub mod shutdown;

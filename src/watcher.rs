@@ -10,10 +10,10 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tracing::field::valuable;
 use tracing::{debug, info, warn};
 
 use crate::keys::KeySet;
+use crate::log;
 use crate::shutdown;
 use crate::store::{Publish, Store};
 
@@ -162,9 +162,9 @@ async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool
             info!(
                 cause,
                 generation,
-                added = valuable(&added),
-                removed = valuable(&removed),
-                kids = valuable(&kids),
+                added = log::list(&added),
+                removed = log::list(&removed),
+                kids = log::list(&kids),
                 "published key set"
             );
         }

@@ -565,6 +565,36 @@ fn configuration_errors_name_their_source_and_reason() {
         ],
         &["--max-age"],
     );
+    // A value from an env variable that is not one of the choices lists them.
+    let output = issuerd()
+        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
+        .env("ISSUERD_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ISSUERD_LOG_FORMAT") && stderr.contains("human, json"),
+        "{stderr}"
+    );
+    // Durations past a day are refused instead of overflowing deadlines.
+    run_expecting_usage_error(
+        &[
+            "serve",
+            "--issuer",
+            "https://h.example",
+            "--key-file",
+            &k,
+            "--keep-alive-timeout",
+            "9223372036854775807s",
+        ],
+        &["keep_alive_timeout", "maximum"],
+    );
+    // `issuerd` alone prints its help, not an error.
+    let output = issuerd().output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Usage:"), "{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
     // A listen address that is neither an IP address nor resolvable.
     run_expecting_usage_error(
         &[
@@ -593,7 +623,7 @@ fn boolean_env_variables_take_the_usual_spellings() {
             .output()
             .unwrap()
     };
-    for yes in ["1", "yes", "true", "TRUE", "Yes"] {
+    for yes in ["1", "yes", "true", "TRUE", "Yes", "on"] {
         let output = render(yes);
         assert!(
             output.status.success(),
@@ -601,7 +631,7 @@ fn boolean_env_variables_take_the_usual_spellings() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    for no in ["0", "no", "false"] {
+    for no in ["0", "no", "false", "off"] {
         let output = render(no);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{no}: {stderr}");

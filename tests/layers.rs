@@ -12,6 +12,7 @@ const RANKS: &[(&str, u8)] = &[
     ("issuer", 0),
     ("shutdown", 0),
     ("dev", 0),
+    ("log", 0),
     // keys + issuer -> documents.
     ("document", 1),
     // Where the mirror publishes (bucket, keys, settings): a description, like the issuer.

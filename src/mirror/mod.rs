@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::bucket::{Layout, MirrorAcl, MirrorConfig};
 use crate::document::Document;
 use crate::issuer::Issuer;
+use crate::log;
 use crate::shutdown::Signal;
 use crate::store::{Reader, Snapshot};
 
@@ -269,7 +270,7 @@ impl<S: ObjectSink> Mirror<S> {
         } else {
             info!(
                 generation = snapshot.generation,
-                written = ?outcome.written,
+                written = log::list(&outcome.written),
                 "bucket in sync"
             );
         }

@@ -143,6 +143,8 @@ enum Step {
     Answered {
         /// Output still to write.
         unwritten: Vec<u8>,
+        /// The transport still holds written output (a TLS stream's records): flush it.
+        unflushed: bool,
         /// Close after writing.
         close: bool,
         /// Unread input may follow (a body, more requests): close gracefully.
@@ -201,7 +203,7 @@ pub(crate) async fn serve<T: Transport>(
                     Err(_) => {
                         let mut out = Vec::new();
                         refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
-                        let _ = tokio::time::timeout(timeouts.write, connection.io.write_all(&out)).await;
+                        let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
                         return Ok(Outcome::Closed);
                     }
                 },
@@ -214,6 +216,7 @@ pub(crate) async fn serve<T: Transport>(
             Step::Http2 => return Ok(Outcome::Http2(connection.pending)),
             Step::Answered {
                 unwritten,
+                unflushed,
                 close,
                 linger,
                 more,
@@ -223,10 +226,12 @@ pub(crate) async fn serve<T: Transport>(
                 head_deadline = None;
                 // A client that stops reading must not hold the connection (and its unwritten
                 // output) forever; nothing more is parsed until this is written.
-                if !unwritten.is_empty() {
-                    let written =
-                        tokio::time::timeout(timeouts.write, connection.io.write_all(&unwritten))
-                            .await;
+                if !unwritten.is_empty() || unflushed {
+                    let written = tokio::time::timeout(
+                        timeouts.write,
+                        write_all_flushed(connection.io, &unwritten),
+                    )
+                    .await;
                     match written {
                         Ok(result) => result?,
                         Err(_) => return Ok(Outcome::Closed),
@@ -243,12 +248,24 @@ pub(crate) async fn serve<T: Transport>(
     }
 }
 
+/// Writes `bytes` and flushes what the transport buffers (nothing for TCP, records for TLS).
+async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
+}
+
 /// Closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// response before the client reads it. So: stop sending, and read and discard what the client
 /// still sends, for a bounded time and amount, before closing.
 async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
-    let _ = io.shutdown().await;
     let deadline = Instant::now() + timeouts.linger;
+    // A TLS shutdown writes a close_notify, which a client that does not read can hold up.
+    if tokio::time::timeout_at(deadline, io.shutdown())
+        .await
+        .is_err()
+    {
+        return;
+    }
     let mut discarded = 0;
     while discarded < LINGER_BYTES {
         let read = poll_fn(|cx| {
@@ -306,7 +323,7 @@ impl<T: Transport> Connection<'_, T> {
         let data_len = data.len();
         let encoded = self.view.get(self.service.encoder());
         let io = &mut *self.io;
-        let (batch, unwritten) = OUTPUT.with(|output| {
+        let (batch, unwritten, unflushed) = OUTPUT.with(|output| {
             let mut out = output.borrow_mut();
             out.clear();
             let batch = answer_all(data, self.service, encoded, &mut out);
@@ -319,10 +336,13 @@ impl<T: Transport> Connection<'_, T> {
                     Poll::Ready(Err(e)) => Err(e),
                 }
             };
+            // TCP flushes at once; a transport that buffers (TLS) is flushed by the caller.
+            let unflushed = !out.is_empty()
+                && !matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Ok(())));
             if out.capacity() > MAX_RETAINED_OUTPUT {
                 *out = Vec::new();
             }
-            unwritten.map(|u| (batch, u))
+            unwritten.map(|u| (batch, u, unflushed))
         })?;
         let Batch {
             consumed,
@@ -336,6 +356,11 @@ impl<T: Transport> Connection<'_, T> {
             self.pending.clear();
         } else if from_pending {
             self.pending.drain(..consumed);
+            // What a stalled pipelining client leaves here is bounded by what is kept, not by
+            // the largest head it ever sent.
+            if self.pending.capacity() > 2 * READ_CHUNK && self.pending.len() <= READ_CHUNK {
+                self.pending.shrink_to(READ_CHUNK);
+            }
         } else if consumed < read.len() {
             self.pending.extend_from_slice(&read[consumed..]);
         }
@@ -348,6 +373,7 @@ impl<T: Transport> Connection<'_, T> {
         }
         Ok(Step::Answered {
             unwritten,
+            unflushed,
             close,
             linger,
             more,
@@ -454,18 +480,26 @@ fn parse_and_answer(
 }
 
 /// If the request line names HTTP/1.x with x above 1, a copy of `data` with `HTTP/1.1` there.
+/// Only the head is copied: at most [`MAX_HEAD_BYTES`] and one byte more, so a head too large is
+/// still seen as such. Empty lines before the request line are skipped, as httparse does.
 fn higher_minor_version(data: &[u8]) -> Option<Vec<u8>> {
-    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-    let line = &data[..line_end];
+    let start = data.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let line_end = data[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(data.len(), |end| start + end);
+    let line = &data[start..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version_at = line.len().checked_sub(b"HTTP/1.x".len())?;
-    let version = &line[version_at..];
-    let minor = *version.last()?;
+    let version_len = b"HTTP/1.x".len();
+    let version_at = start + line.len().checked_sub(version_len)?;
+    let version = &data[version_at..version_at + version_len];
+    let minor = version[version_len - 1];
     if !version.starts_with(b"HTTP/1.") || !(b'2'..=b'9').contains(&minor) {
         return None;
     }
-    let mut copy = data.to_vec();
-    copy[version_at + b"HTTP/1.".len()] = b'1';
+    let mut copy = data[..data.len().min(MAX_HEAD_BYTES + 1)].to_vec();
+    // A request line longer than a whole head stays refused.
+    *copy.get_mut(version_at + b"HTTP/1.".len())? = b'1';
     Some(copy)
 }
 
@@ -696,6 +730,37 @@ fn encode(response: Response<Bytes>, head: bool, connection_header: &[u8], out: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn higher_minor_versions_are_rewritten_in_the_head_only() {
+        let rewritten = higher_minor_version(b"\r\nGET / HTTP/1.2\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(rewritten, b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            higher_minor_version(b"GET / HTTP/1.9").unwrap(),
+            b"GET / HTTP/1.1"
+        );
+        for same in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"GET / HTTP/2.0\r\n",
+            b"GET / HTTP/1.10\r\n",
+            b"\r\n",
+            b"",
+        ] {
+            assert!(higher_minor_version(same).is_none(), "{same:?}");
+        }
+        // A request line longer than a head: not rewritten (and no panic).
+        let mut long = b"GET /".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES + 10));
+        long.extend_from_slice(b" HTTP/1.2\r\n\r\n");
+        assert!(higher_minor_version(&long).is_none());
+        // Only the head is copied.
+        let mut pipelined = b"GET / HTTP/1.2\r\nHost: a\r\n\r\n".to_vec();
+        pipelined.extend(std::iter::repeat_n(b'x', 3 * MAX_HEAD_BYTES));
+        assert_eq!(
+            higher_minor_version(&pipelined).unwrap().len(),
+            MAX_HEAD_BYTES + 1
+        );
+    }
 
     #[test]
     fn request_paths() {
