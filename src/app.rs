@@ -9,11 +9,13 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{Command, Config, RenderConfig, ServeConfig};
+use crate::bucket::Layout;
+use crate::config::{Command, Config, PublishConfig, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
 use crate::keys::KeySet;
 use crate::log;
-use crate::server::{IssuerService, Server, Timeouts};
+use crate::mirror::{self, Mirror, MirrorStatus, PublicCheck, S3Sink};
+use crate::server::{Attached, IssuerService, Server, Timeouts};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::watcher::{WatchConfig, Watcher};
@@ -62,6 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             print!("{}", env.to_yaml()?);
             Ok(())
         }
+        Command::Publish(publish) => publish_once(&publish).await,
     }
 }
 
@@ -98,7 +101,34 @@ pub async fn serve_on(
     let (trigger, signal) = shutdown::channel();
     // Before anything is spawned, so a roles file or bind error leaves nothing running.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
-    let service = IssuerService::new(reader, readiness.clone());
+    let mut service = IssuerService::new(reader, readiness.clone());
+    // The mirror is one more reader: serving never waits for it.
+    let mirror = match &config.mirror {
+        Some(mirror_config) => {
+            let issuer = &config.publication.issuer;
+            for warning in mirror_config.warnings(issuer) {
+                warn!("{warning}");
+            }
+            let status = MirrorStatus::new(mirror_config.target.to_string());
+            let sink = S3Sink::new(mirror_config)?;
+            let task = Mirror::new(sink, mirror_config, issuer, status.clone())?;
+            let required = config.mirror_required;
+            service = service.with_attached(Attached {
+                name: "mirror",
+                report: Arc::new(move || {
+                    let state = status.get();
+                    let behind = required && !state.in_sync();
+                    (
+                        state.to_json(),
+                        behind.then_some("not ready: mirror behind\n"),
+                    )
+                }),
+            });
+            info!(target = %mirror_config.target, "mirroring to bucket");
+            Some(tokio::spawn(task.run(store.reader(), signal.clone())))
+        }
+        None => None,
+    };
     let timeouts = Timeouts {
         header_read: config.header_timeout,
         keep_alive: config.keep_alive_timeout,
@@ -124,6 +154,9 @@ pub async fn serve_on(
     watch.await.context("watcher task panicked")?;
     if let Some((task, _demo, _)) = sts {
         task.await.context("STS task panicked")?;
+    }
+    if let Some(mirror) = mirror {
+        mirror.await.context("mirror task panicked")?;
     }
     info!("stopped");
     Ok(())
@@ -217,5 +250,42 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut temp, bytes)?;
     temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `publish`: one render, one sync (JWKS first, skip what is already there, read back), then the
+/// anonymous read check. Any failure is a [`mirror::MirrorError`] in the chain.
+async fn publish_once(config: &PublishConfig) -> anyhow::Result<()> {
+    let keys = KeySet::load(&config.key_files)?;
+    let issuer = &config.publication.issuer;
+    for warning in issuer
+        .warnings()
+        .iter()
+        .cloned()
+        .chain(config.mirror.warnings(issuer))
+    {
+        warn!("{warning}");
+    }
+    let snapshot = Snapshot::build(&config.publication, keys, 1);
+    let (layout, _) = Layout::new(issuer, &config.mirror.target.prefix);
+    let sink = S3Sink::new(&config.mirror)?;
+    let check = PublicCheck::new(issuer, config.mirror.public_url.as_ref())?;
+    let outcome = mirror::sync(&sink, &layout, &snapshot, config.mirror.acl, true)
+        .await
+        .with_context(|| format!("cannot publish to {}", config.mirror.target))?;
+    let bucket = &config.mirror.target.bucket;
+    for key in &outcome.written {
+        println!("written   s3://{bucket}/{key}");
+    }
+    for key in &outcome.unchanged {
+        println!("unchanged s3://{bucket}/{key}");
+    }
+    check
+        .check(&snapshot)
+        .await
+        .context("the bucket holds the documents, but relying parties cannot read them")?;
+    for url in check.urls() {
+        println!("readable  {url}");
+    }
     Ok(())
 }

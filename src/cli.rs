@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::bucket::MirrorAcl;
 use crate::issuer::DiscoveryProfile;
 
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
@@ -46,6 +47,8 @@ pub enum Command {
     PodEnv(PodEnvArgs),
     /// Check a live issuer as AWS STS and strict OIDC clients would use it; non-zero on failure.
     Check(CheckArgs),
+    /// Upload the documents to a bucket once, read them back and check anonymous reads.
+    Publish(PublishCommandArgs),
 }
 
 /// Log output format.
@@ -148,6 +151,15 @@ pub struct ServeArgs {
     /// a reset [default: 2s].
     #[arg(long, env = "ISSUERD_LINGER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub linger_timeout: Option<Duration>,
+
+    /// Where to mirror the documents.
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+
+    /// Answer /readyz with 503 while the bucket is behind what is served. Env:
+    /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub mirror_required: bool,
 }
 
 /// `issuerd render`.
@@ -308,4 +320,41 @@ pub struct CheckArgs {
     /// Treat an http issuer as a warning instead of a failure (local testing).
     #[arg(long)]
     pub allow_insecure: bool,
+}
+
+/// `issuerd publish`: the `render` flags, with a bucket instead of a directory.
+#[derive(Debug, Args)]
+pub struct PublishCommandArgs {
+    /// What to publish.
+    #[command(flatten)]
+    pub publish: PublishArgs,
+
+    /// Where to publish (`--mirror` is required).
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+}
+
+/// The bucket mirror: shared by `serve` and `publish`.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Keep the documents in this bucket in sync: s3://BUCKET/PREFIX.
+    #[arg(long, env = "ISSUERD_MIRROR", value_name = "URL")]
+    pub mirror: Option<String>,
+
+    /// S3-compatible endpoint (path-style addressing) instead of AWS.
+    #[arg(long, env = "ISSUERD_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bucket region [default: AWS_REGION or AWS_DEFAULT_REGION].
+    #[arg(long, env = "ISSUERD_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// URL that serves the issuer's documents publicly, if not the issuer URL itself (a CDN, or
+    /// the bucket's own URL); the anonymous read check uses it [default: the issuer URL].
+    #[arg(long, env = "ISSUERD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Canned ACL to set on each written object [default: default, the bucket decides].
+    #[arg(long, env = "ISSUERD_MIRROR_ACL", value_name = "ACL")]
+    pub mirror_acl: Option<MirrorAcl>,
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use clap::{CommandFactory as _, Parser as _};
 use serde::Deserialize;
 
+use crate::bucket::{MirrorAcl, MirrorConfig, S3Target};
 use crate::cli::{
-    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, PublishArgs,
-    RenderArgs, ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
+    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, MirrorArgs, PodEnvArgs,
+    PublishArgs, PublishCommandArgs, RenderArgs, ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
 };
 use crate::dev::{DevKey, DevKeyError};
 use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
@@ -39,6 +40,8 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The boolean env variable for `--allow-insecure-issuer`.
 pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
+/// The boolean env variable for `--mirror-required`.
+pub const ENV_MIRROR_REQUIRED: &str = "ISSUERD_MIRROR_REQUIRED";
 
 /// The TOML file, as written. Every key is optional; see `config/issuerd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +64,12 @@ pub struct FileConfig {
     log_format: Option<LogFormat>,
     sts_listen: Option<SocketAddr>,
     sts_roles: Option<PathBuf>,
+    mirror: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    public_url: Option<String>,
+    mirror_acl: Option<MirrorAcl>,
+    mirror_required: Option<bool>,
 }
 
 /// The validated configuration.
@@ -95,6 +104,8 @@ pub enum Command {
     PodEnv(PodEnvArgs),
     /// `check` (self-contained).
     Check(CheckArgs),
+    /// `publish`.
+    Publish(PublishConfig),
 }
 
 /// `serve`, validated. With `--dev` it is complete too: the key is generated and listed in
@@ -130,6 +141,10 @@ pub struct ServeConfig {
     pub sts_listen: Option<SocketAddr>,
     /// The STS roles file; with `--dev` and no file, a demo role is generated.
     pub sts_roles: Option<PathBuf>,
+    /// `--mirror` and its settings.
+    pub mirror: Option<MirrorConfig>,
+    /// `--mirror-required`: not ready while the bucket is behind.
+    pub mirror_required: bool,
 }
 
 /// `render`, validated.
@@ -188,6 +203,9 @@ impl Config {
             CliCommand::TrustPolicy(args) => Command::TrustPolicy(args),
             CliCommand::PodEnv(args) => Command::PodEnv(args),
             CliCommand::Check(args) => Command::Check(args),
+            CliCommand::Publish(args) => {
+                Command::Publish(publish(args, file, file_dir.as_deref())?)
+            }
         };
         Ok(Self {
             log_format,
@@ -218,7 +236,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 fn serve(
     args: ServeArgs,
-    file: FileConfig,
+    mut file: FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<ServeConfig, ConfigError> {
     let dev = args.dev;
@@ -302,6 +320,17 @@ fn serve(
             how: "--sts-roles FILE, ISSUERD_STS_ROLES or `sts_roles` in the config file (--dev generates one)",
         });
     }
+    let mirror = mirror(args.mirror, &mut file)?;
+    let mirror_required = args.mirror_required
+        || env_bool(ENV_MIRROR_REQUIRED)?
+            .or(file.mirror_required)
+            .unwrap_or(false);
+    if mirror_required && mirror.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "mirror_required",
+            reason: "needs --mirror".into(),
+        });
+    }
 
     // `--dev`: an ephemeral key, and unless an issuer is given, an http issuer naming the
     // address served. On port 0 that address is only known once bound, so bind here.
@@ -343,6 +372,8 @@ fn serve(
         linger_timeout,
         sts_listen,
         sts_roles,
+        mirror,
+        mirror_required,
     })
 }
 
@@ -428,6 +459,62 @@ fn render(
     })
 }
 
+fn publish(
+    args: PublishCommandArgs,
+    mut file: FileConfig,
+    file_dir: Option<&Path>,
+) -> Result<PublishConfig, ConfigError> {
+    let mirror = mirror(args.mirror, &mut file)?.ok_or(ConfigError::Missing {
+        what: "a bucket",
+        how: "--mirror s3://BUCKET/PREFIX, ISSUERD_MIRROR or `mirror` in the config file",
+    })?;
+    let (publication, key_files) = publication(args.publish, file, file_dir, false, None)?;
+    Ok(PublishConfig {
+        publication,
+        key_files,
+        mirror,
+    })
+}
+
+/// `--mirror` and its companions; `None` without `--mirror`. Takes the mirror keys out of `file`.
+fn mirror(args: MirrorArgs, file: &mut FileConfig) -> Result<Option<MirrorConfig>, ConfigError> {
+    let url = |key: &'static str, text: Option<String>| {
+        text.map(|text| {
+            url::Url::parse(&text).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: format!("{text:?} is not an absolute URL ({e})"),
+            })
+        })
+        .transpose()
+    };
+    let endpoint = url("s3_endpoint", args.s3_endpoint.or(file.s3_endpoint.take()))?;
+    let public_url = url("public_url", args.public_url.or(file.public_url.take()))?;
+    // The AWS variables as the last word, as the AWS SDKs read them (the URL mapping needs it).
+    let region = args
+        .s3_region
+        .or(file.s3_region.take())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|region| !region.is_empty());
+    let acl = args
+        .mirror_acl
+        .or(file.mirror_acl.take())
+        .unwrap_or_default();
+    let Some(target) = args.mirror.or(file.mirror.take()) else {
+        return Ok(None);
+    };
+    let target = S3Target::parse(&target).map_err(|e| ConfigError::Invalid {
+        key: "mirror",
+        reason: e.to_string(),
+    })?;
+    let mut config = MirrorConfig::new(target);
+    config.endpoint = endpoint;
+    config.public_url = public_url;
+    config.region = region;
+    config.acl = acl;
+    Ok(Some(config))
+}
+
 /// The issuer and key sources. `dev` allows http and an empty key list (the caller adds the dev
 /// key); `dev_issuer` is then the issuer unless one is given.
 fn publication(
@@ -495,6 +582,17 @@ fn publication(
             .unwrap_or(DEFAULT_MAX_AGE_SECS),
     };
     Ok((publication, key_files))
+}
+
+/// `publish`, validated.
+#[derive(Debug)]
+pub struct PublishConfig {
+    /// What to publish.
+    pub publication: Publication,
+    /// Key files and directories.
+    pub key_files: Vec<PathBuf>,
+    /// The bucket.
+    pub mirror: MirrorConfig,
 }
 
 /// A boolean env variable: `1/0`, `yes/no`, `true/false` (any case); unset or empty is `None`.

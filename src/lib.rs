@@ -4,7 +4,7 @@
 //! # Layout
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
 //! (the server today, a mirror or an STS verifier later) is a reader of the same snapshots.
-//! Data and imports flow one way: keys -> document -> store -> server/watcher -> app
+//! Data and imports flow one way: keys -> document/bucket -> store -> server/watcher/mirror -> app
 //! (`tests/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
 //! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
 //!
@@ -18,6 +18,9 @@
 //! - [`store`]: immutable [`store::Snapshot`]s published through a [`store::Store`], read through
 //!   [`store::Reader`]s; knows nothing of HTTP.
 //! - [`watcher`]: file events, polling and SIGHUP -> reload -> publish; keeps the last good set.
+//! - [`bucket`]: where the mirror publishes (`s3://` target, object keys, ACL, settings); pure.
+//! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
+//!   `publish`).
 //! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
 //!   loop over any [`server::Transport`], and h2 through hyper.
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
@@ -30,6 +33,7 @@
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
+pub mod bucket;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -39,6 +43,7 @@ pub mod irsa;
 pub mod issuer;
 pub mod keys;
 pub mod log;
+pub mod mirror;
 pub mod server;
 pub mod shutdown;
 pub mod store;

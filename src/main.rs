@@ -9,12 +9,17 @@ use issuerd::config::{Config, ConfigError};
 use issuerd::irsa::IrsaError;
 use issuerd::issuer::IssuerError;
 use issuerd::keys::KeyError;
+use issuerd::mirror::MirrorError;
 use issuerd::sts::roles::RolesError;
 use issuerd::token::signing_key::SigningKeyError;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for usage, configuration and key errors.
 const EXIT_USAGE: u8 = 2;
+/// Exit status of `publish` when the bucket could not be written, read or verified.
+const EXIT_BUCKET: u8 = 3;
+/// Exit status of `publish` when the bucket holds the documents but anonymous reads fail.
+const EXIT_NOT_PUBLIC: u8 = 4;
 
 fn main() -> ExitCode {
     let config = match Config::load() {
@@ -47,8 +52,16 @@ fn main() -> ExitCode {
                     || cause.is::<RolesError>()
                     || cause.is::<IrsaError>()
             });
+            let mirror = error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<MirrorError>());
             if usage {
                 ExitCode::from(EXIT_USAGE)
+            } else if let Some(mirror) = mirror {
+                match mirror {
+                    MirrorError::PublicAccess { .. } => ExitCode::from(EXIT_NOT_PUBLIC),
+                    _ => ExitCode::from(EXIT_BUCKET),
+                }
             } else {
                 ExitCode::FAILURE
             }

@@ -17,6 +17,8 @@ const RANKS: &[(&str, u8)] = &[
     ("document", 1),
     // keys + issuer -> tokens minted, fetched and verified (IRSA).
     ("token", 1),
+    // Where the mirror publishes (bucket, keys, settings): a description, like the issuer.
+    ("bucket", 1),
     // documents -> published snapshots.
     ("store", 2),
     // Tokens -> the IRSA generators and the issuer doctor.
@@ -26,6 +28,7 @@ const RANKS: &[(&str, u8)] = &[
     ("server", 3),
     ("watcher", 3),
     ("sts", 3),
+    ("mirror", 3),
     // Configuration, then the wiring of everything.
     ("cli", 4),
     ("config", 5),
@@ -34,7 +37,7 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Configuration describes the inputs; it must not reach into the runtime (store, server, ...).
 const CONFIGURATION: [&str; 2] = ["cli", "config"];
-const CONFIGURATION_MAY_IMPORT: [&str; 4] = ["cli", "issuer", "keys", "dev"];
+const CONFIGURATION_MAY_IMPORT: [&str; 5] = ["cli", "issuer", "keys", "dev", "bucket"];
 
 fn rank(module: &str) -> u8 {
     RANKS

@@ -20,7 +20,7 @@ pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
 use self::rewind::Rewind;
 use self::service::ConnectionService;
-pub use self::service::IssuerService;
+pub use self::service::{Attached, IssuerService};
 pub use self::transport::Transport;
 use crate::shutdown;
 

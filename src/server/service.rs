@@ -33,6 +33,26 @@ pub struct IssuerService {
     reader: Reader,
     encoder: Arc<Encoder>,
     readiness: Readiness,
+    attached: Option<Attached>,
+}
+
+/// Another task's state, reported by the service without the server knowing the task (the app
+/// attaches the bucket mirror this way).
+#[derive(Clone)]
+pub struct Attached {
+    /// The key in `/statusz`.
+    pub name: &'static str,
+    /// The current state: its `/statusz` object, and while it holds `/readyz` at 503, the body
+    /// to answer with (`not ready: ...\n`).
+    pub report: Arc<dyn Fn() -> (serde_json::Value, Option<&'static str>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IssuerService {
@@ -42,7 +62,14 @@ impl IssuerService {
             encoder: Arc::new(Encoder::new(reader.clone())),
             reader,
             readiness,
+            attached: None,
         }
+    }
+
+    /// Reports `attached` in `/statusz` and lets it hold `/readyz` at 503.
+    pub fn with_attached(mut self, attached: Attached) -> Self {
+        self.attached = Some(attached);
+        self
     }
 
     /// Builds the response for a request. The body of the request is never read.
@@ -130,7 +157,12 @@ impl IssuerService {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if self.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+            "/readyz" if self.readiness.is_ready() => {
+                match self.attached.as_ref().and_then(|a| (a.report)().1) {
+                    Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+                    None => text(StatusCode::OK, "ready\n"),
+                }
+            }
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             _ => self.status(encoded),
         }
@@ -144,7 +176,7 @@ impl IssuerService {
             t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs())
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "ready": self.readiness.is_ready(),
             "generation": snapshot.generation,
             "kids": snapshot.keys.kids().collect::<Vec<_>>(),
@@ -156,6 +188,9 @@ impl IssuerService {
             "last_successful_reload": unix(health.last_success),
             "successful_reloads": health.successes,
         });
+        if let Some(attached) = &self.attached {
+            body[attached.name] = (attached.report)().0;
+        }
         let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
