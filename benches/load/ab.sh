@@ -7,6 +7,9 @@
 #
 # Environment: ROUNDS=5 DURATION=5 CONNS=128 CLOSE_CONNS=32 H2_CONNS=32 H2_STREAMS=10 THREADS=2
 #              BASE_PORT=19080 INSTALL=1 (apt-get install wrk / nghttp2-client when missing)
+#              BEFORE_ARGS / AFTER_ARGS: extra `serve` arguments (word-split) for one side, to
+#              compare one binary with itself under another setting, e.g. a mirror that retries:
+#   AFTER_ARGS="--mirror s3://b/p --s3-endpoint http://127.0.0.1:9" bash benches/load/ab.sh BIN BIN
 # Prints a Markdown table on stdout, progress on stderr. Loopback only; every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,10 +47,12 @@ cleanup() {
 trap cleanup EXIT
 
 KEYS=(--key-file tests/fixtures/keys/rsa2048.pub.pem --key-file tests/fixtures/keys/ec256.pub.pem)
+declare -A EXTRA=([before]=${BEFORE_ARGS:-} [after]=${AFTER_ARGS:-})
 for v in before after; do
   url=http://127.0.0.1:${PORT[$v]}
+  # shellcheck disable=SC2086 # EXTRA is meant to be word-split
   "${BIN[$v]}" serve --issuer "$url" --allow-insecure-issuer "${KEYS[@]}" \
-    --listen "127.0.0.1:${PORT[$v]}" >"$TMP/$v.out" 2>"$TMP/$v.log" &
+    --listen "127.0.0.1:${PORT[$v]}" ${EXTRA[$v]} >"$TMP/$v.out" 2>"$TMP/$v.log" &
   PID[$v]=$!
   for _ in $(seq 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.05; done
   curl -sf "$url/readyz" >/dev/null || die "$v did not become ready: $(tail -3 "$TMP/$v.log")"
