@@ -19,6 +19,11 @@ echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
 
+# The differential stress target (the same generator as tests/differential.rs, unshrunk, on a
+# clock) for a short, bounded run; run it for minutes locally with ISSUERD_DIFF_MINUTES=10.
+echo "== differential stress (${ISSUERD_DIFF_MINUTES:=0.25} min)"
+ISSUERD_DIFF_MINUTES=$ISSUERD_DIFF_MINUTES cargo test --test differential -- --ignored stress
+
 echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts)"
 cargo build --quiet --bin issuerd
 bin=$(cd "$target_dir" && pwd)/debug/issuerd

@@ -26,6 +26,7 @@
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).
+//! - [`listener`]: accept-until-shutdown and graceful connection drain, shared by every listener.
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
@@ -42,6 +43,7 @@ pub mod document;
 pub mod irsa;
 pub mod issuer;
 pub mod keys;
+pub mod listener;
 pub mod log;
 pub mod mirror;
 pub mod server;

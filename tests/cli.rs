@@ -539,54 +539,47 @@ fn configuration_errors_name_their_source_and_reason() {
         &["serve", "--config", "/nonexistent.toml"],
         &["/nonexistent.toml", "No such file or directory"],
     );
+    // `serve` with a valid issuer and key, plus `extra`.
+    let serve = |extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = ["serve", "--issuer", "https://h.example", "--key-file", &k]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let usage_error = |extra: &[&'static str], expected: &[&str]| {
+        let args = serve(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_expecting_usage_error(&args, expected);
+    };
+    // Runs a valid `serve` with one env variable set; it must exit 2. Returns stderr.
+    let with_env = |name: &str, value: &str| {
+        let output = issuerd()
+            .args(serve(&[]))
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        stderr
+    };
     // A bad value from an env variable names the variable, not the flag.
-    let output = issuerd()
-        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
-        .env("ISSUERD_MAX_AGE", "soon")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = with_env("ISSUERD_MAX_AGE", "soon");
     assert!(
         stderr.contains("error: ISSUERD_MAX_AGE: \"soon\" is not valid"),
         "{stderr}"
     );
     // The same value on the command line names the flag.
-    run_expecting_usage_error(
-        &[
-            "serve",
-            "--issuer",
-            "https://h.example",
-            "--key-file",
-            &k,
-            "--max-age",
-            "soon",
-        ],
-        &["--max-age"],
-    );
+    usage_error(&["--max-age", "soon"], &["--max-age"]);
     // A value from an env variable that is not one of the choices lists them.
-    let output = issuerd()
-        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
-        .env("ISSUERD_LOG_FORMAT", "xml")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = with_env("ISSUERD_LOG_FORMAT", "xml");
     assert!(
         stderr.contains("ISSUERD_LOG_FORMAT") && stderr.contains("human, json"),
         "{stderr}"
     );
     // Durations past a day are refused instead of overflowing deadlines.
-    run_expecting_usage_error(
-        &[
-            "serve",
-            "--issuer",
-            "https://h.example",
-            "--key-file",
-            &k,
-            "--keep-alive-timeout",
-            "9223372036854775807s",
-        ],
+    usage_error(
+        &["--keep-alive-timeout", "9223372036854775807s"],
         &["keep_alive_timeout", "maximum"],
     );
     // `issuerd` alone prints its help, not an error.
@@ -595,16 +588,8 @@ fn configuration_errors_name_their_source_and_reason() {
     assert!(stderr.contains("Usage:"), "{stderr}");
     assert!(!stderr.contains("error:"), "{stderr}");
     // A listen address that is neither an IP address nor resolvable.
-    run_expecting_usage_error(
-        &[
-            "serve",
-            "--issuer",
-            "https://h.example",
-            "--key-file",
-            &k,
-            "--listen",
-            "no-such-host.invalid:8080",
-        ],
+    usage_error(
+        &["--listen", "no-such-host.invalid:8080"],
         &["listen", "no-such-host.invalid:8080", "IP address"],
     );
 }

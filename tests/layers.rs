@@ -13,6 +13,8 @@ const RANKS: &[(&str, u8)] = &[
     ("shutdown", 0),
     ("dev", 0),
     ("log", 0),
+    // Needs shutdown (also rank 0, but a leaf of it).
+    ("listener", 1),
     // keys + issuer -> documents.
     ("document", 1),
     // keys + issuer -> tokens minted, fetched and verified (IRSA).

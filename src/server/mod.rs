@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
@@ -22,7 +21,7 @@ use self::rewind::Rewind;
 use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
 pub use self::transport::Transport;
-use crate::shutdown;
+use crate::{listener, shutdown};
 
 /// Most concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -84,50 +83,18 @@ impl Server {
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
-        mut shutdown: shutdown::Signal,
+        shutdown: shutdown::Signal,
         grace: Duration,
     ) {
         // Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
         if let Err(error) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
             warn!(%error, "cannot set TCP_NODELAY on the listener");
         }
-        // Every connection task holds a receiver; `closed()` completes when the last one ends.
-        let (connections, connection_token) = watch::channel(());
-
-        loop {
-            tokio::select! {
-                biased;
-                () = shutdown.requested() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        let server = Arc::clone(&self);
-                        let shutdown = shutdown.clone();
-                        let token = connection_token.clone();
-                        tokio::spawn(async move {
-                            server.serve_connection(stream, shutdown).await;
-                            drop(token);
-                        });
-                    }
-                    Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
-        drop(listener);
-        drop(connection_token);
-        info!(
-            grace_secs = grace.as_secs_f64(),
-            "stopped accepting; draining connections"
-        );
-        if tokio::time::timeout(grace, connections.closed())
-            .await
-            .is_err()
-        {
-            warn!("grace period elapsed; closing the remaining connections");
-        }
+        listener::accept_until_shutdown("issuer", listener, shutdown, grace, |stream, shutdown| {
+            let server = Arc::clone(&self);
+            async move { server.serve_connection(stream, shutdown).await }
+        })
+        .await;
     }
 
     /// One connection, start to end. Idle connections close on shutdown; a request being
@@ -140,14 +107,10 @@ impl Server {
                     TokioIo::new(Rewind::new(preface, io)),
                     ConnectionService::new(self.service.clone()),
                 );
-                let mut connection = std::pin::pin!(connection);
-                let result = tokio::select! {
-                    result = connection.as_mut() => result,
-                    () = shutdown.requested() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                };
+                let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
+                    c.graceful_shutdown();
+                })
+                .await;
                 if let Err(error) = result {
                     debug!(%error, "HTTP/2 connection ended with an error");
                 }

@@ -30,11 +30,10 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 pub use self::service::Sts;
-use crate::shutdown;
+use crate::{listener, shutdown};
 
 /// Largest request body read (a token is at most 20 000 characters).
 const MAX_BODY: usize = 64 * 1024;
@@ -46,47 +45,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(
     listener: TcpListener,
     sts: Arc<Sts>,
-    mut shutdown: shutdown::Signal,
+    shutdown: shutdown::Signal,
     grace: Duration,
 ) {
     if let Ok(addr) = listener.local_addr() {
         info!(listen = %addr, "STS ready");
     }
-    // Every connection task holds a receiver; `closed()` completes when the last one ends.
-    let (connections, token) = watch::channel(());
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.requested() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    tokio::spawn(connection(stream, Arc::clone(&sts), shutdown.clone(), token.clone()));
-                }
-                Err(error) => {
-                    warn!(%error, "STS accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    drop(token);
-    if tokio::time::timeout(grace, connections.closed())
-        .await
-        .is_err()
-    {
-        warn!("STS grace period elapsed; closing the remaining connections");
-    }
+    listener::accept_until_shutdown("sts", listener, shutdown, grace, |stream, shutdown| {
+        connection(stream, Arc::clone(&sts), shutdown)
+    })
+    .await;
 }
 
 /// One HTTP/1.1 connection; on shutdown an idle connection closes and a request being answered
 /// is finished first.
-async fn connection(
-    stream: TcpStream,
-    sts: Arc<Sts>,
-    mut shutdown: shutdown::Signal,
-    _token: watch::Receiver<()>,
-) {
+async fn connection(stream: TcpStream, sts: Arc<Sts>, mut shutdown: shutdown::Signal) {
     let service = hyper::service::service_fn(move |request| {
         let sts = Arc::clone(&sts);
         async move { Ok::<_, Infallible>(handle(&sts, request).await) }
@@ -95,14 +68,10 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
-    let mut connection = std::pin::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = shutdown.requested() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
+    let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
+        c.graceful_shutdown();
+    })
+    .await;
     if let Err(error) = result {
         debug!(%error, "STS connection ended with an error");
     }
