@@ -103,12 +103,15 @@ impl Server {
         match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
-                let connection = self.http2.serve_connection(
+                // Boxed: hyper's h2 connection state is large, and every connection future
+                // (HTTP/1.1 ones included) would otherwise carry its size and be copied in full
+                // when spawned.
+                let connection = Box::pin(self.http2.serve_connection(
                     TokioIo::new(Rewind::new(preface, io)),
                     ConnectionService::new(self.service.clone()),
-                );
+                ));
                 let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
-                    c.graceful_shutdown();
+                    c.get_mut().as_mut().graceful_shutdown();
                 })
                 .await;
                 if let Err(error) = result {
