@@ -97,28 +97,37 @@ impl Server {
         .await;
     }
 
-    /// One connection, start to end. Idle connections close on shutdown; a request being
-    /// answered is finished first.
+    /// One connection, start to end: the HTTP/1.1 loop, which hands over to h2 on the prior
+    /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
+    /// finished first.
     pub async fn serve_connection<T: Transport>(&self, mut io: T, mut shutdown: shutdown::Signal) {
         match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
-                // Boxed: hyper's h2 connection state is large, and every connection future
-                // (HTTP/1.1 ones included) would otherwise carry its size and be copied in full
-                // when spawned.
-                let connection = Box::pin(self.http2.serve_connection(
-                    TokioIo::new(Rewind::new(preface, io)),
-                    ConnectionService::new(self.service.clone()),
-                ));
-                let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
-                    c.get_mut().as_mut().graceful_shutdown();
-                })
-                .await;
-                if let Err(error) = result {
-                    debug!(%error, "HTTP/2 connection ended with an error");
-                }
+                self.serve_h2(Rewind::new(preface, io), shutdown).await;
             }
             Err(error) => debug!(%error, "connection ended with an error"),
+        }
+    }
+
+    /// An HTTP/2 connection (h2c after its preface was read, or h2 negotiated by ALPN), through
+    /// hyper, until it ends or is drained on shutdown.
+    pub async fn serve_h2<T>(&self, io: T, mut shutdown: shutdown::Signal)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // Boxed: hyper's h2 connection state is large, and every connection future (HTTP/1.1
+        // ones included) would otherwise carry its size and be copied in full when spawned.
+        let connection = Box::pin(self.http2.serve_connection(
+            TokioIo::new(io),
+            ConnectionService::new(self.service.clone()),
+        ));
+        let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
+            c.get_mut().as_mut().graceful_shutdown();
+        })
+        .await;
+        if let Err(error) = result {
+            debug!(%error, "HTTP/2 connection ended with an error");
         }
     }
 }
