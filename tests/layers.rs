@@ -31,6 +31,8 @@ const RANKS: &[(&str, u8)] = &[
     ("watcher", 3),
     ("sts", 3),
     ("mirror", 3),
+    // Writes certificates into the live store of the TLS listener (tls), like the watcher.
+    ("acme", 3),
     // Configuration, then the wiring of everything.
     ("cli", 4),
     ("config", 5),

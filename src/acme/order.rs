@@ -1,0 +1,180 @@
+//! One ACME issuance: account (cached or new), order, tls-alpn-01 answers, CSR, chain download.
+
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use rcgen::{CertificateParams, DistinguishedName, KeyPair};
+use tracing::info;
+
+use super::cache::Cache;
+use super::certificate::Issued;
+use super::{AcmeError, CertificateSink, Settings, challenge};
+
+/// How long to wait for the server to validate the challenges, and then to issue.
+const POLL: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(250))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(120));
+
+/// The account: restored from the cache, or created (terms accepted) and cached.
+pub(super) async fn account(settings: &Settings, cache: &Cache) -> Result<Account, AcmeError> {
+    let directory = &settings.directory;
+    let builder = || {
+        match &settings.directory_ca {
+            Some(ca) => Account::builder_with_root(ca),
+            None => Account::builder(),
+        }
+        .map_err(|source| AcmeError::Client {
+            ca: settings.directory_ca.clone(),
+            source,
+        })
+    };
+    let failed = |step| {
+        move |source| AcmeError::Protocol {
+            directory: directory.clone(),
+            step,
+            source,
+        }
+    };
+    if let Some(credentials) = cache.account(directory)? {
+        return builder()?
+            .from_credentials(credentials)
+            .await
+            .map_err(failed("restoring the cached account"));
+    }
+    let contact = settings
+        .email
+        .iter()
+        .map(|e| format!("mailto:{e}"))
+        .collect::<Vec<_>>();
+    let contact = contact.iter().map(String::as_str).collect::<Vec<_>>();
+    let new = NewAccount {
+        contact: &contact,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (account, credentials) = builder()?
+        .create(&new, directory.clone(), None)
+        .await
+        .map_err(failed("creating an account"))?;
+    info!(directory = %directory, id = account.id(), "created ACME account");
+    cache.save_account(directory, credentials)?;
+    Ok(account)
+}
+
+/// Orders a certificate for the configured domains, answering each pending authorization with
+/// tls-alpn-01 through `sink`. Challenge certificates are withdrawn whatever the outcome.
+pub(super) async fn issue<S: CertificateSink>(
+    settings: &Settings,
+    account: &Account,
+    sink: &S,
+) -> Result<Issued, AcmeError> {
+    let directory = &settings.directory;
+    let failed = |step| {
+        move |source| AcmeError::Protocol {
+            directory: directory.clone(),
+            step,
+            source,
+        }
+    };
+    let identifiers = settings
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.clone()))
+        .collect::<Vec<_>>();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(failed("placing an order"))?;
+    info!(order = order.url(), domains = ?settings.domains, "placed ACME order");
+
+    let mut answered = Vec::new();
+    let validated = async {
+        let mut authorizations = order.authorizations();
+        while let Some(authorization) = authorizations.next().await {
+            let mut authorization = authorization.map_err(failed("fetching an authorization"))?;
+            match authorization.status {
+                AuthorizationStatus::Pending => {}
+                AuthorizationStatus::Valid => continue,
+                status => {
+                    return Err(AcmeError::Rejected {
+                        reason: format!(
+                            "authorization for {} is {status:?}",
+                            authorization.identifier()
+                        ),
+                    });
+                }
+            }
+            let domain = authorization.identifier().to_string();
+            let mut handle = authorization
+                .challenge(ChallengeType::TlsAlpn01)
+                .ok_or_else(|| AcmeError::NoTlsAlpn {
+                    domain: domain.clone(),
+                })?;
+            let key =
+                challenge::certificate(&domain, handle.key_authorization().digest().as_ref())?;
+            sink.set_challenge(&domain, Some(key));
+            answered.push(domain);
+            handle
+                .set_ready()
+                .await
+                .map_err(failed("answering a challenge"))?;
+        }
+        match order
+            .poll_ready(&POLL)
+            .await
+            .map_err(failed("waiting for validation"))?
+        {
+            OrderStatus::Ready => Ok(()),
+            status => Err(AcmeError::Rejected {
+                reason: format!(
+                    "order is {status:?} after validation{}",
+                    why(&mut order).await
+                ),
+            }),
+        }
+    }
+    .await;
+    for domain in &answered {
+        sink.set_challenge(domain, None);
+    }
+    validated?;
+
+    let key = KeyPair::generate().map_err(AcmeError::Csr)?;
+    let mut params = CertificateParams::new(settings.domains.clone()).map_err(AcmeError::Csr)?;
+    params.distinguished_name = DistinguishedName::new();
+    let csr = params.serialize_request(&key).map_err(AcmeError::Csr)?;
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(failed("finalizing the order"))?;
+    let chain = order
+        .poll_certificate(&POLL)
+        .await
+        .map_err(failed("downloading the certificate"))?;
+    Issued::from_pem(chain, key.serialize_pem(), directory)
+}
+
+/// The servers' reasons for invalid authorizations, as `: domain: problem; ...`.
+async fn why(order: &mut instant_acme::Order) -> String {
+    let mut reasons = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authorization)) = authorizations.next().await {
+        let Ok(state) = authorization.refresh().await else {
+            continue;
+        };
+        for challenge in &state.challenges {
+            if let Some(problem) = &challenge.error {
+                reasons.push(format!("{}: {problem}", state.identifier()));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reasons.join("; "))
+    }
+}

@@ -1,0 +1,122 @@
+//! Unit tests: backoff, the cache (modes, round trip, mismatched pairs), renewal dates.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, KeyPair};
+
+use super::*;
+
+fn self_signed(names: &[&str]) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_is_capped() {
+    let (initial, max) = (Duration::from_secs(10), Duration::from_secs(300));
+    for attempt in 1..=12 {
+        let ceiling = (initial * 2u32.pow(attempt - 1)).min(max);
+        let wait = backoff(initial, max, attempt);
+        assert!(
+            wait >= ceiling / 2 && wait <= ceiling,
+            "attempt {attempt}: {wait:?}"
+        );
+    }
+}
+
+#[test]
+fn issued_names_serial_and_renewal() {
+    let (chain, key) = self_signed(&["issuer.example", "b.example"]);
+    let issued = Issued::from_pem(chain, key, "test").unwrap();
+    assert_eq!(issued.names, ["issuer.example", "b.example"]);
+    assert!(issued.covers(&["ISSUER.example".into()]));
+    assert!(!issued.covers(&["issuer.example".into(), "c.example".into()]));
+    assert!(!issued.serial.is_empty());
+    let due = issued.renewal_due(Duration::from_secs(3600));
+    assert_eq!(
+        issued.not_after.duration_since(due).unwrap(),
+        Duration::from_secs(3600)
+    );
+}
+
+#[test]
+fn mismatched_key_is_refused_with_its_origin() {
+    let (chain, _) = self_signed(&["issuer.example"]);
+    let (_, other_key) = self_signed(&["issuer.example"]);
+    let error = Issued::from_pem(chain, other_key, "/cache/certificate.pem").unwrap_err();
+    let text = chain_text(&error);
+    assert!(
+        text.contains("/cache/certificate.pem") && text.contains("does not match"),
+        "{text}"
+    );
+    let error = Issued::from_pem("garbage".into(), "garbage".into(), "x").unwrap_err();
+    assert!(
+        chain_text(&error).contains("no certificate"),
+        "{}",
+        chain_text(&error)
+    );
+}
+
+fn chain_text(error: &AcmeError) -> String {
+    super::chain(error)
+}
+
+#[test]
+fn cache_round_trip_with_private_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("acme");
+    let cache = Cache::open(&root).unwrap();
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(cache.certificate().unwrap().is_none());
+    let (chain, key) = self_signed(&["issuer.example"]);
+    let issued = Issued::from_pem(chain, key, "test").unwrap();
+    cache.save_certificate(&issued).unwrap();
+    for file in [CERTIFICATE_FILE, KEY_FILE] {
+        let mode = std::fs::metadata(cache.path(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let back = cache.certificate().unwrap().unwrap();
+    assert_eq!(back.serial, issued.serial);
+    // Only the temporary files' renames: nothing else is left in the directory.
+    let mut names = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    names.sort();
+    assert_eq!(names, [CERTIFICATE_FILE, KEY_FILE]);
+}
+
+#[test]
+fn a_half_replaced_pair_in_the_cache_is_an_error_not_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let (chain, key) = self_signed(&["issuer.example"]);
+    cache
+        .save_certificate(&Issued::from_pem(chain, key, "t").unwrap())
+        .unwrap();
+    let (_, new_key) = self_signed(&["issuer.example"]);
+    std::fs::write(cache.path(KEY_FILE), new_key).unwrap();
+    assert!(matches!(
+        cache.certificate(),
+        Err(AcmeError::InvalidCertificate { .. })
+    ));
+}
+
+#[test]
+fn an_account_for_another_directory_is_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    std::fs::write(cache.path(ACCOUNT_FILE), "{not json").unwrap();
+    let error = cache.account("https://acme.example/dir").err().unwrap();
+    assert!(chain_text(&error).contains(ACCOUNT_FILE));
+}
