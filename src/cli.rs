@@ -160,6 +160,46 @@ pub struct ServeArgs {
     /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
     #[arg(long)]
     pub mirror_required: bool,
+
+    /// Obtain and renew the serving certificate with ACME.
+    #[command(flatten)]
+    pub acme: AcmeArgs,
+}
+
+/// ACME (`serve`): the certificate obtained and renewed by issuerd itself.
+#[derive(Debug, Args)]
+pub struct AcmeArgs {
+    /// Obtain a certificate for this domain with ACME (tls-alpn-01 on the serving listener);
+    /// repeatable. Turns ACME on. Env: comma-separated.
+    #[arg(long = "acme-domain", env = "ISSUERD_ACME_DOMAIN", value_name = "DOMAIN", value_delimiter = ',')]
+    pub acme_domains: Vec<String>,
+
+    /// Contact address of the ACME account.
+    #[arg(long, env = "ISSUERD_ACME_EMAIL", value_name = "ADDR")]
+    pub acme_email: Option<String>,
+
+    /// Accept the ACME server's terms of service (required with --acme-domain). Env:
+    /// ISSUERD_ACME_ACCEPT_TOS (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub acme_accept_tos: bool,
+
+    /// ACME directory URL [default: Let's Encrypt production].
+    #[arg(long, env = "ISSUERD_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
+
+    /// Trust this CA (PEM) for the ACME directory instead of the system roots (a private ACME
+    /// server: step-ca, pebble).
+    #[arg(long, env = "ISSUERD_ACME_DIRECTORY_CA", value_name = "FILE")]
+    pub acme_directory_ca: Option<PathBuf>,
+
+    /// Directory holding the ACME account, certificate and key (mode 0600), reused across
+    /// restarts (required with --acme-domain).
+    #[arg(long, env = "ISSUERD_ACME_CACHE", value_name = "DIR")]
+    pub acme_cache: Option<PathBuf>,
+
+    /// Renew this long before the certificate expires [default: 30days].
+    #[arg(long, env = "ISSUERD_ACME_RENEW_BEFORE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub acme_renew_before: Option<Duration>,
 }
 
 /// `issuerd render`.

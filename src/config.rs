@@ -42,6 +42,14 @@ pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
 /// The boolean env variable for `--mirror-required`.
 pub const ENV_MIRROR_REQUIRED: &str = "ISSUERD_MIRROR_REQUIRED";
+/// The boolean env variable for `--acme-accept-tos`.
+pub const ENV_ACME_ACCEPT_TOS: &str = "ISSUERD_ACME_ACCEPT_TOS";
+/// Default `--acme-directory`: Let's Encrypt production.
+pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Default `--acme-renew-before`: 30 days, Let's Encrypt's advice for 90-day certificates.
+pub const DEFAULT_ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest `--acme-renew-before`.
+pub const MAX_ACME_RENEW_BEFORE: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 /// The TOML file, as written. Every key is optional; see `config/issuerd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +78,13 @@ pub struct FileConfig {
     public_url: Option<String>,
     mirror_acl: Option<MirrorAcl>,
     mirror_required: Option<bool>,
+    acme_domains: Option<Vec<String>>,
+    acme_email: Option<String>,
+    acme_accept_tos: Option<bool>,
+    acme_directory: Option<String>,
+    acme_directory_ca: Option<PathBuf>,
+    acme_cache: Option<PathBuf>,
+    acme_renew_before: Option<String>,
 }
 
 /// The validated configuration.
@@ -145,6 +160,25 @@ pub struct ServeConfig {
     pub mirror: Option<MirrorConfig>,
     /// `--mirror-required`: not ready while the bucket is behind.
     pub mirror_required: bool,
+    /// `--acme-domain` and its settings: the certificate obtained with ACME.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// ACME, validated (`serve --acme-domain ...`).
+#[derive(Clone, Debug)]
+pub struct AcmeConfig {
+    /// The domains ordered (lowercase DNS names, no wildcard).
+    pub domains: Vec<String>,
+    /// The account's contact address.
+    pub email: Option<String>,
+    /// The directory URL (https).
+    pub directory: String,
+    /// A CA to trust for the directory.
+    pub directory_ca: Option<PathBuf>,
+    /// The cache directory.
+    pub cache: PathBuf,
+    /// Renew this long before expiry.
+    pub renew_before: Duration,
 }
 
 /// `render`, validated.
@@ -321,6 +355,7 @@ fn serve(
         });
     }
     let mirror = mirror(args.mirror, &mut file)?;
+    let acme = acme(args.acme, &mut file, file_dir)?;
     let mirror_required = args.mirror_required
         || env_bool(ENV_MIRROR_REQUIRED)?
             .or(file.mirror_required)
@@ -374,7 +409,149 @@ fn serve(
         sts_roles,
         mirror,
         mirror_required,
+        acme,
     })
+}
+
+/// `--acme-domain` and its companions; `None` without a domain. Takes the ACME keys out of
+/// `file`; relative paths in the file are relative to the file.
+fn acme(
+    args: crate::cli::AcmeArgs,
+    file: &mut FileConfig,
+    file_dir: Option<&Path>,
+) -> Result<Option<AcmeConfig>, ConfigError> {
+    let relative = |p: PathBuf| match file_dir {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    };
+    let domains = if args.acme_domains.is_empty() {
+        file.acme_domains.take().unwrap_or_default()
+    } else {
+        args.acme_domains
+    };
+    let email = args.acme_email.or(file.acme_email.take());
+    let accept_tos = args.acme_accept_tos
+        || env_bool(ENV_ACME_ACCEPT_TOS)?
+            .or(file.acme_accept_tos.take())
+            .unwrap_or(false);
+    let directory = args.acme_directory.or(file.acme_directory.take());
+    let directory_ca = args
+        .acme_directory_ca
+        .or(file.acme_directory_ca.take().map(relative));
+    let cache = args.acme_cache.or(file.acme_cache.take().map(relative));
+    let renew_before = args.acme_renew_before;
+    let renew_before_text = file.acme_renew_before.take();
+    if domains.is_empty() {
+        let stray = [
+            ("acme_email", email.is_some()),
+            ("acme_directory", directory.is_some()),
+            ("acme_directory_ca", directory_ca.is_some()),
+            ("acme_cache", cache.is_some()),
+            ("acme_renew_before", renew_before.is_some() || renew_before_text.is_some()),
+        ];
+        if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "is set but no --acme-domain is; ACME needs at least one domain".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let mut checked = Vec::with_capacity(domains.len());
+    for domain in domains {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        acme_domain(&domain)?;
+        if !checked.contains(&domain) {
+            checked.push(domain);
+        }
+    }
+    if !accept_tos {
+        return Err(ConfigError::Missing {
+            what: "accepting the ACME server's terms of service",
+            how: "--acme-accept-tos (after reading the terms of --acme-directory), \
+                  ISSUERD_ACME_ACCEPT_TOS=1 or `acme_accept_tos = true` in the config file",
+        });
+    }
+    let cache = cache.ok_or(ConfigError::Missing {
+        what: "an ACME cache directory (account, certificate and key survive restarts there)",
+        how: "--acme-cache DIR, ISSUERD_ACME_CACHE or `acme_cache` in the config file",
+    })?;
+    if let Some(email) = &email
+        && (!email.contains('@') || email.contains(char::is_whitespace) || email.starts_with("mailto:"))
+    {
+        return Err(ConfigError::Invalid {
+            key: "acme_email",
+            reason: format!("{email:?} is not an email address (write it without mailto:)"),
+        });
+    }
+    let directory = directory.unwrap_or_else(|| DEFAULT_ACME_DIRECTORY.to_owned());
+    match url::Url::parse(&directory) {
+        Ok(url) if url.scheme() == "https" && url.host().is_some() => {}
+        Ok(_) => {
+            return Err(ConfigError::Invalid {
+                key: "acme_directory",
+                reason: format!("{directory:?} must be an https:// URL (RFC 8555 requires https)"),
+            });
+        }
+        Err(e) => {
+            return Err(ConfigError::Invalid {
+                key: "acme_directory",
+                reason: format!("{directory:?} is not a URL ({e})"),
+            });
+        }
+    }
+    let renew_before = match (renew_before, renew_before_text) {
+        (Some(d), _) => d,
+        (None, Some(text)) => humantime::parse_duration(&text).map_err(|e| ConfigError::Invalid {
+            key: "acme_renew_before",
+            reason: format!("{text:?} is not a duration ({e})"),
+        })?,
+        (None, None) => DEFAULT_ACME_RENEW_BEFORE,
+    };
+    if renew_before.is_zero() || renew_before > MAX_ACME_RENEW_BEFORE {
+        return Err(ConfigError::Invalid {
+            key: "acme_renew_before",
+            reason: format!(
+                "{} must be greater than zero and at most {}",
+                humantime::format_duration(renew_before),
+                humantime::format_duration(MAX_ACME_RENEW_BEFORE)
+            ),
+        });
+    }
+    Ok(Some(AcmeConfig {
+        domains: checked,
+        email,
+        directory,
+        directory_ca,
+        cache,
+        renew_before,
+    }))
+}
+
+/// A DNS name ACME can validate with tls-alpn-01: letters, digits, hyphens, dots; no wildcard,
+/// no IP address, no port.
+fn acme_domain(domain: &str) -> Result<(), ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        key: "acme_domain",
+        reason: format!("{domain:?} {why}"),
+    };
+    if domain.starts_with("*.") {
+        return Err(invalid("is a wildcard; tls-alpn-01 cannot validate wildcards"));
+    }
+    if domain.parse::<std::net::IpAddr>().is_ok() {
+        return Err(invalid("is an IP address; give a DNS name"));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if domain.is_empty() || domain.len() > 253 || !domain.split('.').all(label_ok) {
+        return Err(invalid("is not a DNS name (no scheme, port or path)"));
+    }
+    Ok(())
 }
 
 /// The longest duration any setting takes: past it, deadlines computed from now would overflow.
