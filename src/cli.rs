@@ -29,6 +29,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add an indirection"
+)]
 pub enum Command {
     /// Serve the discovery document and JWKS over HTTP, reloading keys as they change.
     Serve(ServeArgs),
@@ -161,6 +165,28 @@ pub struct ServeArgs {
     #[arg(long)]
     pub mirror_required: bool,
 
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes.
+    #[arg(
+        long,
+        env = "ISSUERD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1; RSA, ECDSA or Ed25519).
+    #[arg(
+        long,
+        env = "ISSUERD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow a port in an https issuer served over TLS (AWS IAM refuses such an issuer). Env:
+    /// ISSUERD_ALLOW_ISSUER_PORT (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub allow_issuer_port: bool,
     /// Obtain and renew the serving certificate with ACME.
     #[command(flatten)]
     pub acme: AcmeArgs,
@@ -171,7 +197,12 @@ pub struct ServeArgs {
 pub struct AcmeArgs {
     /// Obtain a certificate for this domain with ACME (tls-alpn-01 on the serving listener);
     /// repeatable. Turns ACME on. Env: comma-separated.
-    #[arg(long = "acme-domain", env = "ISSUERD_ACME_DOMAIN", value_name = "DOMAIN", value_delimiter = ',')]
+    #[arg(
+        long = "acme-domain",
+        env = "ISSUERD_ACME_DOMAIN",
+        value_name = "DOMAIN",
+        value_delimiter = ','
+    )]
     pub acme_domains: Vec<String>,
 
     /// Contact address of the ACME account.

@@ -111,7 +111,11 @@ impl Pebble {
         command
             .arg("-config")
             .arg(&config_path)
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict=false"])
+            .args([
+                "-dnsserver",
+                &format!("127.0.0.1:{dns_port}"),
+                "-strict=false",
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             // Every order is validated again (no reuse of earlier valid authorizations).
