@@ -108,6 +108,14 @@ pub async fn serve_on(
         }
         None => (None, None),
     };
+    // ACME (never with --tls-cert): the cached certificate at once, then orders and renewals.
+    let (tls, acme) = match &config.acme {
+        Some(acme_config) => {
+            let started = acme_cmd::start(acme_config, &config.publication.issuer, signal.clone())?;
+            (Some(Arc::clone(&started.tls)), Some(started))
+        }
+        None => (tls, None),
+    };
     // Before anything is spawned, so a roles file or bind error leaves nothing running.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
     let mut service = IssuerService::new(reader, readiness.clone());
@@ -116,6 +124,11 @@ pub async fn serve_on(
             name: "tls",
             report: Arc::new(move || (certificates.to_json(), None)),
         });
+    }
+    if let Some(acme) = &acme {
+        for attached in acme.attached() {
+            service = service.with_attached(attached);
+        }
     }
     // The mirror is one more reader: serving never waits for it.
     let mirror = match &config.mirror {
@@ -178,10 +191,14 @@ pub async fn serve_on(
     if let Some(mirror) = mirror {
         mirror.await.context("mirror task panicked")?;
     }
+    if let Some(acme) = acme {
+        acme.join().await?;
+    }
     info!("stopped");
     Ok(())
 }
 
+mod acme_cmd;
 mod irsa_cmd;
 
 /// HTTPS from `--tls-cert`/`--tls-key`: loads the pair (a bad pair stops the start, naming the

@@ -399,8 +399,16 @@ fn serve(
             .or(file.allow_issuer_port)
             .unwrap_or(false);
     let (publication, mut key_files) = publication(args.publish, file, file_dir, dev, dev_issuer)?;
+    if tls.is_some() && acme.is_some() {
+        return Err(ConfigError::Invalid {
+            key: "acme_domain",
+            reason: "cannot be combined with --tls-cert/--tls-key: the certificate comes either \
+                     from files or from ACME"
+                .into(),
+        });
+    }
     // `--dev` is local only: no AWS relying party will ever see its issuer.
-    if tls.is_some() && !dev && !allow_issuer_port {
+    if (tls.is_some() || acme.is_some()) && !dev && !allow_issuer_port {
         refuse_issuer_port(&publication.issuer)?;
     }
     let dev_key = if dev {

@@ -95,8 +95,22 @@ impl Cache {
         self.write(ACCOUNT_FILE, &json)
     }
 
-    /// The cached certificate, if both files are there; a pair that does not parse or match
-    /// is an error (the caller orders a new one and logs it).
+    /// Removes the cached account (the server no longer knows it).
+    pub fn forget_account(&self) -> Result<(), AcmeError> {
+        let path = self.path(ACCOUNT_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(AcmeError::Cache {
+                path,
+                action: "remove",
+                source,
+            }),
+        }
+    }
+
+    /// The cached certificate, if both files are there; a pair that does not parse, match or is
+    /// expired is an error (the caller logs it and orders a new one).
     pub fn certificate(&self) -> Result<Option<Issued>, AcmeError> {
         let (Some(chain), Some(key)) = (self.read(CERTIFICATE_FILE)?, self.read(KEY_FILE)?) else {
             return Ok(None);
@@ -107,11 +121,13 @@ impl Cache {
                 reason: "not UTF-8 PEM".into(),
             })
         };
-        let origin = self.path(CERTIFICATE_FILE).display().to_string();
+        let chain_origin = self.path(CERTIFICATE_FILE).display().to_string();
+        let key_origin = self.path(KEY_FILE).display().to_string();
         Issued::from_pem(
             text(CERTIFICATE_FILE, chain)?,
+            &chain_origin,
             text(KEY_FILE, key)?,
-            &origin,
+            &key_origin,
         )
         .map(Some)
     }
@@ -119,7 +135,7 @@ impl Cache {
     /// Saves a certificate: the key first, then the chain, each replaced atomically; a crash in
     /// between leaves a pair that does not match, which the next start rejects and reorders.
     pub fn save_certificate(&self, issued: &Issued) -> Result<(), AcmeError> {
-        self.write(KEY_FILE, issued.key_pem.as_bytes())?;
+        self.write(KEY_FILE, issued.key_pem().as_bytes())?;
         self.write(CERTIFICATE_FILE, issued.chain_pem.as_bytes())
     }
 

@@ -10,9 +10,6 @@ use rustls::sign::CertifiedKey;
 
 use super::AcmeError;
 
-/// The ALPN protocol of the challenge handshake.
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
-
 /// The certificate that answers the tls-alpn-01 challenge for `domain`.
 pub fn certificate(
     domain: &str,

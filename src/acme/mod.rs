@@ -13,28 +13,24 @@ mod order;
 mod status;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustls::sign::CertifiedKey;
 use tracing::{info, warn};
 
+use crate::log;
 use crate::shutdown::Signal;
+use crate::tls::{self, Certificates};
 
 pub use cache::{ACCOUNT_FILE, CERTIFICATE_FILE, Cache, KEY_FILE};
 pub use certificate::Issued;
 pub use status::{AcmeState, AcmeStatus};
 
-/// Let's Encrypt's production directory, the default `--acme-directory`.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-/// Default `--acme-renew-before`: Let's Encrypt's advice for 90-day certificates.
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// First retry delay after a failed order.
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest retry delay.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-/// What the ACME task needs (validated by the configuration).
+/// What the ACME task needs (from the validated configuration).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `--acme-domain`: the names ordered, in the certificate's SANs.
@@ -55,85 +51,90 @@ pub struct Settings {
     pub max_backoff: Duration,
 }
 
-/// Where certificates go: the live certificate store of the TLS listener.
-pub trait CertificateSink: Send + Sync + 'static {
-    /// Serves `issued` for new handshakes from now on (open connections keep theirs).
-    fn install(&self, issued: &Issued) -> Result<(), AcmeError>;
-    /// While `Some`, answers an `acme-tls/1` handshake for `domain` with `key` (tls-alpn-01).
-    fn set_challenge(&self, domain: &str, key: Option<Arc<CertifiedKey>>);
-}
-
-/// The ACME task: installs the cached certificate at once, then renews until shutdown.
+/// The ACME task: installs the cached certificate at once, then renews until shutdown. It
+/// writes into the listener's live [`Certificates`]: the served pair and, during an order, the
+/// tls-alpn-01 challenge certificates.
 #[derive(Debug)]
-pub struct Acme<S> {
+pub struct Acme {
     settings: Settings,
     cache: Cache,
-    sink: S,
+    certificates: Certificates,
     status: AcmeStatus,
-    current: Option<Issued>,
     /// When the next order is due (`None`: now).
     renew_at: Option<SystemTime>,
 }
 
-impl<S: CertificateSink> Acme<S> {
+impl Acme {
     /// Opens the cache and, if it holds a usable certificate for the domains, installs it now.
-    pub fn new(settings: Settings, sink: S, status: AcmeStatus) -> Result<Self, AcmeError> {
+    pub fn new(
+        settings: Settings,
+        certificates: Certificates,
+        status: AcmeStatus,
+    ) -> Result<Self, AcmeError> {
         let cache = Cache::open(&settings.cache)?;
         let mut acme = Self {
             settings,
             cache,
-            sink,
+            certificates,
             status,
-            current: None,
             renew_at: None,
         };
         match acme.cache.certificate() {
             Ok(Some(cached)) if !cached.covers(&acme.settings.domains) => info!(
-                names = ?cached.names,
-                domains = ?acme.settings.domains,
+                names = log::list(cached.pair.names()),
+                domains = log::list(&acme.settings.domains),
                 "cached certificate does not name every --acme-domain, ordering a new one"
             ),
-            Ok(Some(cached)) if cached.not_after <= SystemTime::now() => {
-                info!(serial = %cached.serial, "cached certificate expired, ordering a new one");
-            }
             Ok(Some(cached)) => {
                 acme.renew_at = Some(cached.renewal_due(acme.settings.renew_before));
-                acme.adopt(cached, "cache")?;
+                acme.adopt(cached, "cache");
             }
-            Ok(None) => {
-                info!(cache = %acme.settings.cache.display(), "no cached certificate, ordering one")
-            }
-            Err(error) => {
-                warn!(cause = %chain(&error), "cached certificate unusable, ordering a new one")
-            }
+            Ok(None) => info!(
+                cache = %acme.settings.cache.display(),
+                "no cached certificate, ordering one"
+            ),
+            Err(error) => warn!(
+                cause = %chain(&error),
+                "cached certificate unusable, ordering a new one"
+            ),
         }
         Ok(acme)
     }
 
     /// A certificate is being served (from the cache or an order).
     pub fn is_serving(&self) -> bool {
-        self.current.is_some()
+        self.certificates.current().is_some()
     }
 
-    /// Obtains a certificate now (an order), installs and caches it. Used by [`Self::run`] and
-    /// by callers that cannot serve before a first certificate exists.
+    /// Orders a certificate now, caches and installs it. The current certificate stays until a
+    /// new one is issued and checked.
     pub async fn renew(&mut self) -> Result<(), AcmeError> {
         self.status.update(|s| s.orders += 1);
         let account = order::account(&self.settings, &self.cache).await?;
-        let issued = order::issue(&self.settings, &account, &self.sink).await?;
+        let issued = match order::issue(&self.settings, &account, &self.certificates).await {
+            // The server forgot the cached account (a reset staging or test CA): a new one.
+            Err(error) if error.is_unknown_account() => {
+                warn!(cause = %chain(&error), "the ACME server does not know the cached account, creating a new one");
+                self.cache.forget_account()?;
+                let account = order::account(&self.settings, &self.cache).await?;
+                order::issue(&self.settings, &account, &self.certificates).await?
+            }
+            result => result?,
+        };
         self.cache.save_certificate(&issued)?;
         let now = SystemTime::now();
+        let not_after = issued.pair.not_after();
         let due = issued.renewal_due(self.settings.renew_before);
-        let halfway = now + issued.not_after.duration_since(now).unwrap_or_default() / 2;
+        let halfway = now + not_after.duration_since(now).unwrap_or_default() / 2;
         if due < halfway {
             warn!(
                 renew_before = %humantime::format_duration(self.settings.renew_before),
-                not_after = %humantime::format_rfc3339_seconds(issued.not_after),
-                "--acme-renew-before reaches past most of the certificate's lifetime; renewing halfway instead"
+                not_after = %humantime::format_rfc3339_seconds(not_after),
+                "--acme-renew-before exceeds half the certificate's remaining lifetime; next renewal halfway instead"
             );
         }
         self.renew_at = Some(due.max(halfway));
-        self.adopt(issued, "acme")?;
+        self.adopt(issued, "acme");
         self.status.update(|s| {
             s.last_success = Some(now);
             s.last_error = None;
@@ -142,24 +143,20 @@ impl<S: CertificateSink> Acme<S> {
         Ok(())
     }
 
-    fn adopt(&mut self, issued: Issued, source: &'static str) -> Result<(), AcmeError> {
-        self.sink.install(&issued)?;
+    fn adopt(&mut self, issued: Issued, source: &'static str) {
+        let pair = issued.pair;
+        tls::log_loaded(&pair, source);
         info!(
-            source,
-            serial = %issued.serial,
-            names = ?issued.names,
-            not_after = %humantime::format_rfc3339_seconds(issued.not_after),
             renew_at = ?self.renew_at.map(humantime::format_rfc3339_seconds),
-            "serving ACME certificate"
+            "next ACME renewal"
         );
         self.status.update(|s| {
-            s.serial = Some(issued.serial.clone());
-            s.not_after = Some(issued.not_after);
+            s.serial = Some(pair.serial().to_owned());
+            s.not_after = Some(pair.not_after());
             s.source = Some(source);
             s.next_attempt = self.renew_at;
         });
-        self.current = Some(issued);
-        Ok(())
+        self.certificates.install(pair);
     }
 
     /// Renews when due until `signal` fires; failures keep the current certificate and retry.
@@ -188,10 +185,11 @@ impl<S: CertificateSink> Acme<S> {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let message = chain(&error);
+                    let serving = self.certificates.current();
                     warn!(
                         attempt = failures,
                         cause = %message,
-                        serving = self.current.as_ref().map(|c| c.serial.as_str()),
+                        serving = serving.as_ref().map(|p| p.serial()),
                         "ACME order failed; serving the current certificate, retrying"
                     );
                     self.status.update(|s| {
@@ -260,19 +258,8 @@ pub enum AcmeError {
         reason: String,
     },
     /// A certificate (issued or cached) failed its checks.
-    #[error("certificate from {origin}: {reason}")]
-    InvalidCertificate {
-        /// Where it came from (directory URL or cache file).
-        origin: String,
-        /// Why.
-        reason: String,
-    },
-    /// The live certificate store refused the certificate.
-    #[error("cannot install the certificate: {reason}")]
-    Install {
-        /// Why.
-        reason: String,
-    },
+    #[error("unusable certificate")]
+    Certificate(#[source] tls::TlsError),
     /// The tls-alpn-01 certificate could not be made.
     #[error("cannot make the tls-alpn-01 certificate for {domain}: {reason}")]
     Challenge {
@@ -316,6 +303,17 @@ pub enum AcmeError {
         /// Why (the server's problem documents).
         reason: String,
     },
+}
+
+impl AcmeError {
+    /// The server answered `accountDoesNotExist` (RFC 8555 §6.7).
+    fn is_unknown_account(&self) -> bool {
+        matches!(
+            self,
+            Self::Protocol { source: instant_acme::Error::Api(problem), .. }
+                if problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist")
+        )
+    }
 }
 
 #[cfg(test)]

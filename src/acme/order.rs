@@ -11,7 +11,8 @@ use tracing::info;
 
 use super::cache::Cache;
 use super::certificate::Issued;
-use super::{AcmeError, CertificateSink, Settings, challenge};
+use super::{AcmeError, Settings, challenge};
+use crate::tls::Certificates;
 
 /// How long to wait for the server to validate the challenges, and then to issue.
 const POLL: RetryPolicy = RetryPolicy::new()
@@ -66,11 +67,11 @@ pub(super) async fn account(settings: &Settings, cache: &Cache) -> Result<Accoun
 }
 
 /// Orders a certificate for the configured domains, answering each pending authorization with
-/// tls-alpn-01 through `sink`. Challenge certificates are withdrawn whatever the outcome.
-pub(super) async fn issue<S: CertificateSink>(
+/// tls-alpn-01 through `certificates`. Challenge certificates are withdrawn whatever the outcome.
+pub(super) async fn issue(
     settings: &Settings,
     account: &Account,
-    sink: &S,
+    certificates: &Certificates,
 ) -> Result<Issued, AcmeError> {
     let directory = &settings.directory;
     let failed = |step| {
@@ -116,7 +117,7 @@ pub(super) async fn issue<S: CertificateSink>(
                 })?;
             let key =
                 challenge::certificate(&domain, handle.key_authorization().digest().as_ref())?;
-            sink.set_challenge(&domain, Some(key));
+            certificates.set_challenge(&domain, Some(key));
             answered.push(domain);
             handle
                 .set_ready()
@@ -139,7 +140,7 @@ pub(super) async fn issue<S: CertificateSink>(
     }
     .await;
     for domain in &answered {
-        sink.set_challenge(domain, None);
+        certificates.set_challenge(domain, None);
     }
     validated?;
 
@@ -155,7 +156,8 @@ pub(super) async fn issue<S: CertificateSink>(
         .poll_certificate(&POLL)
         .await
         .map_err(failed("downloading the certificate"))?;
-    Issued::from_pem(chain, key.serialize_pem(), directory)
+    let origin = format!("the order at {}", order.url());
+    Issued::from_pem(chain, &origin, key.serialize_pem(), &origin)
 }
 
 /// The servers' reasons for invalid authorizations, as `: domain: problem; ...`.

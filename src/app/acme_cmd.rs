@@ -1,0 +1,117 @@
+//! Wiring of ACME beside `serve`: the live certificates fed by the ACME task, the rustls
+//! acceptor that answers tls-alpn-01, and the `/statusz` sections.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::acme::{self, Acme, AcmeStatus};
+use crate::config::AcmeConfig;
+use crate::issuer::Issuer;
+use crate::log;
+use crate::server::{self, Attached, TlsSettings};
+use crate::shutdown;
+use crate::tls::Certificates;
+
+/// The running ACME side of `serve`.
+pub(super) struct Started {
+    /// The acceptor's configuration (ALPN `acme-tls/1` offered).
+    pub(super) tls: Arc<rustls::ServerConfig>,
+    certificates: Certificates,
+    status: AcmeStatus,
+    tasks: [JoinHandle<()>; 2],
+}
+
+/// Validated configuration -> the task's settings (the default backoff).
+pub(super) fn settings(config: &AcmeConfig) -> acme::Settings {
+    acme::Settings {
+        domains: config.domains.clone(),
+        email: config.email.clone(),
+        directory: config.directory.clone(),
+        directory_ca: config.directory_ca.clone(),
+        cache: config.cache.clone(),
+        renew_before: config.renew_before,
+        initial_backoff: acme::DEFAULT_INITIAL_BACKOFF,
+        max_backoff: acme::DEFAULT_MAX_BACKOFF,
+    }
+}
+
+/// Installs the cached certificate (if usable) at once and starts ordering and renewing.
+pub(super) fn start(
+    config: &AcmeConfig,
+    issuer: &Issuer,
+    signal: shutdown::Signal,
+) -> anyhow::Result<Started> {
+    let host = url::Url::parse(issuer.url())
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
+    if let Some(host) = host
+        && !config.domains.contains(&host)
+    {
+        warn!(
+            issuer_host = %host,
+            acme_domains = log::list(&config.domains),
+            "the issuer's host is not among the --acme-domain names; relying parties will refuse the TLS connection"
+        );
+    }
+    let certificates = Certificates::default();
+    let status = AcmeStatus::new(config.domains.clone(), config.directory.clone());
+    let task = Acme::new(settings(config), certificates.clone(), status.clone())
+        .context("cannot start ACME")?;
+    if !task.is_serving() {
+        info!(
+            directory = %config.directory,
+            "no certificate yet: TLS handshakes fail until the first ACME order completes"
+        );
+    }
+    let tls = server::server_config(&TlsSettings {
+        certificates: certificates.clone(),
+        acme: true,
+    })?;
+    let tasks = [
+        tokio::spawn(task.run(signal.clone())),
+        tokio::spawn(certificates.clone().warn_before_expiry(signal)),
+    ];
+    Ok(Started {
+        tls,
+        certificates,
+        status,
+        tasks,
+    })
+}
+
+impl Started {
+    /// `/statusz` sections `tls` (the certificate served) and `acme` (orders, renewal, last
+    /// error); `/readyz` is 503 until a first certificate is served.
+    pub(super) fn attached(&self) -> [Attached; 2] {
+        let certificates = self.certificates.clone();
+        let status = self.status.clone();
+        [
+            Attached {
+                name: "tls",
+                report: Arc::new(move || (certificates.to_json(), None)),
+            },
+            Attached {
+                name: "acme",
+                report: Arc::new(move || {
+                    let state = status.get();
+                    let waiting = state.serial.is_none();
+                    (
+                        state.to_json(),
+                        waiting.then_some("not ready: no ACME certificate yet\n"),
+                    )
+                }),
+            },
+        ]
+    }
+
+    /// Waits for the tasks (after shutdown was triggered).
+    pub(super) async fn join(self) -> anyhow::Result<()> {
+        for task in self.tasks {
+            task.await.context("ACME task panicked")?;
+        }
+        Ok(())
+    }
+}
