@@ -106,10 +106,90 @@ fn a_half_replaced_pair_in_the_cache_is_an_error_not_a_certificate() {
 }
 
 #[test]
-fn an_account_for_another_directory_is_not_reused() {
+fn a_corrupt_account_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
     std::fs::write(cache.path(ACCOUNT_FILE), "{not json").unwrap();
     let error = cache.account("https://acme.example/dir").err().unwrap();
     assert!(chain_text(&error).contains(ACCOUNT_FILE));
+}
+
+fn settings(cache: &std::path::Path, domains: &[&str]) -> Settings {
+    Settings {
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        email: None,
+        directory: "https://acme.invalid/dir".into(),
+        directory_ca: None,
+        cache: cache.to_owned(),
+        renew_before: Duration::from_secs(30 * 24 * 3600),
+        initial_backoff: DEFAULT_INITIAL_BACKOFF,
+        max_backoff: DEFAULT_MAX_BACKOFF,
+    }
+}
+
+#[test]
+fn a_cached_certificate_is_served_at_once_only_if_it_names_every_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let (chain, key) = self_signed(&["issuer.example"]);
+    let issued = Issued::from_pem(chain, "t", key, "t").unwrap();
+    let serial = issued.pair.serial().to_owned();
+    cache.save_certificate(&issued).unwrap();
+
+    let certificates = Certificates::default();
+    let status = AcmeStatus::default();
+    let acme = Acme::new(
+        settings(dir.path(), &["issuer.example"]),
+        certificates.clone(),
+        status.clone(),
+    )
+    .unwrap();
+    assert!(acme.is_serving());
+    assert_eq!(certificates.current().unwrap().serial(), serial);
+    let state = status.get();
+    assert_eq!(state.source, Some("cache"));
+    assert_eq!(state.serial.as_deref(), Some(serial.as_str()));
+    assert_eq!(
+        state.next_attempt,
+        Some(issued.renewal_due(Duration::from_secs(30 * 24 * 3600)))
+    );
+
+    let certificates = Certificates::default();
+    let acme = Acme::new(
+        settings(dir.path(), &["issuer.example", "other.example"]),
+        certificates.clone(),
+        AcmeStatus::default(),
+    )
+    .unwrap();
+    assert!(!acme.is_serving());
+    assert!(certificates.current().is_none());
+}
+
+#[test]
+fn the_cached_account_is_reused_only_on_its_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let credentials = |directory: &str| {
+        serde_json::from_value::<instant_acme::AccountCredentials>(serde_json::json!({
+            "id": "https://ca.example/acct/1",
+            "key_pkcs8": "AAAA",
+            "directory": directory,
+        }))
+        .unwrap()
+    };
+    cache
+        .save_account(
+            "https://a.example/dir",
+            credentials("https://a.example/dir"),
+        )
+        .unwrap();
+    let mode = std::fs::metadata(cache.path(ACCOUNT_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(cache.account("https://a.example/dir").unwrap().is_some());
+    assert!(cache.account("https://b.example/dir").unwrap().is_none());
+    cache.forget_account().unwrap();
+    assert!(cache.account("https://a.example/dir").unwrap().is_none());
 }
