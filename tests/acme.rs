@@ -514,6 +514,7 @@ async fn an_unanswered_challenge_fails_the_order_with_the_servers_reason() {
         renew_before: Duration::from_secs(30 * 24 * 3600),
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(1),
+        order_timeout: Duration::from_secs(60),
     };
     let certificates = issuerd::tls::Certificates::default();
     let status = issuerd::acme::AcmeStatus::default();
@@ -527,6 +528,60 @@ async fn an_unanswered_challenge_fails_the_order_with_the_servers_reason() {
     assert!(certificates.current().is_none());
     assert!(!cache.path().join(issuerd::acme::CERTIFICATE_FILE).exists());
     assert_eq!(pebble.orders(), 1);
+}
+
+/// A directory that accepts connections and never answers: the order times out, the error is
+/// reported, and the task retries (it is not stuck on the first attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_times_the_order_out_and_it_is_retried() {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    let accepting = tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let settings = issuerd::acme::Settings {
+        domains: vec![DOMAIN.into()],
+        email: None,
+        directory: format!("https://{addr}/dir"),
+        directory_ca: None,
+        cache: cache.path().to_owned(),
+        renew_before: Duration::from_secs(30 * 24 * 3600),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(200),
+        order_timeout: Duration::from_millis(500),
+    };
+    let status = issuerd::acme::AcmeStatus::default();
+    let acme = issuerd::acme::Acme::new(
+        settings,
+        issuerd::tls::Certificates::default(),
+        status.clone(),
+    )
+    .unwrap();
+    let (trigger, signal) = issuerd::shutdown::channel();
+    let task = tokio::spawn(acme.run(signal));
+    eventually!(
+        status.get().failures >= 2,
+        "no retry after a timeout: {:?}",
+        status.get()
+    );
+    let state = status.get();
+    let error = state.last_error.unwrap();
+    assert!(
+        error.contains("took longer than 500ms") && error.contains(&addr.to_string()),
+        "{error}"
+    );
+    assert!(held.lock().unwrap().len() >= 2, "the retry never connected");
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    accepting.abort();
 }
 
 // === configuration ===

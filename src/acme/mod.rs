@@ -25,6 +25,9 @@ pub use cache::{ACCOUNT_FILE, CERTIFICATE_FILE, Cache, KEY_FILE};
 pub use certificate::Issued;
 pub use status::{AcmeState, AcmeStatus};
 
+/// The longest one order may take, end to end: the HTTP client has no timeout of its own, and a
+/// server that accepts connections but never answers must not stall renewal for good.
+pub const DEFAULT_ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 /// First retry delay after a failed order.
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest retry delay.
@@ -49,6 +52,8 @@ pub struct Settings {
     pub initial_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// The longest one order may take, end to end.
+    pub order_timeout: Duration,
 }
 
 /// The ACME task: installs the cached certificate at once, then renews until shutdown. It
@@ -177,9 +182,19 @@ impl Acme {
                 () = signal.requested() => return,
             }
             let result = tokio::select! {
-                result = self.renew() => result,
+                result = tokio::time::timeout(self.settings.order_timeout, self.renew()) => result,
                 () = signal.requested() => return,
             };
+            let result = result.unwrap_or_else(|_| {
+                // The abandoned order may have left challenge certificates behind.
+                for domain in &self.settings.domains {
+                    self.certificates.set_challenge(domain, None);
+                }
+                Err(AcmeError::Timeout {
+                    directory: self.settings.directory.clone(),
+                    after: self.settings.order_timeout,
+                })
+            });
             match result {
                 Ok(()) => failures = 0,
                 Err(error) => {
@@ -290,6 +305,14 @@ pub enum AcmeError {
         /// instant-acme's error.
         #[source]
         source: instant_acme::Error,
+    },
+    /// An order took longer than [`Settings::order_timeout`].
+    #[error("the order at {directory} took longer than {}", humantime::format_duration(*after))]
+    Timeout {
+        /// The directory URL.
+        directory: String,
+        /// The limit.
+        after: Duration,
     },
     /// The server offers no tls-alpn-01 challenge for a domain.
     #[error("the ACME server offers no tls-alpn-01 challenge for {domain}")]

@@ -124,6 +124,7 @@ fn settings(cache: &std::path::Path, domains: &[&str]) -> Settings {
         renew_before: Duration::from_secs(30 * 24 * 3600),
         initial_backoff: DEFAULT_INITIAL_BACKOFF,
         max_backoff: DEFAULT_MAX_BACKOFF,
+        order_timeout: DEFAULT_ORDER_TIMEOUT,
     }
 }
 

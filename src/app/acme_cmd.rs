@@ -24,7 +24,7 @@ pub(super) struct Started {
     tasks: [JoinHandle<()>; 2],
 }
 
-/// Validated configuration -> the task's settings (the default backoff).
+/// Validated configuration -> the task's settings (the default backoff and order timeout).
 pub(super) fn settings(config: &AcmeConfig) -> acme::Settings {
     acme::Settings {
         domains: config.domains.clone(),
@@ -35,6 +35,7 @@ pub(super) fn settings(config: &AcmeConfig) -> acme::Settings {
         renew_before: config.renew_before,
         initial_backoff: acme::DEFAULT_INITIAL_BACKOFF,
         max_backoff: acme::DEFAULT_MAX_BACKOFF,
+        order_timeout: acme::DEFAULT_ORDER_TIMEOUT,
     }
 }
 
