@@ -586,3 +586,137 @@ async fn a_foreign_issuer_host_is_warned_about_with_both_names() {
         "{warning}"
     );
 }
+
+/// `openssl` in `dir`, for key forms rcgen does not write (PKCS#1, SEC1).
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is required for this test (install it)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_key_form_and_type_loads_and_a_foreign_key_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // (name, command making `<name>.key`, PEM label it must have)
+    let forms: [(&str, &[&str], &str); 5] = [
+        (
+            "rsa-pkcs1",
+            &["genrsa", "-traditional", "-out", "rsa-pkcs1.key", "2048"],
+            "RSA PRIVATE KEY",
+        ),
+        (
+            "rsa-pkcs8",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "rsa-pkcs8.key",
+            ],
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            "ec-sec1",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec-sec1.key",
+            ],
+            "EC PRIVATE KEY",
+        ),
+        (
+            "ec384-pkcs8",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+                "-out",
+                "ec384-pkcs8.key",
+            ],
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            "ed25519",
+            &["genpkey", "-algorithm", "ed25519", "-out", "ed25519.key"],
+            "BEGIN PRIVATE KEY",
+        ),
+    ];
+    for (name, make_key, label) in forms {
+        openssl(d, make_key);
+        let key = std::fs::read_to_string(d.join(format!("{name}.key"))).unwrap();
+        assert!(key.contains(label), "{name}: {key:.40}");
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,DNS:*.example.com,IP:127.0.0.1",
+            ],
+        );
+        let files = issuerd::tls::CertificateFiles {
+            cert: d.join(format!("{name}.crt")),
+            key: d.join(format!("{name}.key")),
+        };
+        let pair = files.load().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pair.subject(), "CN=localhost", "{name}");
+        assert!(
+            pair.covers("localhost") && pair.covers("127.0.0.1"),
+            "{name}"
+        );
+        assert!(
+            pair.covers("oidc.example.com") && !pair.covers("a.b.example.com"),
+            "{name}"
+        );
+        assert!(
+            !pair.covers("example.com") && !pair.covers("other.test"),
+            "{name}"
+        );
+    }
+    // A key from another pair: refused, naming both files.
+    let files = issuerd::tls::CertificateFiles {
+        cert: d.join("ec-sec1.crt"),
+        key: d.join("ed25519.key"),
+    };
+    let error = files.load().unwrap_err().to_string();
+    assert!(
+        error.contains("ed25519.key")
+            && error.contains("ec-sec1.crt")
+            && error.contains("does not match"),
+        "{error}"
+    );
+    // A key file holding no key at all.
+    let files = issuerd::tls::CertificateFiles {
+        cert: d.join("ec-sec1.crt"),
+        key: d.join("ec-sec1.crt"),
+    };
+    let error = files.load().unwrap_err().to_string();
+    assert!(
+        error.contains("ec-sec1.crt") && error.contains("no PRIVATE KEY"),
+        "{error}"
+    );
+}
