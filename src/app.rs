@@ -111,7 +111,13 @@ pub async fn serve_on(
     // ACME (never with --tls-cert): the cached certificate at once, then orders and renewals.
     let (tls, acme) = match &config.acme {
         Some(acme_config) => {
-            let started = acme_cmd::start(acme_config, &config.publication.issuer, signal.clone())?;
+            let started = acme_cmd::start(
+                acme_config,
+                &config.publication.issuer,
+                config.shutdown_grace,
+                signal.clone(),
+            )
+            .await?;
             (Some(Arc::clone(&started.tls)), Some(started))
         }
         None => (tls, None),

@@ -228,6 +228,11 @@ pub struct AcmeArgs {
     #[arg(long, env = "ISSUERD_ACME_CACHE", value_name = "DIR")]
     pub acme_cache: Option<PathBuf>,
 
+    /// Answer the http-01 challenge on this plain HTTP address (port 80 as the ACME server sees
+    /// it) instead of tls-alpn-01 on the serving listener. It serves nothing else.
+    #[arg(long, env = "ISSUERD_ACME_HTTP_LISTEN", value_name = "ADDR")]
+    pub acme_http_listen: Option<SocketAddr>,
+
     /// Renew this long before the certificate expires [default: 30days].
     #[arg(long, env = "ISSUERD_ACME_RENEW_BEFORE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub acme_renew_before: Option<Duration>,

@@ -91,6 +91,7 @@ pub struct FileConfig {
     acme_directory_ca: Option<PathBuf>,
     acme_cache: Option<PathBuf>,
     acme_renew_before: Option<String>,
+    acme_http_listen: Option<SocketAddr>,
 }
 
 /// The validated configuration.
@@ -187,6 +188,8 @@ pub struct AcmeConfig {
     pub cache: PathBuf,
     /// Renew this long before expiry.
     pub renew_before: Duration,
+    /// Answer http-01 on this plain listener instead of tls-alpn-01.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// `render`, validated.
@@ -527,6 +530,7 @@ fn acme(
     let cache = args.acme_cache.or(file.acme_cache.take().map(relative));
     let renew_before = args.acme_renew_before;
     let renew_before_text = file.acme_renew_before.take();
+    let http_listen = args.acme_http_listen.or(file.acme_http_listen.take());
     if domains.is_empty() {
         let stray = [
             ("acme_email", email.is_some()),
@@ -537,6 +541,7 @@ fn acme(
                 "acme_renew_before",
                 renew_before.is_some() || renew_before_text.is_some(),
             ),
+            ("acme_http_listen", http_listen.is_some()),
         ];
         if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
             return Err(ConfigError::Invalid {
@@ -618,6 +623,7 @@ fn acme(
         directory_ca,
         cache,
         renew_before,
+        http_listen,
     }))
 }
 

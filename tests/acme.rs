@@ -65,6 +65,11 @@ fn free_port() -> u16 {
 impl Pebble {
     /// Starts pebble validating tls-alpn-01 on `tls_port` (where issuerd listens).
     async fn start(tls_port: u16) -> Self {
+        Self::start_with(tls_port, free_port()).await
+    }
+
+    /// Starts pebble validating tls-alpn-01 on `tls_port` and http-01 on `http_port`.
+    async fn start_with(tls_port: u16, http_port: u16) -> Self {
         require("pebble");
         require("pebble-challtestsrv");
         let dir = tempfile::tempdir().unwrap();
@@ -88,7 +93,7 @@ impl Pebble {
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": dir.path().join("cert.pem"),
             "privateKey": dir.path().join("key.pem"),
-            "httpPort": free_port(),
+            "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
@@ -582,6 +587,41 @@ async fn a_silent_server_times_the_order_out_and_it_is_retried() {
         .unwrap()
         .unwrap();
     accepting.abort();
+}
+
+/// With `--acme-http-listen`, http-01 is answered on that plain listener (pebble validates there;
+/// nothing answers tls-alpn-01), and the listener serves nothing but challenge tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http01_on_a_plain_listener() {
+    let nobody = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_port = free_port();
+    let pebble = Pebble::start_with(nobody.local_addr().unwrap().port(), http_port).await;
+    drop(nobody);
+    let cache = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_listen = format!("127.0.0.1:{http_port}");
+    let server = Issuerd::start(
+        listener,
+        &pebble,
+        cache.path(),
+        &["--acme-http-listen", &http_listen],
+    );
+    let serial = serial_when_served(server.addr, &pebble.root).await;
+    assert_eq!(pebble.orders(), 1);
+    assert_eq!(
+        acme_status(server.addr, &pebble.root).await["serial"],
+        serial.as_str()
+    );
+    let plain: SocketAddr = http_listen.parse().unwrap();
+    for path in [
+        "/.well-known/acme-challenge/unknown",
+        "/openid/v1/jwks",
+        "/statusz",
+    ] {
+        let reply = common::get(plain, path).await.unwrap();
+        assert_eq!(reply.status, http::StatusCode::NOT_FOUND, "{path}");
+    }
+    server.stop().await;
 }
 
 // === configuration ===

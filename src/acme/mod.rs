@@ -9,6 +9,7 @@
 mod cache;
 mod certificate;
 pub mod challenge;
+pub mod http01;
 mod order;
 mod status;
 
@@ -23,6 +24,7 @@ use crate::tls::{self, Certificates};
 
 pub use cache::{ACCOUNT_FILE, CERTIFICATE_FILE, Cache, KEY_FILE};
 pub use certificate::Issued;
+pub use http01::Http01Tokens;
 pub use status::{AcmeState, AcmeStatus};
 
 /// The longest one order may take, end to end: the HTTP client has no timeout of its own, and a
@@ -65,6 +67,8 @@ pub struct Acme {
     cache: Cache,
     certificates: Certificates,
     status: AcmeStatus,
+    /// With a plain listener: http-01 answered there instead of tls-alpn-01.
+    http01: Option<Http01Tokens>,
     /// When the next order is due (`None`: now).
     renew_at: Option<SystemTime>,
 }
@@ -82,6 +86,7 @@ impl Acme {
             cache,
             certificates,
             status,
+            http01: None,
             renew_at: None,
         };
         match acme.cache.certificate() {
@@ -106,6 +111,19 @@ impl Acme {
         Ok(acme)
     }
 
+    /// Answers http-01 through `tokens` (served on a plain listener) instead of tls-alpn-01.
+    pub fn with_http01(mut self, tokens: Http01Tokens) -> Self {
+        self.http01 = Some(tokens);
+        self
+    }
+
+    fn responder(&self) -> order::Responder<'_> {
+        match &self.http01 {
+            Some(tokens) => order::Responder::Http(tokens),
+            None => order::Responder::TlsAlpn(&self.certificates),
+        }
+    }
+
     /// A certificate is being served (from the cache or an order).
     pub fn is_serving(&self) -> bool {
         self.certificates.current().is_some()
@@ -116,13 +134,13 @@ impl Acme {
     pub async fn renew(&mut self) -> Result<(), AcmeError> {
         self.status.update(|s| s.orders += 1);
         let account = order::account(&self.settings, &self.cache).await?;
-        let issued = match order::issue(&self.settings, &account, &self.certificates).await {
+        let issued = match order::issue(&self.settings, &account, self.responder()).await {
             // The server forgot the cached account (a reset staging or test CA): a new one.
             Err(error) if error.is_unknown_account() => {
                 warn!(cause = %chain(&error), "the ACME server does not know the cached account, creating a new one");
                 self.cache.forget_account()?;
                 let account = order::account(&self.settings, &self.cache).await?;
-                order::issue(&self.settings, &account, &self.certificates).await?
+                order::issue(&self.settings, &account, self.responder()).await?
             }
             result => result?,
         };
@@ -186,9 +204,12 @@ impl Acme {
                 () = signal.requested() => return,
             };
             let result = result.unwrap_or_else(|_| {
-                // The abandoned order may have left challenge certificates behind.
+                // The abandoned order may have left challenge answers behind.
                 for domain in &self.settings.domains {
                     self.certificates.set_challenge(domain, None);
+                }
+                if let Some(tokens) = &self.http01 {
+                    tokens.clear();
                 }
                 Err(AcmeError::Timeout {
                     directory: self.settings.directory.clone(),
@@ -314,11 +335,13 @@ pub enum AcmeError {
         /// The limit.
         after: Duration,
     },
-    /// The server offers no tls-alpn-01 challenge for a domain.
-    #[error("the ACME server offers no tls-alpn-01 challenge for {domain}")]
-    NoTlsAlpn {
+    /// The server does not offer the challenge type issuerd answers for a domain.
+    #[error("the ACME server offers no {kind} challenge for {domain}")]
+    NoChallenge {
         /// The domain.
         domain: String,
+        /// `TlsAlpn01` or `Http01`.
+        kind: String,
     },
     /// The server did not validate or issue.
     #[error("the ACME server refused: {reason}")]

@@ -11,8 +11,41 @@ use tracing::info;
 
 use super::cache::Cache;
 use super::certificate::Issued;
+use super::http01::Http01Tokens;
 use super::{AcmeError, Settings, challenge};
 use crate::tls::Certificates;
+
+/// How challenges are answered.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Responder<'a> {
+    /// tls-alpn-01 on the serving listener.
+    TlsAlpn(&'a Certificates),
+    /// http-01 on the plain listener.
+    Http(&'a Http01Tokens),
+}
+
+impl Responder<'_> {
+    fn challenge_type(self) -> ChallengeType {
+        match self {
+            Self::TlsAlpn(_) => ChallengeType::TlsAlpn01,
+            Self::Http(_) => ChallengeType::Http01,
+        }
+    }
+
+    /// Withdraws what `answered` set up.
+    fn withdraw(self, answered: &Answered) {
+        match self {
+            Self::TlsAlpn(certificates) => certificates.set_challenge(&answered.domain, None),
+            Self::Http(tokens) => tokens.remove(&answered.token),
+        }
+    }
+}
+
+/// A challenge being answered.
+struct Answered {
+    domain: String,
+    token: String,
+}
 
 /// How long to wait for the server to validate the challenges, and then to issue.
 const POLL: RetryPolicy = RetryPolicy::new()
@@ -66,12 +99,12 @@ pub(super) async fn account(settings: &Settings, cache: &Cache) -> Result<Accoun
     Ok(account)
 }
 
-/// Orders a certificate for the configured domains, answering each pending authorization with
-/// tls-alpn-01 through `certificates`. Challenge certificates are withdrawn whatever the outcome.
+/// Orders a certificate for the configured domains, answering each pending authorization through
+/// `responder`. The answers are withdrawn whatever the outcome.
 pub(super) async fn issue(
     settings: &Settings,
     account: &Account,
-    certificates: &Certificates,
+    responder: Responder<'_>,
 ) -> Result<Issued, AcmeError> {
     let directory = &settings.directory;
     let failed = |step| {
@@ -110,15 +143,26 @@ pub(super) async fn issue(
                 }
             }
             let domain = authorization.identifier().to_string();
-            let mut handle = authorization
-                .challenge(ChallengeType::TlsAlpn01)
-                .ok_or_else(|| AcmeError::NoTlsAlpn {
-                    domain: domain.clone(),
-                })?;
-            let key =
-                challenge::certificate(&domain, handle.key_authorization().digest().as_ref())?;
-            certificates.set_challenge(&domain, Some(key));
-            answered.push(domain);
+            let kind = responder.challenge_type();
+            let mut handle =
+                authorization
+                    .challenge(kind.clone())
+                    .ok_or_else(|| AcmeError::NoChallenge {
+                        domain: domain.clone(),
+                        kind: format!("{kind:?}"),
+                    })?;
+            let key_authorization = handle.key_authorization();
+            match responder {
+                Responder::TlsAlpn(certificates) => {
+                    let key = challenge::certificate(&domain, key_authorization.digest().as_ref())?;
+                    certificates.set_challenge(&domain, Some(key));
+                }
+                Responder::Http(tokens) => tokens.set(&handle.token, key_authorization.as_str()),
+            }
+            answered.push(Answered {
+                domain,
+                token: handle.token.clone(),
+            });
             handle
                 .set_ready()
                 .await
@@ -139,8 +183,8 @@ pub(super) async fn issue(
         }
     }
     .await;
-    for domain in &answered {
-        certificates.set_challenge(domain, None);
+    for answer in &answered {
+        responder.withdraw(answer);
     }
     validated?;
 

@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::acme::{self, Acme, AcmeStatus};
+use tokio::net::TcpListener;
+
+use crate::acme::{self, Acme, AcmeStatus, Http01Tokens};
 use crate::config::AcmeConfig;
 use crate::issuer::Issuer;
 use crate::log;
@@ -21,7 +23,7 @@ pub(super) struct Started {
     pub(super) tls: Arc<rustls::ServerConfig>,
     certificates: Certificates,
     status: AcmeStatus,
-    tasks: [JoinHandle<()>; 2],
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Validated configuration -> the task's settings (the default backoff and order timeout).
@@ -39,10 +41,12 @@ pub(super) fn settings(config: &AcmeConfig) -> acme::Settings {
     }
 }
 
-/// Installs the cached certificate (if usable) at once and starts ordering and renewing.
-pub(super) fn start(
+/// Installs the cached certificate (if usable) at once and starts ordering and renewing; with
+/// `--acme-http-listen`, binds that listener and answers http-01 there.
+pub(super) async fn start(
     config: &AcmeConfig,
     issuer: &Issuer,
+    grace: std::time::Duration,
     signal: shutdown::Signal,
 ) -> anyhow::Result<Started> {
     let host = url::Url::parse(issuer.url())
@@ -59,8 +63,22 @@ pub(super) fn start(
     }
     let certificates = Certificates::default();
     let status = AcmeStatus::new(config.domains.clone(), config.directory.clone());
-    let task = Acme::new(settings(config), certificates.clone(), status.clone())
+    let mut task = Acme::new(settings(config), certificates.clone(), status.clone())
         .context("cannot start ACME")?;
+    let mut tasks = Vec::new();
+    if let Some(addr) = config.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--acme-http-listen)"))?;
+        let tokens = Http01Tokens::default();
+        task = task.with_http01(tokens.clone());
+        tasks.push(tokio::spawn(acme::http01::serve(
+            listener,
+            tokens,
+            signal.clone(),
+            grace,
+        )));
+    }
     if !task.is_serving() {
         info!(
             directory = %config.directory,
@@ -71,10 +89,10 @@ pub(super) fn start(
         certificates: certificates.clone(),
         acme: true,
     })?;
-    let tasks = [
-        tokio::spawn(task.run(signal.clone())),
-        tokio::spawn(certificates.clone().warn_before_expiry(signal)),
-    ];
+    tasks.push(tokio::spawn(task.run(signal.clone())));
+    tasks.push(tokio::spawn(
+        certificates.clone().warn_before_expiry(signal),
+    ));
     Ok(Started {
         tls,
         certificates,
