@@ -33,8 +33,8 @@
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`check`]: the live issuer doctor (`check`).
-//! - [`acme`]: obtains and renews the serving certificate (RFC 8555, tls-alpn-01), cached in
-//!   `--acme-cache`; writes into the live certificate store.
+//! - [`acme`]: obtains and renews the serving certificate (RFC 8555; tls-alpn-01, or http-01 on
+//!   a plain listener), cached in `--acme-cache`; writes into the live certificate store.
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod acme;

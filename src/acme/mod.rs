@@ -1,5 +1,6 @@
-//! ACME: obtains and renews the serving certificate itself (RFC 8555, tls-alpn-01 answered on
-//! the serving listener), caching account and certificate so restarts reuse them.
+//! ACME: obtains and renews the serving certificate itself (RFC 8555; tls-alpn-01 answered on
+//! the serving listener, or http-01 on a plain one), caching account and certificate so restarts
+//! reuse them.
 //!
 //! The task never drops a working certificate: a certificate is installed only once it is
 //! issued, parsed and checked (key matches leaf), and a failed order leaves the current one in
