@@ -502,6 +502,21 @@ async fn forced_renewal_survives_an_unreachable_server_and_keeps_old_connections
     server.stop().await;
 }
 
+/// The ACME task's settings for `DOMAIN` (library-level tests).
+fn settings(directory: &str, ca: Option<&Path>, cache: &Path) -> issuerd::acme::Settings {
+    issuerd::acme::Settings {
+        domains: vec![DOMAIN.into()],
+        email: None,
+        directory: directory.to_owned(),
+        directory_ca: ca.map(Path::to_owned),
+        cache: cache.to_owned(),
+        renew_before: Duration::from_secs(30 * 24 * 3600),
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(1),
+        order_timeout: Duration::from_secs(60),
+    }
+}
+
 /// Validation is real: with pebble validating a port where nothing answers, the order fails
 /// with pebble's reason, and nothing is installed or cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,17 +525,7 @@ async fn an_unanswered_challenge_fails_the_order_with_the_servers_reason() {
     let pebble = Pebble::start(nobody.local_addr().unwrap().port()).await;
     drop(nobody);
     let cache = tempfile::tempdir().unwrap();
-    let settings = issuerd::acme::Settings {
-        domains: vec![DOMAIN.into()],
-        email: None,
-        directory: pebble.directory.clone(),
-        directory_ca: Some(pebble.https_ca.clone()),
-        cache: cache.path().to_owned(),
-        renew_before: Duration::from_secs(30 * 24 * 3600),
-        initial_backoff: Duration::from_secs(1),
-        max_backoff: Duration::from_secs(1),
-        order_timeout: Duration::from_secs(60),
-    };
+    let settings = settings(&pebble.directory, Some(&pebble.https_ca), cache.path());
     let certificates = issuerd::tls::Certificates::default();
     let status = issuerd::acme::AcmeStatus::default();
     let mut acme = issuerd::acme::Acme::new(settings, certificates.clone(), status).unwrap();
@@ -550,15 +555,10 @@ async fn a_silent_server_times_the_order_out_and_it_is_retried() {
     });
     let cache = tempfile::tempdir().unwrap();
     let settings = issuerd::acme::Settings {
-        domains: vec![DOMAIN.into()],
-        email: None,
-        directory: format!("https://{addr}/dir"),
-        directory_ca: None,
-        cache: cache.path().to_owned(),
-        renew_before: Duration::from_secs(30 * 24 * 3600),
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(200),
         order_timeout: Duration::from_millis(500),
+        ..settings(&format!("https://{addr}/dir"), None, cache.path())
     };
     let status = issuerd::acme::AcmeStatus::default();
     let acme = issuerd::acme::Acme::new(
