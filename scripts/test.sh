@@ -15,6 +15,20 @@ if [ ! -x "$venv/bin/pytest" ] || [ tests/interop/requirements.txt -nt "$venv/bi
   touch "$venv/bin/pytest"
 fi
 
+# The HTTPS interop verifiers outside Python (tests/interop/test_https.py): Node's openid-client +
+# jose, installed from tests/interop/node/package-lock.json into node_modules there (git-ignored),
+# and Go's go-oidc, built offline in GOPATH mode against Debian's packaged sources.
+command -v node >/dev/null && command -v npm >/dev/null ||
+  { echo "error: node and npm not found; the interop suite needs them (apt-get install nodejs npm)" >&2; exit 1; }
+command -v go >/dev/null && [ -f /usr/share/gocode/src/github.com/coreos/go-oidc/oidc.go ] ||
+  { echo "error: go or go-oidc not found (apt-get install golang-go golang-github-coreos-go-oidc-dev)" >&2; exit 1; }
+node_dir=tests/interop/node
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
+   [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+    { echo "error: npm ci failed in $node_dir" >&2; exit 1; }
+fi
+
 echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
@@ -24,7 +38,7 @@ cargo test --doc
 echo "== differential stress (${ISSUERD_DIFF_MINUTES:=0.25} min)"
 ISSUERD_DIFF_MINUTES=$ISSUERD_DIFF_MINUTES cargo test --test differential -- --ignored stress
 
-echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts)"
+echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts; PyJWT, joserfc, openid-client, go-oidc over HTTPS)"
 cargo build --quiet --bin issuerd
 bin=$(cd "$target_dir" && pwd)/debug/issuerd
 [ -x "$bin" ] || { echo "error: $bin was not built" >&2; exit 1; }
