@@ -171,7 +171,10 @@ impl Acme {
         let pair = issued.pair;
         tls::log_loaded(&pair, source);
         info!(
-            renew_at = ?self.renew_at.map(humantime::format_rfc3339_seconds),
+            renew_at = %self
+                .renew_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_else(|| "now".into()),
             "next ACME renewal"
         );
         self.status.update(|s| {
@@ -222,13 +225,19 @@ impl Acme {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let message = chain(&error);
-                    let serving = self.certificates.current();
-                    warn!(
-                        attempt = failures,
-                        cause = %message,
-                        serving = serving.as_ref().map(|p| p.serial()),
-                        "ACME order failed; serving the current certificate, retrying"
-                    );
+                    match self.certificates.current() {
+                        Some(serving) => warn!(
+                            attempt = failures,
+                            cause = %message,
+                            serving = serving.serial(),
+                            "ACME order failed; still serving the current certificate, retrying"
+                        ),
+                        None => warn!(
+                            attempt = failures,
+                            cause = %message,
+                            "ACME order failed; no certificate to serve yet, retrying"
+                        ),
+                    }
                     self.status.update(|s| {
                         s.last_error = Some(message);
                         s.last_error_at = Some(SystemTime::now());
