@@ -12,13 +12,15 @@ use tracing::{info, warn};
 use crate::bucket::Layout;
 use crate::config::{Command, Config, PublishConfig, RenderConfig, ServeConfig};
 use crate::dev::DevKey;
+use crate::issuer::Issuer;
 use crate::keys::KeySet;
 use crate::log;
 use crate::mirror::{self, Mirror, MirrorStatus, PublicCheck, S3Sink};
-use crate::server::{Attached, IssuerService, Server, Timeouts};
+use crate::server::{self, Attached, IssuerService, Server, Timeouts, TlsSettings};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
-use crate::watcher::{WatchConfig, Watcher};
+use crate::tls::{self, CertificateFiles, Certificates, CertifiedPair};
+use crate::watcher::{CertificateReload, WatchConfig, Watcher};
 
 /// Runs the configured command to completion.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -113,9 +115,22 @@ pub async fn serve_on(
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
+    let (tls, certificates) = match &config.tls {
+        Some(files) => {
+            let (tls, certificates) = start_tls(&config, files, signal.clone())?;
+            (Some(tls), Some(certificates))
+        }
+        None => (None, None),
+    };
     // Before anything is spawned, so a roles file or bind error leaves nothing running.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
     let mut service = IssuerService::new(reader, readiness.clone());
+    if let Some(certificates) = certificates {
+        service = service.with_attached(Attached {
+            name: "tls",
+            report: Arc::new(move || (certificates.to_json(), None)),
+        });
+    }
     // The mirror is one more reader: serving never waits for it.
     let mirror = match &config.mirror {
         Some(mirror_config) => {
@@ -150,7 +165,12 @@ pub async fn serve_on(
         linger: config.linger_timeout,
     };
     let server = Arc::new(Server::new(service, timeouts));
-    let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
+    let server = match tls {
+        Some(tls) => {
+            tokio::spawn(server.serve_tls(listener, tls, signal.clone(), config.shutdown_grace))
+        }
+        None => tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace)),
+    };
     let watch = tokio::spawn(watcher.run(store, signal));
     readiness.set_ready();
     info!(listen = %local, issuer = config.publication.issuer.url(), "ready");
@@ -178,6 +198,58 @@ pub async fn serve_on(
 
 mod irsa_cmd;
 
+/// HTTPS from `--tls-cert`/`--tls-key`: loads the pair (a bad pair stops the start, naming the
+/// file), checks the issuer's host against it, and starts reloading it on change.
+fn start_tls(
+    config: &ServeConfig,
+    files: &CertificateFiles,
+    signal: shutdown::Signal,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Certificates)> {
+    // Watch first, then load, as for the signing keys.
+    let watcher = Watcher::start(WatchConfig {
+        sources: vec![files.cert.clone(), files.key.clone()],
+        debounce: config.debounce,
+        poll_interval: config.poll_interval,
+    })?;
+    let pair = files.load().context("cannot serve HTTPS")?;
+    tls::log_loaded(&pair, "start");
+    warn_unless_certificate_names_issuer(&config.publication.issuer, &pair);
+    let certificates = Certificates::default();
+    certificates.install(pair);
+    let tls = server::server_config(&TlsSettings {
+        certificates: certificates.clone(),
+        acme: false,
+    })?;
+    tokio::spawn(watcher.run(
+        CertificateReload {
+            files: files.clone(),
+            certificates: certificates.clone(),
+        },
+        signal.clone(),
+    ));
+    tokio::spawn(certificates.clone().warn_before_expiry(signal));
+    Ok((tls, certificates))
+}
+
+/// Relying parties check the issuer's host against the certificate: a name it does not cover
+/// fails every discovery fetch.
+fn warn_unless_certificate_names_issuer(issuer: &Issuer, pair: &CertifiedPair) {
+    let host = url::Url::parse(issuer.url()).ok().and_then(|url| {
+        url.host_str()
+            .map(|h| h.trim_matches(['[', ']']).to_owned())
+    });
+    if let Some(host) = host
+        && issuer.url().starts_with("https://")
+        && !pair.covers(&host)
+    {
+        warn!(
+            issuer_host = %host,
+            certificate_names = log::list(pair.names()),
+            "the issuer's host is not among the certificate's names; relying parties will refuse the TLS connection"
+        );
+    }
+}
+
 fn log_first_snapshot(snapshot: &Snapshot) {
     for key in snapshot.keys.keys() {
         info!(kid = key.kid(), key = %key.describe(), alg = key.algorithm().name(), "loaded key");
@@ -195,11 +267,14 @@ fn log_first_snapshot(snapshot: &Snapshot) {
 /// true`): that is logged, never fatal.
 fn print_dev_banner(config: &ServeConfig, key: &DevKey, local: std::net::SocketAddr) {
     let issuer = &config.publication.issuer;
+    let tls = config.tls.is_some();
+    let (scheme, k) = if tls { ("https", "k") } else { ("http", "") };
     let printed = writeln!(
         std::io::stdout().lock(),
-        "issuerd --dev: NOT FOR PRODUCTION (ephemeral key, plain http)\n\
+        "issuerd --dev: NOT FOR PRODUCTION (ephemeral key{})\n\
          \n  issuer:       {}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
-         \ntry:\n  curl -s http://{local}{}\n  curl -s http://{local}{}\n  curl -s http://{local}/statusz\n",
+         \ntry:\n  curl -s{k} {scheme}://{local}{}\n  curl -s{k} {scheme}://{local}{}\n  curl -s{k} {scheme}://{local}/statusz\n",
+        if tls { "" } else { ", plain http" },
         issuer.url(),
         key.private_key().display(),
         issuer.discovery_path(),

@@ -36,6 +36,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add an indirection"
+)]
 pub enum Command {
     /// Serve the discovery document and JWKS over HTTP, reloading keys as they change.
     Serve(ServeArgs),
@@ -173,6 +177,29 @@ pub struct ServeArgs {
     /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
     #[arg(long)]
     pub mirror_required: bool,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes.
+    #[arg(
+        long,
+        env = "ISSUERD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1; RSA, ECDSA or Ed25519).
+    #[arg(
+        long,
+        env = "ISSUERD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow a port in an https issuer served over TLS (AWS IAM refuses such an issuer). Env:
+    /// ISSUERD_ALLOW_ISSUER_PORT (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub allow_issuer_port: bool,
 }
 
 /// `issuerd render`.

@@ -18,6 +18,7 @@ use crate::cli::{
 };
 use crate::dev::{DevKey, DevKeyError};
 use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
+use crate::tls::CertificateFiles;
 
 /// Default `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -41,6 +42,8 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The boolean env variable for `--allow-insecure-issuer`.
 pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
+/// The boolean env variable for `--allow-issuer-port`.
+pub const ENV_ALLOW_ISSUER_PORT: &str = "ISSUERD_ALLOW_ISSUER_PORT";
 /// The boolean env variable for `--mirror-required`.
 pub const ENV_MIRROR_REQUIRED: &str = "ISSUERD_MIRROR_REQUIRED";
 
@@ -71,6 +74,9 @@ pub struct FileConfig {
     public_url: Option<String>,
     mirror_acl: Option<MirrorAcl>,
     mirror_required: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allow_issuer_port: Option<bool>,
 }
 
 /// The validated configuration.
@@ -150,6 +156,8 @@ pub struct ServeConfig {
     pub mirror: Option<MirrorConfig>,
     /// `--mirror-required`: not ready while the bucket is behind.
     pub mirror_required: bool,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS with this pair.
+    pub tls: Option<CertificateFiles>,
 }
 
 /// `render`, validated.
@@ -343,6 +351,7 @@ fn serve(
     // address served. On port 0 that address is only known once bound, so bind here.
     let mut bound = None;
     let mut listen = listen;
+    let tls = tls_files(args.tls_cert, args.tls_key, &file, file_dir)?;
     let dev_issuer = if dev && args.publish.issuer.is_none() && file.issuer.is_none() {
         if listen.port() == 0 {
             let listener = bind(listen)?;
@@ -352,11 +361,20 @@ fn serve(
             })?;
             bound = Some(listener);
         }
-        Some(format!("http://{listen}"))
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Some(format!("{scheme}://{listen}"))
     } else {
         None
     };
+    let allow_issuer_port = args.allow_issuer_port
+        || env_bool(ENV_ALLOW_ISSUER_PORT)?
+            .or(file.allow_issuer_port)
+            .unwrap_or(false);
     let (publication, mut key_files) = publication(args.publish, file, file_dir, dev, dev_issuer)?;
+    // `--dev` is local only: no AWS relying party will ever see its issuer.
+    if tls.is_some() && !dev && !allow_issuer_port {
+        refuse_issuer_port(&publication.issuer)?;
+    }
     let dev_key = if dev {
         let key = DevKey::generate()?;
         key_files.push(key.private_key().to_owned());
@@ -381,7 +399,67 @@ fn serve(
         sts_roles,
         mirror,
         mirror_required,
+        tls,
     })
+}
+
+/// `--tls-cert` and `--tls-key` (flags, env, or file keys relative to the file), both or neither.
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    file: &FileConfig,
+    file_dir: Option<&Path>,
+) -> Result<Option<CertificateFiles>, ConfigError> {
+    let from_file = |path: &Option<PathBuf>| {
+        path.clone().map(|p| match file_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        })
+    };
+    let cert = cert.or_else(|| from_file(&file.tls_cert));
+    let key = key.or_else(|| from_file(&file.tls_key));
+    let absolute = |key: &'static str, path: PathBuf| {
+        std::path::absolute(&path).map_err(|e| ConfigError::Invalid {
+            key,
+            reason: format!("{}: {e}", path.display()),
+        })
+    };
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(CertificateFiles {
+            cert: absolute("tls_cert", cert)?,
+            key: absolute("tls_key", key)?,
+        })),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            key: "tls_cert",
+            reason: "is set but tls_key is not; HTTPS needs both --tls-cert and --tls-key".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            key: "tls_key",
+            reason: "is set but tls_cert is not; HTTPS needs both --tls-cert and --tls-key".into(),
+        }),
+    }
+}
+
+/// AWS IAM takes an OIDC provider URL as `https://HOST[/PATH]`: with a port in the issuer, no IAM
+/// OIDC provider can match the tokens' `iss`, so STS never trusts them.
+fn refuse_issuer_port(issuer: &Issuer) -> Result<(), ConfigError> {
+    let Ok(url) = url::Url::parse(issuer.url()) else {
+        return Ok(());
+    };
+    match url.port() {
+        Some(port) if url.scheme() == "https" => Err(ConfigError::Invalid {
+            key: "issuer",
+            reason: format!(
+                "{} names port {port}; AWS IAM registers an OIDC provider as https://HOST[/PATH] \
+                 with no port, so AWS STS could never trust tokens with this issuer. Serve it on \
+                 443 (a load balancer or port forward in front is fine), or pass \
+                 --allow-issuer-port (ISSUERD_ALLOW_ISSUER_PORT) when no AWS relying party needs it",
+                issuer.url()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The longest duration any setting takes: past it, deadlines computed from now would overflow.

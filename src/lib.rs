@@ -27,6 +27,8 @@
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).
 //! - [`listener`]: accept-until-shutdown and graceful connection drain, shared by every listener.
+//! - [`tls`]: the serving certificate: PEM chain + key -> a checked pair, kept live in the rustls
+//!   resolver, reloaded from files (or installed by ACME).
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
@@ -54,5 +56,6 @@ pub mod shutdown;
 pub mod store;
 pub mod sts;
 pub mod thumbprint;
+pub mod tls;
 pub mod token;
 pub mod watcher;

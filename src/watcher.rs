@@ -1,5 +1,6 @@
 //! Hot rotation: filesystem events, a poll timer and SIGHUP -> debounce -> reload every source as
-//! one set -> publish when it changed. A failed reload keeps the last good snapshot.
+//! one set -> publish when it changed. A failed reload keeps the last good snapshot. The same
+//! watching reloads the serving certificate ([`CertificateReload`]).
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -16,6 +17,7 @@ use crate::keys::KeySet;
 use crate::log;
 use crate::shutdown;
 use crate::store::{Publish, Store};
+use crate::tls::{CertificateFiles, Certificates};
 
 /// A burst of events is waited out for at most this many debounce periods.
 const MAX_DEBOUNCE_PERIODS: u32 = 10;
@@ -88,8 +90,9 @@ impl Watcher {
         Ok(watcher)
     }
 
-    /// Publishes every changed, valid key set into `store` until `shutdown` fires.
-    pub async fn run(mut self, store: Store, mut shutdown: shutdown::Signal) {
+    /// Reloads `target` on every change (publishing every changed, valid key set when it is the
+    /// key [`Store`]) until `shutdown` fires.
+    pub async fn run(mut self, mut target: impl Reload, mut shutdown: shutdown::Signal) {
         let sources = &self.config.sources;
         let mut next_poll = Instant::now() + self.config.poll_interval;
         let mut retry_at: Option<Instant> = None;
@@ -107,11 +110,11 @@ impl Watcher {
             if cause == "poll" {
                 next_poll = Instant::now() + self.config.poll_interval;
             }
-            let mut ok = reload(&store, sources, cause).await;
+            let mut ok = target.reload(sources, cause).await;
             // A directory that appeared or was replaced got a new watch; what changed in it
             // before the watch existed produced no event, so read once more.
             while rewatch(&mut self.notify, sources, &mut self.watched) {
-                ok = reload(&store, sources, "new watch").await;
+                ok = target.reload(sources, "new watch").await;
             }
             retry_at = (!ok).then(|| Instant::now() + RETRY_AFTER_FAILURE);
         }
@@ -133,8 +136,39 @@ pub async fn debounce(events: &mut mpsc::Receiver<()>, quiet: Duration) {
     }
 }
 
+/// What a [`Watcher`] reloads when its sources may have changed.
+pub trait Reload: Send {
+    /// Re-reads `sources`; returns whether they loaded (a failure is retried soon).
+    fn reload(
+        &mut self,
+        sources: &[PathBuf],
+        cause: &'static str,
+    ) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl Reload for Store {
+    async fn reload(&mut self, sources: &[PathBuf], cause: &'static str) -> bool {
+        reload_keys(self, sources, cause).await
+    }
+}
+
+/// The serving certificate's files and the live certificate they feed.
+#[derive(Debug)]
+pub struct CertificateReload {
+    /// `--tls-cert` and `--tls-key` (the watcher's sources).
+    pub files: CertificateFiles,
+    /// Where a changed, valid pair is installed.
+    pub certificates: Certificates,
+}
+
+impl Reload for CertificateReload {
+    async fn reload(&mut self, _sources: &[PathBuf], cause: &'static str) -> bool {
+        self.files.reload(&self.certificates, cause).await
+    }
+}
+
 /// Re-reads every source as one set and publishes it if it changed. Returns whether it loaded.
-async fn reload(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool {
+async fn reload_keys(store: &Store, sources: &[PathBuf], cause: &'static str) -> bool {
     let owned = sources.to_vec();
     let loaded = tokio::task::spawn_blocking(move || KeySet::load(&owned)).await;
     let keys = match loaded {

@@ -24,6 +24,8 @@ const RANKS: &[(&str, u8)] = &[
     ("token", 1),
     // Where the mirror publishes (bucket, keys, settings): a description, like the issuer.
     ("bucket", 1),
+    // The serving certificate (pair, live resolver, files): an input like the keys.
+    ("tls", 1),
     // documents -> published snapshots.
     ("store", 2),
     // Tokens -> the IRSA generators and the issuer doctor.
@@ -42,7 +44,7 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Configuration describes the inputs; it must not reach into the runtime (store, server, ...).
 const CONFIGURATION: [&str; 2] = ["cli", "config"];
-const CONFIGURATION_MAY_IMPORT: [&str; 5] = ["cli", "issuer", "keys", "dev", "bucket"];
+const CONFIGURATION_MAY_IMPORT: [&str; 6] = ["cli", "issuer", "keys", "dev", "bucket", "tls"];
 
 fn rank(module: &str) -> u8 {
     RANKS

@@ -6,6 +6,7 @@ mod encoded;
 mod http1;
 mod rewind;
 pub mod service;
+mod tls;
 mod transport;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use self::http1::Outcome;
 use self::rewind::Rewind;
 use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
+pub use self::tls::{TlsSettings, TlsSetupError, server_config};
 pub use self::transport::Transport;
 use crate::{listener, shutdown};
 
@@ -86,10 +88,7 @@ impl Server {
         shutdown: shutdown::Signal,
         grace: Duration,
     ) {
-        // Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
-        if let Err(error) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
-            warn!(%error, "cannot set TCP_NODELAY on the listener");
-        }
+        set_nodelay(&listener);
         listener::accept_until_shutdown("issuer", listener, shutdown, grace, |stream, shutdown| {
             let server = Arc::clone(&self);
             async move { server.serve_connection(stream, shutdown).await }
@@ -129,5 +128,12 @@ impl Server {
         if let Err(error) = result {
             debug!(%error, "HTTP/2 connection ended with an error");
         }
+    }
+}
+
+/// Accepted sockets inherit TCP_NODELAY from the listener: no extra syscall per connection.
+fn set_nodelay(listener: &TcpListener) {
+    if let Err(error) = socket2::SockRef::from(listener).set_tcp_nodelay(true) {
+        warn!(%error, "cannot set TCP_NODELAY on the listener");
     }
 }

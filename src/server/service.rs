@@ -33,7 +33,7 @@ pub struct IssuerService {
     reader: Reader,
     encoder: Arc<Encoder>,
     readiness: Readiness,
-    attached: Option<Attached>,
+    attached: Vec<Attached>,
 }
 
 /// Another task's state, reported by the service without the server knowing the task (the app
@@ -62,13 +62,14 @@ impl IssuerService {
             encoder: Arc::new(Encoder::new(reader.clone())),
             reader,
             readiness,
-            attached: None,
+            attached: Vec::new(),
         }
     }
 
-    /// Reports `attached` in `/statusz` and lets it hold `/readyz` at 503.
+    /// Reports `attached` in `/statusz` (beside any attached before) and lets it hold `/readyz`
+    /// at 503.
     pub fn with_attached(mut self, attached: Attached) -> Self {
-        self.attached = Some(attached);
+        self.attached.push(attached);
         self
     }
 
@@ -158,7 +159,7 @@ impl IssuerService {
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.readiness.is_ready() => {
-                match self.attached.as_ref().and_then(|a| (a.report)().1) {
+                match self.attached.iter().find_map(|a| (a.report)().1) {
                     Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
                     None => text(StatusCode::OK, "ready\n"),
                 }
@@ -188,7 +189,7 @@ impl IssuerService {
             "last_successful_reload": unix(health.last_success),
             "successful_reloads": health.successes,
         });
-        if let Some(attached) = &self.attached {
+        for attached in &self.attached {
             body[attached.name] = (attached.report)().0;
         }
         let mut response = Response::new(Bytes::from(body.to_string()));

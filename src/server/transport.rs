@@ -1,5 +1,5 @@
 //! What a connection is served over: any byte stream (a TCP socket in production, an in-memory
-//! duplex in tests, a TLS stream later) with one extra hook for the HTTP/1.1 loop's reads.
+//! duplex in tests, a TLS stream) with one extra hook for the HTTP/1.1 loop's reads.
 
 use std::io;
 use std::pin::Pin;
@@ -22,6 +22,8 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 }
 
 impl Transport for tokio::io::DuplexStream {}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {}
 
 impl Transport for TcpStream {
     /// A short read means the socket is drained, so its readiness is cleared right away (by
