@@ -1,13 +1,9 @@
 //! `issuerd thumbprint` as users run it: on the committed fixture chains (thumbprints precomputed
-//! by openssl, and cross-checked against openssl here), and on live TLS servers on 127.0.0.1
-//! presenting a leaf alone, a leaf and its intermediate, and a chain that includes its root.
+//! by openssl, and cross-checked against openssl here), and on a live `issuerd serve --tls-cert`
+//! on 127.0.0.1 presenting a leaf alone, a leaf and its intermediate, and a chain with its root.
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
-
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -131,35 +127,65 @@ async fn bad_inputs_name_the_input_and_the_reason() {
     }
 }
 
-/// A TLS server on 127.0.0.1 presenting `chain_file` (leaf first) with the fixture leaf key.
-async fn tls_server(chain_file: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let chain = CertificateDer::pem_file_iter(fixture(chain_file))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
+/// `issuerd serve` over HTTPS on 127.0.0.1 presenting `chain_file` (leaf first) with the fixture
+/// leaf key; killed on drop.
+struct TlsServe {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for TlsServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_serve(chain_file: &str) -> TlsServe {
+    use std::io::{BufRead as _, BufReader};
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ec256.pub.pem");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args([
+            "serve",
+            "--issuer",
+            "https://localhost",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--key-file")
+        .arg(key)
+        .arg("--tls-cert")
+        .arg(fixture(chain_file))
+        .arg("--tls-key")
+        .arg(fixture("leaf.key.pem"))
+        .env_remove("ISSUERD_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(fixture("leaf.key.pem")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(stream).await {
-                    let _ = tls.shutdown().await;
-                }
-            });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("issuerd serve ({chain_file}) exited before ready:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("ready")
+            && let Some(rest) = line.split("listen=").nth(1)
+        {
+            break rest.split_whitespace().next().unwrap().to_owned();
         }
-    });
-    (url, task)
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    TlsServe {
+        child,
+        url: format!("https://{addr}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,10 +195,10 @@ async fn live_servers_are_thumbprinted_by_the_last_certificate_they_present() {
         ("leaf.crt.pem", "leaf", "leaf"),
         ("fullchain-with-root.pem", "root", "root"),
     ] {
-        let (url, server) = tls_server(chain).await;
+        let server = tls_serve(chain);
         // A path after the host (an issuer URL) is allowed and ignored.
-        let report = json(&[&format!("{url}/clusters/prod")]).await;
-        server.abort();
+        let report = json(&[&format!("{}/clusters/prod", server.url)]).await;
+        drop(server);
         assert_eq!(report["thumbprint"], expected(which), "{chain}");
         assert_eq!(report["role"], role, "{chain}");
         assert_eq!(report["chain"][0]["sha1"], expected("leaf"), "{chain}");
