@@ -38,7 +38,8 @@ USER 65532:65532
 # 8080: the issuer documents, /healthz and /readyz. 9090: the admin listener (/metrics,
 # /statusz) when ISSUERD_ADMIN_LISTEN=0.0.0.0:9090 is set.
 EXPOSE 8080 9090
-# Distroless has no shell or curl: the binary probes itself (exit 0 on 200).
+# Distroless has no shell or curl: the binary probes itself (exit 0 on 200). Serving TLS
+# (ISSUERD_TLS_CERT), probe https://127.0.0.1:8080/healthz instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/issuerd", "probe", "--timeout", "3s", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/issuerd"]

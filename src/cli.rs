@@ -402,7 +402,8 @@ pub struct MirrorArgs {
 /// `issuerd probe`.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// The URL to GET (http only), e.g. http://127.0.0.1:8080/healthz.
+    /// The URL to GET, e.g. http://127.0.0.1:8080/healthz (https:// is not verified, as kubelet
+    /// probes it).
     #[arg(value_name = "URL")]
     pub url: String,
 

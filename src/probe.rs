@@ -1,9 +1,17 @@
-//! `issuerd probe URL`: one plain-HTTP GET that succeeds only on `200`, for container health
+//! `issuerd probe URL`: one HTTP/1.1 GET that succeeds only on `200`, for container health
 //! checks in images without a shell or curl (the distroless image's `HEALTHCHECK`).
+//!
+//! `https://` is probed as kubelet probes it: the certificate is not verified (a liveness check
+//! asks whether the process answers, not who it is), the handshake signature is.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// The most of the response read to find its status line.
@@ -27,6 +35,15 @@ pub enum ProbeError {
         url: String,
         /// `host:port`.
         authority: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed.
+    #[error("probe {url}: TLS handshake failed")]
+    Tls {
+        /// The URL.
+        url: String,
         /// Cause.
         #[source]
         source: std::io::Error,
@@ -74,7 +91,7 @@ fn reason_suffix(reason: &str) -> String {
     }
 }
 
-/// GETs `url` (http only) and returns `Ok` on a `200` within `timeout`.
+/// GETs `url` (http or https) and returns `Ok` on a `200` within `timeout`.
 pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let target = Target::parse(url)?;
     match tokio::time::timeout(timeout, target.get(url)).await {
@@ -95,6 +112,8 @@ struct Target {
     host: String,
     /// Path and query.
     path: String,
+    /// The name to send in SNI, for https.
+    tls: Option<ServerName<'static>>,
 }
 
 impl Target {
@@ -104,15 +123,27 @@ impl Target {
             reason,
         };
         let url = url::Url::parse(text).map_err(|_| refuse("not an absolute URL"))?;
-        if url.scheme() != "http" {
-            return Err(refuse(
-                "only http:// is probed (point it at the plain listener, e.g. http://127.0.0.1:8080/healthz)",
-            ));
-        }
-        let host = match url.host() {
-            Some(url::Host::Domain(name)) => name.to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                return Err(refuse(
+                    "only http:// and https:// are probed (e.g. http://127.0.0.1:8080/healthz)",
+                ));
+            }
+        };
+        let (host, name) = match url.host() {
+            Some(url::Host::Domain(name)) => (
+                name.to_owned(),
+                ServerName::try_from(name.to_owned()).map_err(|_| refuse("invalid host name"))?,
+            ),
+            Some(url::Host::Ipv4(ip)) => {
+                (ip.to_string(), ServerName::from(std::net::IpAddr::V4(ip)))
+            }
+            Some(url::Host::Ipv6(ip)) => (
+                format!("[{ip}]"),
+                ServerName::from(std::net::IpAddr::V6(ip)),
+            ),
             None => return Err(refuse("has no host")),
         };
         let port = url.port_or_known_default().unwrap_or(80);
@@ -128,17 +159,47 @@ impl Target {
                 None => host,
             },
             path,
+            tls: https.then_some(name),
         })
     }
 
     async fn get(&self, url: &str) -> Result<(), ProbeError> {
-        let mut stream = TcpStream::connect(&self.authority)
+        let stream = TcpStream::connect(&self.authority)
             .await
             .map_err(|source| ProbeError::Connect {
                 url: url.to_owned(),
                 authority: self.authority.clone(),
                 source,
             })?;
+        let Some(name) = &self.tls else {
+            return self.exchange(stream, url).await;
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ProbeError::Tls {
+                url: url.to_owned(),
+                source: std::io::Error::other(e),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|source| ProbeError::Tls {
+                url: url.to_owned(),
+                source,
+            })?;
+        self.exchange(stream, url).await
+    }
+
+    /// Sends the request on `stream` and reads the status line.
+    async fn exchange(
+        &self,
+        mut stream: impl AsyncRead + AsyncWrite + Unpin,
+        url: &str,
+    ) -> Result<(), ProbeError> {
         let io = |source| ProbeError::Io {
             url: url.to_owned(),
             source,
@@ -171,6 +232,55 @@ impl Target {
             self.host,
             env!("CARGO_PKG_VERSION")
         )
+    }
+}
+
+/// Accepts any certificate, as kubelet's https probes do; handshake signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -227,8 +337,12 @@ mod tests {
                 authority: "127.0.0.1:8080".into(),
                 host: "127.0.0.1:8080".into(),
                 path: "/readyz?x=1".into(),
+                tls: None,
             }
         );
+        let target = Target::parse("https://localhost/healthz").unwrap();
+        assert_eq!(target.authority, "localhost:443");
+        assert_eq!(target.tls, Some(ServerName::try_from("localhost").unwrap()));
         let target = Target::parse("http://[::1]/healthz").unwrap();
         assert_eq!(target.authority, "[::1]:80");
         assert_eq!(target.host, "[::1]");
@@ -238,9 +352,8 @@ mod tests {
     #[test]
     fn only_http_urls_are_probed() {
         for (url, reason) in [
-            ("https://127.0.0.1/healthz", "only http://"),
             ("127.0.0.1:8080/healthz", "not an absolute URL"),
-            ("ftp://127.0.0.1/healthz", "only http://"),
+            ("ftp://127.0.0.1/healthz", "only http:// and https://"),
             ("/healthz", "not an absolute URL"),
         ] {
             let error = Target::parse(url).unwrap_err().to_string();

@@ -107,6 +107,30 @@ async fn probe_exits_zero_on_200_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn probe_speaks_https_to_a_tls_serve_without_verifying_it() {
+    let fixtures = Path::new(REPO).join("tests/fixtures/thumbprint");
+    let server =
+        common::TlsServe::start(&fixtures.join("chain.pem"), &fixtures.join("leaf.key.pem"));
+    // The certificate is from a private CA and names 127.0.0.1: accepted, as kubelet would.
+    let output = probe(&format!("{}/healthz", server.url)).await;
+    assert!(output.status.success(), "{}", error_line(&output));
+    let output = probe(&format!("{}/nope", server.url)).await;
+    assert_eq!(
+        error_line(&output),
+        format!("error: probe {}/nope: answered 404 Not Found", server.url)
+    );
+    // Plain http to the TLS port is no HTTP answer.
+    let plain = server.url.replace("https://", "http://");
+    let output = probe(&format!("{plain}/healthz")).await;
+    assert_eq!(output.status.code(), Some(1));
+    let line = error_line(&output);
+    assert!(
+        line.starts_with(&format!("error: probe {plain}/healthz: ")),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn probe_reports_not_ready_silence_and_non_http() {
     // 503 (as /readyz answers before the first publish), a server that never answers, and one
     // that is not HTTP.

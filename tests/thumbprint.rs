@@ -2,6 +2,8 @@
 //! by openssl, and cross-checked against openssl here), and on a live `issuerd serve --tls-cert`
 //! on 127.0.0.1 presenting a leaf alone, a leaf and its intermediate, and a chain with its root.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Output;
 use tokio::io::AsyncWriteExt as _;
@@ -127,65 +129,8 @@ async fn bad_inputs_name_the_input_and_the_reason() {
     }
 }
 
-/// `issuerd serve` over HTTPS on 127.0.0.1 presenting `chain_file` (leaf first) with the fixture
-/// leaf key; killed on drop.
-struct TlsServe {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for TlsServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tls_serve(chain_file: &str) -> TlsServe {
-    use std::io::{BufRead as _, BufReader};
-    let key =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ec256.pub.pem");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
-        .args([
-            "serve",
-            "--issuer",
-            "https://localhost",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--key-file")
-        .arg(key)
-        .arg("--tls-cert")
-        .arg(fixture(chain_file))
-        .arg("--tls-key")
-        .arg(fixture("leaf.key.pem"))
-        .env_remove("ISSUERD_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            panic!("issuerd serve ({chain_file}) exited before ready:\n{log}");
-        };
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("ready")
-            && let Some(rest) = line.split("listen=").nth(1)
-        {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    TlsServe {
-        child,
-        url: format!("https://{addr}"),
-    }
+fn tls_serve(chain_file: &str) -> common::TlsServe {
+    common::TlsServe::start(&fixture(chain_file), &fixture("leaf.key.pem"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
