@@ -328,12 +328,16 @@ impl std::fmt::Display for Report {
 fn public_verifier() -> Arc<WebPkiServerVerifier> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    verifier(roots)
+}
+
+fn verifier(roots: RootCertStore) -> Arc<WebPkiServerVerifier> {
     WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     )
     .build()
-    .expect("the public roots are a valid root store")
+    .expect("a non-empty root store")
 }
 
 /// The verdict of the public roots on a chain (leaf first), for `name`.
@@ -406,10 +410,19 @@ pub fn from_file(path: &Path) -> Result<Report, ThumbprintError> {
     })?;
     let name = path.display().to_string();
     let chain = parse_pem_chain(&text, &name)?;
+    report_on_file_chain(&name, &chain, &public_verifier())
+}
+
+/// The report of a chain from a file, judged by `verifier`.
+fn report_on_file_chain(
+    name: &str,
+    chain: &[CertificateDer<'_>],
+    verifier: &WebPkiServerVerifier,
+) -> Result<Report, ThumbprintError> {
     // A file names no host: only the chain's trust is asked (name errors are ignored).
     let any_name = ServerName::try_from("thumbprint.invalid").expect("valid DNS name");
-    let verdict = verify_publicly(&public_verifier(), &chain, &any_name);
-    report(&name, &chain, trust_from(verdict, false))
+    let verdict = verify_publicly(verifier, chain, &any_name);
+    report(name, chain, trust_from(verdict, false))
 }
 
 /// `host`, `port` and the name for SNI from `https://host[:port][/path]`.
@@ -618,6 +631,27 @@ mod tests {
         let report = from_file(&fixture("leaf.crt.pem")).unwrap();
         assert_eq!(report.thumbprint, expected("leaf"));
         assert_eq!(report.role, Role::Leaf);
+    }
+
+    #[test]
+    fn a_chain_to_a_trusted_root_is_called_out_as_not_using_the_thumbprint() {
+        // The fixture root standing in for a public root: the same path a real public chain takes.
+        let root = parse_pem_chain(&std::fs::read(fixture("root.crt.pem")).unwrap(), "root")
+            .unwrap()
+            .remove(0);
+        let mut roots = RootCertStore::empty();
+        roots.add(root).unwrap();
+        let chain =
+            parse_pem_chain(&std::fs::read(fixture("chain.pem")).unwrap(), "chain.pem").unwrap();
+        let report = report_on_file_chain("chain.pem", &chain, &verifier(roots)).unwrap();
+        assert!(report.trust.publicly_trusted, "{:?}", report.trust);
+        assert!(!report.aws_uses_thumbprint);
+        let text = report.to_string();
+        assert!(text.contains("ends in a publicly trusted CA"), "{text}");
+        assert!(text.contains("does NOT use the thumbprint"), "{text}");
+        // The real public roots do not know the fixture root.
+        let report = report_on_file_chain("chain.pem", &chain, &public_verifier()).unwrap();
+        assert!(!report.trust.publicly_trusted);
     }
 
     #[test]
