@@ -25,7 +25,9 @@
 #                 (the same way for every server). 1: client on CPU 0, servers on
 #                 CPU 1. CLIENT_CPUS / SERVER_CPUS (taskset lists) override PIN.
 #   ONLY=REGEX    run only scenarios whose name matches (e.g. ONLY='^h1-ka').
-#   BASE_PORT=18080  ports BASE..BASE+4 on 127.0.0.1 are used.
+#   BASE_PORT=18080  ports BASE..BASE+10 on 127.0.0.1 are used.
+#   TLS_LOAD_BIN  the TLS handshake client (examples/tls_load). Unset: built with
+#                 `cargo build --release --example tls_load`.
 #   KEY_KIND=public  pass the public (public) or private (private) PEMs as --key-file.
 #   ISSUERD_EXTRA_ARGS  appended to `issuerd serve` (word-split).
 #   INSTALL=1     apt-get install nginx / wrk / h2load when missing (0: fail instead).
@@ -115,6 +117,14 @@ issuerd_serve_argv() {
   ISSUERD_ARGV=("${SERVER_PREFIX[@]}" "$ISSUERD_BIN" serve --listen "127.0.0.1:$ISSUERD_PORT"
                 "${ISSUERD_COMMON[@]}" $ISSUERD_EXTRA_ARGS)
 }
+# HTTPS: one more issuerd per certificate type (ECDSA P-256, RSA 2048), same binary and keys.
+issuerd_tls_argv() { # kind port -> ISSUERD_TLS_ARGV
+  issuerd_common_args
+  # shellcheck disable=SC2206 # ISSUERD_EXTRA_ARGS is meant to be word-split
+  ISSUERD_TLS_ARGV=("${SERVER_PREFIX[@]}" "$ISSUERD_BIN" serve --listen "127.0.0.1:$2"
+                    "${ISSUERD_COMMON[@]}" --tls-cert "$TMP/tls/$1.crt" --tls-key "$TMP/tls/$1.key"
+                    $ISSUERD_EXTRA_ARGS)
+}
 ISSUERD_READY_PATH=/readyz
 # issuerd speaks h2c (prior knowledge) on its one port (hyper-util auto).
 ISSUERD_H2C_PORT=$ISSUERD_PORT
@@ -188,6 +198,12 @@ if [[ -z ${ISSUERD_BIN:-} ]]; then
   ISSUERD_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/issuerd
 fi
 [[ -x $ISSUERD_BIN ]] || die "issuerd binary not found: $ISSUERD_BIN"
+if [[ -z ${TLS_LOAD_BIN:-} ]]; then
+  log "building the TLS handshake client (cargo build --release --example tls_load)"
+  (cd "$ROOT" && cargo build --release --quiet --example tls_load) || die "cargo build --example tls_load failed"
+  TLS_LOAD_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/tls_load
+fi
+[[ -x $TLS_LOAD_BIN ]] || die "TLS client not found: $TLS_LOAD_BIN"
 # Run a private copy: a concurrent `cargo build` must not swap the binary mid-run.
 cp "$ISSUERD_BIN" "$TMP/issuerd"
 ISSUERD_SRC_BIN=$(readlink -f "$ISSUERD_BIN")
@@ -216,6 +232,13 @@ case $KEY_KIND in
   *) die "KEY_KIND must be public or private" ;;
 esac
 
+# Serving certificates for the HTTPS scenarios, one per type, the same files for both servers.
+mkdir -p "$TMP/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TMP/tls/ec.key" -out "$TMP/tls/ec.crt" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TMP/tls/rsa.key" -out "$TMP/tls/rsa.crt" 2>/dev/null
+
 DOCROOT=$TMP/docroot
 log "issuerd render --out $DOCROOT"
 issuerd_render "$DOCROOT" >"$TMP/render.log" 2>&1 || { cat "$TMP/render.log" >&2; die "issuerd render failed"; }
@@ -225,20 +248,23 @@ done
 
 # ---------------------------------------------------------------- nginx configs
 # Two variants: worker_processes 1 and auto. Each has its own prefix and ports.
-declare -A H1_PORT H2C_PORT NGX_PREFIX NGX_WORKERS
+declare -A H1_PORT H2C_PORT NGX_PREFIX NGX_WORKERS TLS_EC_PORT TLS_RSA_PORT
 H1_PORT[issuerd]=$ISSUERD_PORT
 H2C_PORT[issuerd]=$ISSUERD_H2C_PORT
 NGX_WORKERS[nginx-w1]=1;       H1_PORT[nginx-w1]=$((BASE_PORT + 1));    H2C_PORT[nginx-w1]=$((BASE_PORT + 2))
 NGX_WORKERS[nginx-wauto]=auto; H1_PORT[nginx-wauto]=$((BASE_PORT + 3)); H2C_PORT[nginx-wauto]=$((BASE_PORT + 4))
+TLS_EC_PORT[issuerd]=$((BASE_PORT + 5));     TLS_RSA_PORT[issuerd]=$((BASE_PORT + 6))
+TLS_EC_PORT[nginx-w1]=$((BASE_PORT + 7));    TLS_RSA_PORT[nginx-w1]=$((BASE_PORT + 8))
+TLS_EC_PORT[nginx-wauto]=$((BASE_PORT + 9)); TLS_RSA_PORT[nginx-wauto]=$((BASE_PORT + 10))
 NGINX_VARIANTS=(nginx-w1 nginx-wauto)
 SERVERS=(issuerd "${NGINX_VARIANTS[@]}")
 
 write_nginx_conf() { # name
-  local name=$1 prefix=$TMP/$1 h2listen="" extra_temp=""
+  local name=$1 prefix=$TMP/$1 h2listen="" extra_temp="" tls_h2=""
   NGX_PREFIX[$name]=$prefix
   mkdir -p "$prefix/tmp"
   # nginx 1.22 syntax: `listen ... http2` on a plain listener = h2c prior knowledge.
-  ((NGINX_H2)) && h2listen="listen 127.0.0.1:${H2C_PORT[$name]} http2 reuseport;"
+  ((NGINX_H2)) && h2listen="listen 127.0.0.1:${H2C_PORT[$name]} http2 reuseport;" && tls_h2=http2
   grep -q -- --without-http_uwsgi_module <<<"$NGINX_V" || extra_temp+="uwsgi_temp_path $prefix/tmp/uwsgi;"
   grep -q -- --without-http_scgi_module <<<"$NGINX_V" || extra_temp+=" scgi_temp_path $prefix/tmp/scgi;"
   local wc=$((NOFILE - 200)); ((wc > 20000)) && wc=20000
@@ -268,9 +294,31 @@ http {
     proxy_temp_path $prefix/tmp/proxy;
     fastcgi_temp_path $prefix/tmp/fastcgi;
     $extra_temp
+    # HTTPS as issuerd offers it: TLS 1.2 + 1.3, ALPN h2 + http/1.1, tickets and a session
+    # cache for resumption.
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    server {
+        listen 127.0.0.1:${TLS_EC_PORT[$name]} ssl $tls_h2 reuseport;
+        ssl_certificate $TMP/tls/ec.crt;
+        ssl_certificate_key $TMP/tls/ec.key;
+        include $prefix/locations.conf;
+    }
+    server {
+        listen 127.0.0.1:${TLS_RSA_PORT[$name]} ssl $tls_h2 reuseport;
+        ssl_certificate $TMP/tls/rsa.crt;
+        ssl_certificate_key $TMP/tls/rsa.key;
+        include $prefix/locations.conf;
+    }
     server {
         listen 127.0.0.1:${H1_PORT[$name]} reuseport;
         $h2listen
+        include $prefix/locations.conf;
+    }
+}
+EOF
+  cat >"$prefix/locations.conf" <<EOF
         root $DOCROOT;
         # Same entity headers as issuerd sends: Content-Type, Cache-Control,
         # ETag (etag on), Access-Control-Allow-Origin.
@@ -285,8 +333,6 @@ http {
             add_header Access-Control-Allow-Origin "*";
         }
         location / { return 404; }
-    }
-}
 EOF
   nginx -t -q -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf" 2>"$prefix/t.log" ||
     { cat "$prefix/t.log" >&2; die "nginx config test failed for $name"; }
@@ -297,7 +343,7 @@ nginx_argv() { # name -> NGINX_ARGV
   NGINX_ARGV=("${SERVER_PREFIX[@]}" nginx -p "$p" -e "$p/error.log" -c "$p/nginx.conf" -g 'daemon off;')
 }
 
-for port in "$BASE_PORT" $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)) $((BASE_PORT + 4)); do
+for port in $(seq "$BASE_PORT" $((BASE_PORT + 10))); do
   if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
     die "port $port already in use on 127.0.0.1 (set BASE_PORT)"
   fi
@@ -326,7 +372,7 @@ declare -A SERVER_PID
 wait_200() { # url
   local i
   for ((i = 0; i < 200; i++)); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1") == 200 ]] && return 0
+    [[ $(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$1") == 200 ]] && return 0
     sleep 0.05
   done
   return 1
@@ -334,6 +380,12 @@ wait_200() { # url
 log "starting servers"
 "${ISSUERD_ARGV[@]}" </dev/null >"$TMP/issuerd.log" 2>&1 &
 SERVER_PID[issuerd]=$!; STARTED_PIDS+=($!)
+for kind in ec rsa; do
+  if [[ $kind == ec ]]; then port=${TLS_EC_PORT[issuerd]}; else port=${TLS_RSA_PORT[issuerd]}; fi
+  issuerd_tls_argv "$kind" "$port"
+  "${ISSUERD_TLS_ARGV[@]}" </dev/null >"$TMP/issuerd-tls-$kind.log" 2>&1 &
+  SERVER_PID[issuerd-tls-$kind]=$!; STARTED_PIDS+=($!)
+done
 for v in "${NGINX_VARIANTS[@]}"; do
   nginx_argv "$v"
   "${NGINX_ARGV[@]}" </dev/null >"${NGX_PREFIX[$v]}/stdout.log" 2>&1 &
@@ -341,14 +393,20 @@ for v in "${NGINX_VARIANTS[@]}"; do
 done
 wait_200 "http://127.0.0.1:$ISSUERD_PORT$ISSUERD_READY_PATH" ||
   { tail -20 "$TMP/issuerd.log" >&2; die "issuerd not ready"; }
+for kind in ec rsa; do
+  if [[ $kind == ec ]]; then port=${TLS_EC_PORT[issuerd]}; else port=${TLS_RSA_PORT[issuerd]}; fi
+  wait_200 "https://127.0.0.1:$port$ISSUERD_READY_PATH" ||
+    { tail -20 "$TMP/issuerd-tls-$kind.log" >&2; die "issuerd (TLS $kind) not ready"; }
+done
 for v in "${NGINX_VARIANTS[@]}"; do
   wait_200 "http://127.0.0.1:${H1_PORT[$v]}$JWKS_PATH" ||
     { cat "${NGX_PREFIX[$v]}/error.log" >&2; die "$v not ready"; }
 done
 sleep 0.5
 
-server_pids() { # server -> pids (nginx: master + workers)
+server_pids() { # server [proto] -> pids (nginx: master + workers; issuerd: the one serving proto)
   local m=${SERVER_PID[$1]}
+  [[ $1 == issuerd && ${2:-} == tls-* ]] && m=${SERVER_PID[issuerd-$2]}
   echo "$m"
   [[ $1 == nginx* ]] && child_pids "$m"
   return 0
@@ -469,12 +527,22 @@ drv_h2load() {
   echo "$reqs $rps $p99 $errs"
 }
 
+drv_tls() { # mode url raw
+  client env THREADS="$THREADS" "$TLS_LOAD_BIN" "$2" "$CLOSE_CONNS" "$DURATION" "$1" >"$3" 2>"$3.err" || true
+  local out; out=$(head -1 "$3")
+  cat "$3.err" >>"$3"
+  if [[ -n $out ]]; then echo "$out"; else echo "NA NA NA NA"; fi
+}
+drv_tls_full() { drv_tls full "$@"; }
+drv_tls_resume() { drv_tls resume "$@"; }
+
 endpoint() { # server proto -> base URL, or nothing if unsupported
   case $2 in
     h1) echo "http://127.0.0.1:${H1_PORT[$1]}" ;;
     h2c) if [[ $1 == nginx* ]] && ((!NGINX_H2)); then return; fi
          echo "http://127.0.0.1:${H2C_PORT[$1]}" ;;
-    # tls) echo "https://127.0.0.1:${TLS_PORT[$1]}" ;;   # <- TLS slot (see table)
+    tls-ec) echo "https://127.0.0.1:${TLS_EC_PORT[$1]}" ;;
+    tls-rsa) echo "https://127.0.0.1:${TLS_RSA_PORT[$1]}" ;;
     *) ;;
   esac
 }
@@ -487,14 +555,14 @@ SCENARIOS=(
   "h1-ka-discovery|HTTP/1.1 keep-alive, discovery (c=$CONNS)|drv_wrk_keepalive|$DISCOVERY_PATH|h1"
   "h1-close-jwks|HTTP/1.1 new connection per request, JWKS (c=$CLOSE_CONNS)|drv_wrk_close|$JWKS_PATH|h1"
   "h2c-jwks|h2c prior knowledge, JWKS (c=$H2_CONNS, m=$H2_STREAMS)|drv_h2load|$JWKS_PATH|h2c"
-  # ---- TLS slots (not implemented yet). To add them:
-  #  1. generate a self-signed cert for 127.0.0.1 next to the keys;
-  #  2. start issuerd with its TLS flags (issuerd_serve_argv) on TLS_PORT[issuerd],
-  #     add `listen 127.0.0.1:PORT ssl [http2];` + ssl_certificate(_key) to write_nginx_conf
-  #     (same cipher suite / protocol for both, e.g. TLS 1.3 + X25519 + ECDSA P-256);
-  #  3. declare -A TLS_PORT, fill the `tls)` case in endpoint(), uncomment:
-  # "tls-ka-jwks|HTTPS keep-alive, JWKS (c=$CONNS)|drv_wrk_keepalive|$JWKS_PATH|tls"
-  # "tls-handshake-jwks|HTTPS new TLS connection per request, JWKS (c=$CLOSE_CONNS)|drv_wrk_close|$JWKS_PATH|tls"
+  # HTTPS (TLS 1.3, X25519): one request per handshake (full, or resumed from a ticket), then
+  # keep-alive and h2 over TLS. CPU/request of the handshake rows is CPU per handshake.
+  "tls-ec-full|HTTPS ECDSA P-256, full handshake per request (c=$CLOSE_CONNS)|drv_tls_full|$JWKS_PATH|tls-ec"
+  "tls-ec-resumed|HTTPS ECDSA P-256, resumed handshake per request (c=$CLOSE_CONNS)|drv_tls_resume|$JWKS_PATH|tls-ec"
+  "tls-rsa-full|HTTPS RSA 2048, full handshake per request (c=$CLOSE_CONNS)|drv_tls_full|$JWKS_PATH|tls-rsa"
+  "tls-rsa-resumed|HTTPS RSA 2048, resumed handshake per request (c=$CLOSE_CONNS)|drv_tls_resume|$JWKS_PATH|tls-rsa"
+  "tls-ka-jwks|HTTPS keep-alive, JWKS (c=$CONNS)|drv_wrk_keepalive|$JWKS_PATH|tls-ec"
+  "tls-h2-jwks|h2 over TLS, JWKS (c=$H2_CONNS, m=$H2_STREAMS)|drv_h2load|$JWKS_PATH|tls-ec"
 )
 # ============================================================================
 
@@ -518,11 +586,11 @@ run_one() { # round scenario-spec server
   raw=$TMP/raw/r$round-$name-$server.txt
   mkdir -p "$TMP/raw"
   # shellcheck disable=SC2046 # pids: one word each
-  c0=$(cpu_ticks $(server_pids "$server"))
+  c0=$(cpu_ticks $(server_pids "$server" "$proto"))
   "$driver" "$base$path" "$raw" >"$raw.res"
   out=$(<"$raw.res")
   # shellcheck disable=SC2046
-  c1=$(cpu_ticks $(server_pids "$server"))
+  c1=$(cpu_ticks $(server_pids "$server" "$proto"))
   read -r reqs rps p99 errs <<<"$out"
   if [[ $reqs == NA || $reqs == 0 ]]; then
     cpu=NA

@@ -51,6 +51,11 @@ impl Certificates {
         self.inner.current.read().expect("not poisoned").clone()
     }
 
+    /// Records a reload that found the served pair again: the files are fine now.
+    pub fn record_unchanged(&self) {
+        self.inner.status.lock().expect("not poisoned").last_error = None;
+    }
+
     /// Records a refused reload; the current certificate stays.
     pub fn record_failure(&self, error: String) {
         let mut status = self.inner.status.lock().expect("not poisoned");

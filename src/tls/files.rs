@@ -56,6 +56,7 @@ impl CertificateFiles {
             .is_some_and(|current| current.same_as(&pair))
         {
             debug!(cause, "certificate unchanged");
+            certificates.record_unchanged();
             return true;
         }
         log_loaded(&pair, cause);
