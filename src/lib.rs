@@ -33,6 +33,8 @@
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`check`]: the live issuer doctor (`check`).
+//! - [`probe`]: one HTTP GET for container health checks (`probe`).
+//! - [`thumbprint`]: the SHA-1 thumbprint AWS IAM pins for an OIDC provider (`thumbprint`).
 //! - [`app`]: wiring of the above for each subcommand.
 
 pub mod app;
@@ -48,10 +50,12 @@ pub mod keys;
 pub mod listener;
 pub mod log;
 pub mod mirror;
+pub mod probe;
 pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod sts;
+pub mod thumbprint;
 pub mod tls;
 pub mod token;
 pub mod watcher;
