@@ -67,6 +67,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Publish(publish) => publish_once(&publish).await,
+        Command::Probe(args) => Ok(crate::probe::probe(&args.url, args.timeout).await?),
+        Command::Thumbprint(args) => {
+            let report = tokio::task::spawn_blocking(move || {
+                crate::thumbprint::thumbprint(&args.source, args.timeout)
+                    .map(|report| (report, args.json))
+            })
+            .await
+            .context("thumbprint task panicked")??;
+            match report {
+                (report, true) => println!("{}", serde_json::to_string_pretty(&report)?),
+                (report, false) => print!("{report}"),
+            }
+            Ok(())
+        }
     }
 }
 

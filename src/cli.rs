@@ -10,9 +10,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::bucket::MirrorAcl;
 use crate::issuer::DiscoveryProfile;
 
+/// `issuerd --version`: the package version and the git revision built (`0.1.0 (abc1234)`,
+/// `-dirty` when built from modified sources; see build.rs).
+pub const VERSION: &str = env!("ISSUERD_VERSION");
+
+/// The git revision built (`abc1234` or `abc1234-dirty`), or empty when built without git.
+pub const GIT_REVISION: &str = env!("ISSUERD_GIT_REV");
+
 /// Serves a Kubernetes ServiceAccount issuer's OpenID Connect discovery document and JWKS.
 #[derive(Debug, Parser)]
-#[command(name = "issuerd", version, about, propagate_version = true)]
+#[command(name = "issuerd", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -53,6 +60,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Upload the documents to a bucket once, read them back and check anonymous reads.
     Publish(PublishCommandArgs),
+    /// GET a URL and exit 0 on 200, non-zero with a one-line reason otherwise (container health
+    /// checks: the image has no shell or curl).
+    Probe(ProbeArgs),
+    /// Print the SHA-1 thumbprint AWS IAM pins for an OIDC provider, from a PEM chain file or a
+    /// live https:// URL, and whether AWS will use it.
+    Thumbprint(ThumbprintArgs),
 }
 
 /// Log output format.
@@ -433,4 +446,34 @@ pub struct MirrorArgs {
     /// Canned ACL to set on each written object [default: default, the bucket decides].
     #[arg(long, env = "ISSUERD_MIRROR_ACL", value_name = "ACL")]
     pub mirror_acl: Option<MirrorAcl>,
+}
+
+/// `issuerd probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/healthz (https:// is not verified, as kubelet
+    /// probes it).
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Give up after this long.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `issuerd thumbprint`.
+#[derive(Debug, Args)]
+pub struct ThumbprintArgs {
+    /// A PEM file with the chain the server presents (leaf first), or an https:// URL (host and
+    /// optional port; a path is ignored) to fetch the chain from the live server.
+    #[arg(value_name = "FILE|URL")]
+    pub source: String,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Connection and handshake timeout for a URL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }

@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use crate::bucket::{MirrorAcl, MirrorConfig, S3Target};
 use crate::cli::{
-    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, MirrorArgs, PodEnvArgs,
-    PublishArgs, PublishCommandArgs, RenderArgs, ServeArgs, StsArgs, TrustPolicyArgs, VerifyArgs,
+    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, MirrorArgs, PodEnvArgs, ProbeArgs,
+    PublishArgs, PublishCommandArgs, RenderArgs, ServeArgs, StsArgs, ThumbprintArgs,
+    TrustPolicyArgs, VerifyArgs,
 };
 use crate::dev::{DevKey, DevKeyError};
 use crate::issuer::{DiscoveryProfile, Issuer, IssuerError, Publication};
@@ -128,6 +129,10 @@ pub enum Command {
     Check(CheckArgs),
     /// `publish`.
     Publish(PublishConfig),
+    /// `probe` (self-contained).
+    Probe(ProbeArgs),
+    /// `thumbprint` (self-contained).
+    Thumbprint(ThumbprintArgs),
 }
 
 /// `serve`, validated. With `--dev` it is complete too: the key is generated and listed in
@@ -251,6 +256,8 @@ impl Config {
             CliCommand::Publish(args) => {
                 Command::Publish(publish(args, file, file_dir.as_deref())?)
             }
+            CliCommand::Probe(args) => Command::Probe(args),
+            CliCommand::Thumbprint(args) => Command::Thumbprint(args),
         };
         Ok(Self {
             log_format,

@@ -33,6 +33,8 @@
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`check`]: the live issuer doctor (`check`).
+//! - [`probe`]: one HTTP GET for container health checks (`probe`).
+//! - [`thumbprint`]: the SHA-1 thumbprint AWS IAM pins for an OIDC provider (`thumbprint`).
 //! - [`acme`]: obtains and renews the serving certificate (RFC 8555; tls-alpn-01, or http-01 on
 //!   a plain listener), cached in `--acme-cache`; writes into the live certificate store.
 //! - [`app`]: wiring of the above for each subcommand.
@@ -51,10 +53,12 @@ pub mod keys;
 pub mod listener;
 pub mod log;
 pub mod mirror;
+pub mod probe;
 pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod sts;
+pub mod thumbprint;
 pub mod tls;
 pub mod token;
 pub mod watcher;

@@ -13,6 +13,9 @@ const RANKS: &[(&str, u8)] = &[
     ("shutdown", 0),
     ("dev", 0),
     ("log", 0),
+    // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
+    ("probe", 0),
+    ("thumbprint", 0),
     // Needs shutdown (also rank 0, but a leaf of it).
     ("listener", 1),
     // keys + issuer -> documents.

@@ -34,13 +34,17 @@ struct Moto {
 
 impl Moto {
     async fn start() -> Self {
+        // Where scripts/test.sh builds the venv: $CARGO_TARGET_DIR (default target)/interop-venv.
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let bin = root.join("target/interop-venv/bin/moto_server");
-        let python = root.join("target/interop-venv/bin/python");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), |dir| root.join(dir));
+        let venv = target.join("interop-venv");
+        let bin = venv.join("bin/moto_server");
+        let python = venv.join("bin/python");
         assert!(
             bin.exists(),
             "{} is missing: run scripts/test.sh once (it installs moto from \
-             tests/interop/requirements.txt into target/interop-venv)",
+             tests/interop/requirements.txt into $CARGO_TARGET_DIR/interop-venv)",
             bin.display()
         );
         let port = TcpListener::bind("127.0.0.1:0")

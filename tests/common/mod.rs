@@ -246,6 +246,65 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `issuerd serve` over HTTPS on 127.0.0.1 with the certificate chain `chain` (leaf first) and
+/// its key, publishing the ec256 fixture key for issuer `https://localhost`; killed on drop.
+pub struct TlsServe {
+    pub child: KillOnDrop,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl TlsServe {
+    pub fn start(chain: &Path, key_file: &Path) -> Self {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = KillOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+                .args([
+                    "serve",
+                    "--issuer",
+                    "https://localhost",
+                    "--listen",
+                    "127.0.0.1:0",
+                ])
+                .arg("--key-file")
+                .arg(key("ec256.pub.pem"))
+                .arg("--tls-cert")
+                .arg(chain)
+                .arg("--tls-key")
+                .arg(key_file)
+                .env_remove("ISSUERD_CONFIG")
+                .env("NO_COLOR", "1")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!(
+                    "issuerd serve --tls-cert {} exited before ready:\n{log}",
+                    chain.display()
+                );
+            };
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("ready")
+                && let Some(rest) = line.split("listen=").nth(1)
+            {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            url: format!("https://{addr}"),
+        }
+    }
+}
+
 /// One canned answer of a [`fake_issuer`].
 #[derive(Clone, Debug)]
 pub struct Route {
