@@ -4,6 +4,7 @@
 mod date;
 mod encoded;
 mod http1;
+mod inline_executor;
 mod rewind;
 pub mod service;
 mod tls;
@@ -12,12 +13,13 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
+use self::inline_executor::InlineFirst;
 use self::rewind::Rewind;
 use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
@@ -28,7 +30,7 @@ use crate::{listener, shutdown};
 /// Most concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
-type Http2Builder = hyper::server::conn::http2::Builder<TokioExecutor>;
+type Http2Builder = hyper::server::conn::http2::Builder<InlineFirst>;
 
 /// Connection timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +68,7 @@ pub struct Server {
 impl Server {
     /// A server answering with `service`.
     pub fn new(service: IssuerService, timeouts: Timeouts) -> Self {
-        let mut http2 = Http2Builder::new(TokioExecutor::new());
+        let mut http2 = Http2Builder::new(InlineFirst);
         http2
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
