@@ -151,7 +151,7 @@ impl Server {
     /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
     /// finished first.
     pub async fn serve_connection<T: Transport>(&self, mut io: T, mut shutdown: shutdown::Signal) {
-        match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
+        match http1::serve(&mut io, &self.service, &mut shutdown, &self.timeouts).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
                 // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
