@@ -163,8 +163,8 @@ impl Server {
     }
 
     /// An HTTP/2 connection (h2c after its preface was read, or h2 negotiated by ALPN), through
-    /// hyper, until it ends or is drained on shutdown. Its bytes pass through an
-    /// [`h2_guard::H2Guard`]: a client that has not sent SETTINGS within the handshake timeout is
+    /// hyper, until it ends or is drained on shutdown. Its bytes pass through a
+    /// guard (`h2_guard.rs`): a client that has not sent SETTINGS within the handshake timeout is
     /// closed; one that sends no request for the keep-alive timeout is sent GOAWAY and closed
     /// (answering PINGs does not keep it); one that floods control frames is sent GOAWAY
     /// `ENHANCE_YOUR_CALM`.
