@@ -205,7 +205,6 @@ impl Server {
                         return;
                     }
                     if watch.calmed() && closing.is_none() {
-                        debug!("HTTP/2 control frame flood; sent GOAWAY ENHANCE_YOUR_CALM");
                         closing = Some(now + H2_CALM_CLOSE);
                     }
                     let idle_at = watch.last_request() + self.timeouts.keep_alive;
@@ -224,6 +223,9 @@ impl Server {
                 }
             }
         };
+        if watch.calmed() {
+            debug!("HTTP/2 control frame flood; sent GOAWAY ENHANCE_YOUR_CALM and closed");
+        }
         if let Err(error) = result {
             debug!(%error, "HTTP/2 connection ended with an error");
         }
