@@ -1,6 +1,7 @@
 //! Server limits against the real server on 127.0.0.1: the connection cap, descriptor
 //! exhaustion under a low `ulimit -n` (no crash, no spinning core), the HTTP/2 handshake and idle
-//! timeouts, GOAWAY `ENHANCE_YOUR_CALM` for a PING flood, `--drain-delay` and `--backlog`.
+//! timeouts, GOAWAY `ENHANCE_YOUR_CALM` for a PING flood, `--drain-delay`, `--backlog`, and how those
+//! settings are configured.
 //! HTTP/2 is spoken in raw frames over a `TcpStream`, so that the client can misbehave.
 
 mod common;
@@ -495,4 +496,54 @@ async fn backlog_sets_the_listen_queue() {
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
     assert_eq!(send_q, ["77"], "{out}");
+}
+
+// === configuration ===
+
+fn serve_config(extra: &[&'static str]) -> Result<issuerd::config::ServeConfig, String> {
+    let args = serve_args(extra);
+    let mut argv = vec!["issuerd", "serve"];
+    argv.extend(args.iter().map(String::as_str));
+    match issuerd::config::Config::from_args(argv) {
+        Ok(config) => match config.command {
+            issuerd::config::Command::Serve(serve) => Ok(serve),
+            _ => unreachable!("serve arguments make a serve config"),
+        },
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+#[test]
+fn limit_settings_have_defaults_take_flags_and_refuse_zero() {
+    let defaults = serve_config(&[]).unwrap();
+    assert_eq!(defaults.max_connections, None);
+    assert_eq!(defaults.backlog, 1024);
+    assert_eq!(defaults.h2_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(defaults.drain_delay, Duration::ZERO);
+
+    let set = serve_config(&[
+        "--max-connections",
+        "5",
+        "--backlog",
+        "64",
+        "--h2-handshake-timeout",
+        "3s",
+        "--drain-delay",
+        "5s",
+    ])
+    .unwrap();
+    assert_eq!(set.max_connections, Some(5));
+    assert_eq!(set.backlog, 64);
+    assert_eq!(set.h2_handshake_timeout, Duration::from_secs(3));
+    assert_eq!(set.drain_delay, Duration::from_secs(5));
+
+    for (flag, key) in [
+        ("--max-connections", "max_connections"),
+        ("--backlog", "backlog"),
+        ("--h2-handshake-timeout", "h2_handshake_timeout"),
+    ] {
+        let zero = if flag.contains("timeout") { "0s" } else { "0" };
+        let error = serve_config(&[flag, zero]).unwrap_err();
+        assert!(error.contains(key), "{flag} 0: {error}");
+    }
 }
