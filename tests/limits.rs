@@ -1,7 +1,7 @@
 //! Server limits against the real server on 127.0.0.1: the connection cap, descriptor
 //! exhaustion under a low `ulimit -n` (no crash, no spinning core), the HTTP/2 handshake and idle
-//! timeouts, GOAWAY `ENHANCE_YOUR_CALM` for a PING flood, `--drain-delay`, `--backlog`, and how those
-//! settings are configured.
+//! timeouts, GOAWAY `ENHANCE_YOUR_CALM` for a PING flood, `--drain-delay`, `--backlog`, and how
+//! those settings are configured.
 //! HTTP/2 is spoken in raw frames over a `TcpStream`, so that the client can misbehave.
 
 mod common;
