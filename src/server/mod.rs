@@ -10,10 +10,11 @@ pub mod service;
 mod transport;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub use self::http1::DELIBERATE_DIFFERENCES;
@@ -184,7 +185,7 @@ impl Server {
         let mut closing: Option<Instant> = None;
         let mut draining = false;
         let idle_deadline = watch.start() + self.timeouts.keep_alive;
-        let timer = tokio::time::sleep_until(handshake_deadline.min(idle_deadline).into());
+        let timer = tokio::time::sleep_until(handshake_deadline.min(idle_deadline));
         tokio::pin!(timer);
         let result = loop {
             tokio::select! {
@@ -219,7 +220,7 @@ impl Server {
                         None if !watch.settings_seen() => handshake_deadline.min(idle_at),
                         None => idle_at,
                     };
-                    timer.as_mut().reset(next.into());
+                    timer.as_mut().reset(next);
                 }
             }
         };
