@@ -38,7 +38,7 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default lingering-close time.
 pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default listen backlog.
+/// Default listen backlog (the kernel caps it at `net.core.somaxconn`).
 pub const DEFAULT_BACKLOG: u32 = 1024;
 /// Default time an HTTP/2 client has to send its preface and SETTINGS.
 pub const DEFAULT_H2_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

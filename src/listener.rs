@@ -16,8 +16,6 @@ use tracing::{info, warn};
 
 use crate::shutdown;
 
-/// Default listen backlog (`--backlog`); the kernel caps it at `net.core.somaxconn`.
-pub const DEFAULT_BACKLOG: u32 = 1024;
 /// Descriptors kept free for everything that is not a connection (key files, the watcher,
 /// the mirror's and the STS's sockets, logs), when the connection cap is sized from the fd limit:
 /// this many, or a quarter of a lower limit.
