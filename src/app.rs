@@ -16,7 +16,7 @@ use crate::issuer::Issuer;
 use crate::keys::KeySet;
 use crate::log;
 use crate::mirror::{self, Mirror, MirrorStatus, PublicCheck, S3Sink};
-use crate::server::{self, Attached, IssuerService, Server, Timeouts, TlsSettings};
+use crate::server::{self, Attached, IssuerService, Limits, Server, Timeouts, TlsSettings};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::tls::{self, CertificateFiles, Certificates, CertifiedPair};
@@ -27,10 +27,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match config.command {
         Command::Serve(mut serve) => {
             let signal = shutdown::os_signal().context("cannot install signal handlers")?;
-            let listener = match serve.bound.take() {
-                Some(bound) => TcpListener::from_std(bound),
-                None => TcpListener::bind(serve.listen).await,
+            // As Go does: the soft open-files limit up to the hard one, so that the connection
+            // cap (sized from it) is not needlessly low.
+            match crate::listener::raise_fd_limit() {
+                Ok((before, after)) if before != after => {
+                    info!(from = before, to = after, "raised the open-files limit");
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "cannot raise the open-files limit"),
             }
+            let listener = match serve.bound.take() {
+                Some(bound) => Ok(bound),
+                None => crate::listener::bind(serve.listen, serve.backlog),
+            }
+            .and_then(TcpListener::from_std)
             .with_context(|| format!("cannot listen on {}", serve.listen))?;
             serve_on(listener, serve, async {
                 let signal = signal.await;
@@ -91,6 +101,10 @@ pub async fn serve_on(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
+    // A listener bound elsewhere (tests, `--dev` on port 0) gets the configured backlog too.
+    if let Err(error) = crate::listener::set_backlog(&listener, config.backlog) {
+        warn!(%error, backlog = config.backlog, "cannot set the listen backlog");
+    }
     // A configuration that bound its own socket (--dev on port 0) names that socket's address
     // in the issuer; serving another one would publish a wrong issuer.
     anyhow::ensure!(
@@ -183,7 +197,14 @@ pub async fn serve_on(
         write: config.write_timeout,
         linger: config.linger_timeout,
     };
-    let server = Arc::new(Server::new(service, timeouts));
+    let limits = Limits {
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(crate::listener::default_max_connections),
+        h2_handshake: config.h2_handshake_timeout,
+    };
+    info!(max_connections = limits.max_connections, "connection limit");
+    let server = Arc::new(Server::new(service, timeouts).with_limits(limits));
     let server = match tls {
         Some(tls) => {
             tokio::spawn(server.serve_tls(listener, tls, signal.clone(), config.shutdown_grace))
@@ -202,6 +223,14 @@ pub async fn serve_on(
 
     stop.await;
     readiness.set_draining();
+    // Load balancers see /readyz fail and move traffic away while it is still served.
+    if !config.drain_delay.is_zero() {
+        info!(
+            delay_secs = config.drain_delay.as_secs_f64(),
+            "not ready; serving on for the drain delay"
+        );
+        tokio::time::sleep(config.drain_delay).await;
+    }
     trigger.trigger();
     server.await.context("server task panicked")?;
     watch.await.context("watcher task panicked")?;

@@ -169,6 +169,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_LINGER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub linger_timeout: Option<Duration>,
 
+    /// Most connections served at once; one more is accepted and closed at once [default: the
+    /// open-files limit less 64].
+    #[arg(long, env = "ISSUERD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Listen backlog: connections the kernel queues before they are accepted (capped by
+    /// net.core.somaxconn) [default: 1024].
+    #[arg(long, env = "ISSUERD_BACKLOG", value_name = "N")]
+    pub backlog: Option<u32>,
+
+    /// Time an HTTP/2 client has to send its preface and SETTINGS [default: 10s].
+    #[arg(long, env = "ISSUERD_H2_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub h2_handshake_timeout: Option<Duration>,
+
+    /// After SIGTERM, keep accepting and serving this long with /readyz answering 503 (so load
+    /// balancers move traffic away), then drain [default: 0s].
+    #[arg(long, env = "ISSUERD_DRAIN_DELAY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drain_delay: Option<Duration>,
+
     /// Where to mirror the documents.
     #[command(flatten)]
     pub mirror: MirrorArgs,

@@ -40,6 +40,10 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default lingering-close time.
 pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default listen backlog (the kernel caps it at `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// Default time an HTTP/2 client has to send its preface and SETTINGS.
+pub const DEFAULT_H2_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The boolean env variable for `--allow-insecure-issuer`.
 pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
 /// The boolean env variable for `--allow-issuer-port`.
@@ -73,6 +77,10 @@ pub struct FileConfig {
     keep_alive_timeout: Option<String>,
     write_timeout: Option<String>,
     linger_timeout: Option<String>,
+    max_connections: Option<usize>,
+    backlog: Option<u32>,
+    h2_handshake_timeout: Option<String>,
+    drain_delay: Option<String>,
     log_format: Option<LogFormat>,
     sts_listen: Option<SocketAddr>,
     sts_roles: Option<PathBuf>,
@@ -164,6 +172,14 @@ pub struct ServeConfig {
     pub write_timeout: Duration,
     /// Lingering-close time.
     pub linger_timeout: Duration,
+    /// Most connections served at once (`None`: sized from the open-files limit at start).
+    pub max_connections: Option<usize>,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Time an HTTP/2 client has to send its preface and SETTINGS.
+    pub h2_handshake_timeout: Duration,
+    /// Time to keep serving after SIGTERM with /readyz 503, before draining.
+    pub drain_delay: Duration,
     /// Also answer STS AssumeRoleWithWebIdentity on this address.
     pub sts_listen: Option<SocketAddr>,
     /// The STS roles file; with `--dev` and no file, a demo role is generated.
@@ -340,7 +356,34 @@ fn serve(
         &file.linger_timeout,
         DEFAULT_LINGER_TIMEOUT,
     )?;
+    let h2_handshake_timeout = duration(
+        args.h2_handshake_timeout,
+        "h2_handshake_timeout",
+        &file.h2_handshake_timeout,
+        DEFAULT_H2_HANDSHAKE_TIMEOUT,
+    )?;
+    let drain_delay = duration(
+        args.drain_delay,
+        "drain_delay",
+        &file.drain_delay,
+        Duration::ZERO,
+    )?;
+    let max_connections = args.max_connections.or(file.max_connections);
+    if max_connections == Some(0) {
+        return Err(ConfigError::Invalid {
+            key: "max_connections",
+            reason: "must be greater than zero".into(),
+        });
+    }
+    let backlog = args.backlog.or(file.backlog).unwrap_or(DEFAULT_BACKLOG);
+    if backlog == 0 || backlog > i32::MAX as u32 {
+        return Err(ConfigError::Invalid {
+            key: "backlog",
+            reason: format!("{backlog} is not between 1 and {}", i32::MAX),
+        });
+    }
     for (key, value) in [
+        ("h2_handshake_timeout", h2_handshake_timeout),
         ("header_timeout", header_timeout),
         ("keep_alive_timeout", keep_alive_timeout),
         ("write_timeout", write_timeout),
@@ -392,7 +435,7 @@ fn serve(
     let tls = tls_files(args.tls_cert, args.tls_key, &file, file_dir)?;
     let dev_issuer = if dev && args.publish.issuer.is_none() && file.issuer.is_none() {
         if listen.port() == 0 {
-            let listener = bind(listen)?;
+            let listener = bind(listen, backlog)?;
             listen = listener.local_addr().map_err(|e| ConfigError::Invalid {
                 key: "listen",
                 reason: format!("{listen}: {e}"),
@@ -441,6 +484,10 @@ fn serve(
         keep_alive_timeout,
         write_timeout,
         linger_timeout,
+        max_connections,
+        backlog,
+        h2_handshake_timeout,
+        drain_delay,
         sts_listen,
         sts_roles,
         mirror,
@@ -716,19 +763,25 @@ fn resolve_listen(text: &str) -> Result<SocketAddr, ConfigError> {
     }
 }
 
-/// Binds `addr` now, for a configuration that needs the bound address.
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ConfigError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| ConfigError::Invalid {
+/// Binds `addr` now with the listen backlog, for a configuration that needs the bound address.
+fn bind(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, ConfigError> {
+    let invalid = |e: std::io::Error| ConfigError::Invalid {
         key: "listen",
         reason: format!("cannot listen on {addr}: {e}"),
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| ConfigError::Invalid {
-            key: "listen",
-            reason: format!("{addr}: {e}"),
-        })?;
-    Ok(listener)
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(invalid)?;
+    socket.set_reuse_address(true).map_err(invalid)?;
+    socket.set_nonblocking(true).map_err(invalid)?;
+    socket.bind(&addr.into()).map_err(invalid)?;
+    socket
+        .listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+        .map_err(invalid)?;
+    Ok(socket.into())
 }
 
 fn render(

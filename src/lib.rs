@@ -22,11 +22,13 @@
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
 //! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
-//!   loop over any [`server::Transport`], and h2 through hyper.
+//!   loop over any [`server::Transport`], and h2 through hyper behind a guard (handshake and
+//!   idle timeouts, control-frame floods).
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).
-//! - [`listener`]: accept-until-shutdown and graceful connection drain, shared by every listener.
+//! - [`listener`]: bind with a backlog, accept until shutdown under a connection cap (EMFILE
+//!   backs off), graceful connection drain; shared by every listener.
 //! - [`tls`]: the serving certificate: PEM chain + key -> a checked pair, kept live in the rustls
 //!   resolver, reloaded from files (or installed by ACME).
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).

@@ -1,61 +1,180 @@
-//! What every listener of issuerd does alike (the issuer server, the STS): accept until shutdown,
-//! one task per connection, then a bounded drain; and a hyper connection that finishes its
-//! request in flight on shutdown.
+//! What every listener of issuerd does alike (the issuer server, the STS): bind with a backlog,
+//! accept until shutdown under a connection cap, one task per connection, then a bounded drain;
+//! and a hyper connection that finishes its request in flight on shutdown.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::shutdown;
 
+/// Descriptors kept free for everything that is not a connection (key files, the watcher,
+/// the mirror's and the STS's sockets, logs), when the connection cap is sized from the fd limit:
+/// this many, or a quarter of a lower limit.
+pub const RESERVED_FDS: u64 = 64;
+/// The first pause after a failed `accept`; doubled on each further failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause after failed `accept`s.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Accept failures and refusals are logged at most once per this interval.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Binds `addr` with a listen backlog of `backlog` (`SO_REUSEADDR`, non-blocking), for
+/// [`TcpListener::from_std`].
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// Sets the backlog of a socket that already listens (one bound elsewhere, e.g. by `--dev` on
+/// port 0 or by a test): Linux applies a second `listen` to the queue length.
+pub fn set_backlog(listener: &TcpListener, backlog: u32) -> io::Result<()> {
+    socket2::SockRef::from(listener).listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+}
+
+/// The open-files limit after raising its soft value to the hard one, as Go's runtime does, so
+/// that the connection cap can be sized from it. Returns (before, after) soft limits.
+pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let before = limit.current.unwrap_or(u64::MAX);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        setrlimit(Resource::Nofile, raised)?;
+    }
+    let after = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    Ok((before, after))
+}
+
+/// The default connection cap: the soft open-files limit less [`RESERVED_FDS`] (or less a
+/// quarter of a limit under 256), so that the cap is reached before `accept` fails with EMFILE
+/// (and a refused connection can still be accepted and closed); at least 1.
+pub fn default_max_connections() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let reserved = RESERVED_FDS.min(soft / 4);
+    usize::try_from(soft.saturating_sub(reserved).max(1)).unwrap_or(usize::MAX)
+}
+
+/// Accepts on `listener` until `shutdown` fires, serving each connection with `serve` in its own
+/// task, under the default connection cap; see [`accept_limited`].
+pub async fn accept_until_shutdown<S, F>(
+    name: &'static str,
+    listener: TcpListener,
+    shutdown: shutdown::Signal,
+    grace: Duration,
+    serve: S,
+) where
+    S: Fn(TcpStream, shutdown::Signal) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    accept_limited(
+        name,
+        listener,
+        shutdown,
+        grace,
+        default_max_connections(),
+        serve,
+    )
+    .await;
+}
+
 /// Accepts on `listener` until `shutdown` fires, serving each connection with `serve` in its own
 /// task; then stops accepting and waits at most `grace` for the connections to end. `name`
 /// labels the log lines.
-pub async fn accept_until_shutdown<S, F>(
+///
+/// At most `max_connections` are served at once: one more is accepted and closed at once, so
+/// it is neither left waiting in the backlog nor costs more than an accept. When `accept` itself
+/// fails (EMFILE: out of descriptors), the loop pauses, 10 ms doubling up to 1 s, instead of
+/// spinning. Both are logged at most once per 10 s, with a count.
+pub async fn accept_limited<S, F>(
     name: &'static str,
     listener: TcpListener,
     mut shutdown: shutdown::Signal,
     grace: Duration,
+    max_connections: usize,
     serve: S,
 ) where
-    S: Fn(TcpStream, shutdown::Signal) -> F,
+    S: Fn(TcpStream, shutdown::Signal) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    // Every connection task holds a receiver; `closed()` completes when the last one ends.
-    let (connections, token) = watch::channel(());
+    // The future is made inside the task (not moved into it), so the task stores it once.
+    let serve = Arc::new(serve);
+    // One permit per connection; the drain waits until every permit is back.
+    let permits = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let connections = Arc::new(Semaphore::new(permits));
+    let mut refused = Throttled::new();
+    let mut failed = Throttled::new();
+    let mut backoff = BACKOFF_MIN;
     loop {
         tokio::select! {
             biased;
             () = shutdown.requested() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    let connection = serve(stream, shutdown.clone());
-                    let token = token.clone();
+                    backoff = BACKOFF_MIN;
+                    let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                        // Closed at once: the client sees the connection end instead of a hang.
+                        drop(stream);
+                        if let Some(count) = refused.tick() {
+                            warn!(listener = name, max_connections = permits, refused = count,
+                                "connection limit reached; refusing new connections");
+                        }
+                        continue;
+                    };
+                    let serve = Arc::clone(&serve);
+                    let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        connection.await;
-                        drop(token);
+                        serve(stream, shutdown).await;
+                        drop(permit);
                     });
                 }
+                Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(listener = name, %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // EMFILE and friends: the pending connection stays queued and `accept` would
+                    // fail again at once, so pause, longer each time.
+                    if let Some(count) = failed.tick() {
+                        warn!(listener = name, %error, failures = count,
+                            retry_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        biased;
+                        () = shutdown.requested() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             },
         }
     }
     drop(listener);
-    drop(token);
     info!(
         listener = name,
         grace_secs = grace.as_secs_f64(),
         "stopped accepting; draining connections"
     );
-    if tokio::time::timeout(grace, connections.closed())
+    let all = u32::try_from(permits).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, connections.acquire_many(all))
         .await
         .is_err()
     {
@@ -63,6 +182,44 @@ pub async fn accept_until_shutdown<S, F>(
             listener = name,
             "grace period elapsed; closing the remaining connections"
         );
+    }
+}
+
+/// Errors of one connection (it was reset before it was accepted), not of the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Counts events and says when to log them: the first at once, then at most once per
+/// [`LOG_INTERVAL`], with the number of events since the last line.
+#[derive(Debug)]
+struct Throttled {
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl Throttled {
+    fn new() -> Self {
+        Self {
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// One more event; `Some(events)` when a line is due.
+    fn tick(&mut self) -> Option<u64> {
+        self.count += 1;
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now < last + LOG_INTERVAL) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
     }
 }
 
@@ -80,5 +237,21 @@ pub async fn until_done_or_drained<C: Future>(
             graceful_shutdown(connection.as_mut());
             connection.await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_logs_once_per_interval_with_a_count() {
+        let mut throttled = Throttled::new();
+        assert_eq!(throttled.tick(), Some(1));
+        assert_eq!(throttled.tick(), None);
+        assert_eq!(throttled.tick(), None);
+        tokio::time::advance(LOG_INTERVAL).await;
+        assert_eq!(throttled.tick(), Some(3));
+        assert_eq!(throttled.tick(), None);
     }
 }

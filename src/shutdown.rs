@@ -3,37 +3,65 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
-/// The trigger side: `trigger` starts a graceful shutdown of every task holding a [`Signal`].
-#[derive(Debug)]
-pub struct Trigger {
-    sender: watch::Sender<bool>,
+/// What a trigger and its signals share.
+#[derive(Debug, Default)]
+struct Shared {
+    stopped: AtomicBool,
+    notify: Notify,
 }
 
-/// The waiting side, one clone per task.
+/// The trigger side: `trigger` (or dropping it) starts a graceful shutdown of every task holding
+/// a [`Signal`].
+#[derive(Debug)]
+pub struct Trigger {
+    shared: Arc<Shared>,
+}
+
+/// The waiting side, one clone per task. Waiting on it is small (a `Notified`, about 64 bytes),
+/// which counts: every idle connection waits on one.
 #[derive(Clone, Debug)]
 pub struct Signal {
-    receiver: watch::Receiver<bool>,
+    shared: Arc<Shared>,
 }
 
 /// A connected trigger and signal.
 pub fn channel() -> (Trigger, Signal) {
-    let (sender, receiver) = watch::channel(false);
-    (Trigger { sender }, Signal { receiver })
+    let shared = Arc::new(Shared::default());
+    (
+        Trigger {
+            shared: Arc::clone(&shared),
+        },
+        Signal { shared },
+    )
 }
 
 impl Trigger {
     /// Asks every task to stop.
     pub fn trigger(&self) {
-        self.sender.send_replace(true);
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.notify.notify_waiters();
+    }
+}
+
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        self.trigger();
     }
 }
 
 impl Signal {
     /// Completes once shutdown has been triggered (or the trigger was dropped).
     pub async fn requested(&mut self) {
-        let _ = self.receiver.wait_for(|stop| *stop).await;
+        loop {
+            // Created before the flag is read: a `Notified` sees every later `notify_waiters`.
+            let notified = self.shared.notify.notified();
+            if self.shared.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

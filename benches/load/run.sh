@@ -25,6 +25,8 @@
 #                 (the same way for every server). 1: client on CPU 0, servers on
 #                 CPU 1. CLIENT_CPUS / SERVER_CPUS (taskset lists) override PIN.
 #   ONLY=REGEX    run only scenarios whose name matches (e.g. ONLY='^h1-ka').
+#   MEMORY_ONLY=1 skip the throughput runs: only idle RSS, the HOLD_CONNS idle keep-alive
+#                 connections and the stalled clients, issuerd next to nginx (~1 minute).
 #   BASE_PORT=18080  ports BASE..BASE+10 on 127.0.0.1 are used.
 #   TLS_LOAD_BIN  the TLS handshake client (examples/tls_load). Unset: built with
 #                 `cargo build --release --example tls_load`.
@@ -73,6 +75,7 @@ KEY_KIND=${KEY_KIND:-public}
 ISSUERD_EXTRA_ARGS=${ISSUERD_EXTRA_ARGS:-}
 INSTALL=${INSTALL:-1}
 KEEP=${KEEP:-0}
+MEMORY_ONLY=${MEMORY_ONLY:-0}
 RESULTS_MD=${RESULTS_MD:-}
 
 if [[ $PIN == 1 ]]; then
@@ -622,6 +625,7 @@ check_quiet() { # warn when something else is using the CPUs
   return 0
 }
 
+if [[ $MEMORY_ONLY != 1 ]]; then # (not indented: the whole throughput part)
 log "warm-up (2 s per server)"
 for s in "${SERVERS[@]}"; do
   client wrk -t "$THREADS" -c "$CONNS" -d 2s "http://127.0.0.1:${H1_PORT[$s]}$JWKS_PATH" >/dev/null 2>&1 || true
@@ -643,6 +647,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
+fi # MEMORY_ONLY
 for s in "${SERVERS[@]}"; do
   kill -0 "${SERVER_PID[$s]}" 2>/dev/null || die "$s died during the load runs"
 done

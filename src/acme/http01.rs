@@ -74,7 +74,7 @@ pub async fn serve(
         listener,
         shutdown,
         grace,
-        |stream, shutdown| connection(stream, tokens.clone(), shutdown),
+        move |stream, shutdown| connection(stream, tokens.clone(), shutdown),
     )
     .await;
 }

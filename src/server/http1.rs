@@ -171,7 +171,7 @@ pub(crate) async fn serve<T: Transport>(
     io: &mut T,
     service: &IssuerService,
     shutdown: &mut shutdown::Signal,
-    timeouts: Timeouts,
+    timeouts: &Timeouts,
 ) -> io::Result<Outcome> {
     let mut connection = Connection {
         io,
@@ -240,7 +240,7 @@ pub(crate) async fn serve<T: Transport>(
                 }
                 if close {
                     if linger {
-                        linger_close(connection.io, timeouts).await;
+                        linger_close(connection.io, *timeouts).await;
                     }
                     return Ok(Outcome::Closed);
                 }

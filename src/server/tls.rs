@@ -58,15 +58,23 @@ impl Server {
     ) {
         super::set_nodelay(&listener);
         let acceptor = TlsAcceptor::from(config);
-        listener::accept_until_shutdown("issuer", listener, shutdown, grace, |stream, shutdown| {
-            let server = Arc::clone(&self);
-            let acceptor = acceptor.clone();
-            async move {
-                server
-                    .serve_tls_connection(stream, acceptor, shutdown)
-                    .await
-            }
-        })
+        let max_connections = self.limits.max_connections;
+        listener::accept_limited(
+            "issuer",
+            listener,
+            shutdown,
+            grace,
+            max_connections,
+            move |stream, shutdown| {
+                let server = Arc::clone(&self);
+                let acceptor = acceptor.clone();
+                async move {
+                    server
+                        .serve_tls_connection(stream, acceptor, shutdown)
+                        .await
+                }
+            },
+        )
         .await;
     }
 

@@ -51,7 +51,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         info!(listen = %addr, "STS ready");
     }
-    listener::accept_until_shutdown("sts", listener, shutdown, grace, |stream, shutdown| {
+    listener::accept_until_shutdown("sts", listener, shutdown, grace, move |stream, shutdown| {
         connection(stream, Arc::clone(&sts), shutdown)
     })
     .await;
