@@ -99,9 +99,22 @@ pub async fn serve_on(
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
+    // Bound before anything is spawned: a bind error leaves nothing running.
+    let admin_listener = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
     // Before anything is spawned, so a roles file or bind error leaves nothing running.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
-    let mut service = IssuerService::new(reader, readiness.clone());
+    let mut service =
+        IssuerService::new(reader, readiness.clone()).with_access_log(config.access_log);
+    if admin_listener.is_some() {
+        service = service.with_admin_listener();
+    }
     // The mirror is one more reader: serving never waits for it.
     let mirror = match &config.mirror {
         Some(mirror_config) => {
@@ -135,6 +148,14 @@ pub async fn serve_on(
         write: config.write_timeout,
         linger: config.linger_timeout,
     };
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(crate::server::admin::serve(
+            listener,
+            service.clone(),
+            signal.clone(),
+            config.shutdown_grace,
+        ))
+    });
     let server = Arc::new(Server::new(service, timeouts));
     let server = tokio::spawn(server.serve(listener, signal.clone(), config.shutdown_grace));
     let watch = tokio::spawn(watcher.run(store, signal));
@@ -157,6 +178,9 @@ pub async fn serve_on(
     }
     if let Some(mirror) = mirror {
         mirror.await.context("mirror task panicked")?;
+    }
+    if let Some(admin) = admin {
+        admin.await.context("admin listener task panicked")?;
     }
     info!("stopped");
     Ok(())

@@ -29,6 +29,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add an indirection"
+)]
 pub enum Command {
     /// Serve the discovery document and JWKS over HTTP, reloading keys as they change.
     Serve(ServeArgs),
@@ -160,6 +164,16 @@ pub struct ServeArgs {
     /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
     #[arg(long)]
     pub mirror_required: bool,
+
+    /// Serve /metrics, /statusz, /healthz and /readyz on this address; /statusz then leaves
+    /// the issuer listener [default: off].
+    #[arg(long, env = "ISSUERD_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Log every request (target issuerd::access: method, path, status, bytes, duration,
+    /// protocol, peer). Env: ISSUERD_ACCESS_LOG (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub access_log: bool,
 }
 
 /// `issuerd render`.

@@ -42,6 +42,8 @@ pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 pub const ENV_ALLOW_INSECURE_ISSUER: &str = "ISSUERD_ALLOW_INSECURE_ISSUER";
 /// The boolean env variable for `--mirror-required`.
 pub const ENV_MIRROR_REQUIRED: &str = "ISSUERD_MIRROR_REQUIRED";
+/// The boolean env variable for `--access-log`.
+pub const ENV_ACCESS_LOG: &str = "ISSUERD_ACCESS_LOG";
 
 /// The TOML file, as written. Every key is optional; see `config/issuerd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +72,8 @@ pub struct FileConfig {
     public_url: Option<String>,
     mirror_acl: Option<MirrorAcl>,
     mirror_required: Option<bool>,
+    admin_listen: Option<SocketAddr>,
+    access_log: Option<bool>,
 }
 
 /// The validated configuration.
@@ -145,6 +149,10 @@ pub struct ServeConfig {
     pub mirror: Option<MirrorConfig>,
     /// `--mirror-required`: not ready while the bucket is behind.
     pub mirror_required: bool,
+    /// The admin listener (`/metrics`, `/statusz`), off when `None`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Log every request.
+    pub access_log: bool,
 }
 
 /// `render`, validated.
@@ -332,6 +340,12 @@ fn serve(
         });
     }
 
+    let admin_listen = args.admin_listen.or(file.admin_listen);
+    let access_log = args.access_log
+        || env_bool(ENV_ACCESS_LOG)?
+            .or(file.access_log)
+            .unwrap_or(false);
+
     // `--dev`: an ephemeral key, and unless an issuer is given, an http issuer naming the
     // address served. On port 0 that address is only known once bound, so bind here.
     let mut bound = None;
@@ -374,6 +388,8 @@ fn serve(
         sts_roles,
         mirror,
         mirror_required,
+        admin_listen,
+        access_log,
     })
 }
 

@@ -1,9 +1,11 @@
 //! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by `http1`, h2c by
 //! hyper), and the graceful drain on shutdown.
 
+pub mod admin;
 mod date;
 mod encoded;
 mod http1;
+pub mod metrics;
 mod rewind;
 pub mod service;
 mod transport;
@@ -17,6 +19,7 @@ use tracing::{debug, warn};
 
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
+pub use self::metrics::ConnectionInfo;
 use self::rewind::Rewind;
 use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
@@ -92,19 +95,33 @@ impl Server {
         }
         listener::accept_until_shutdown("issuer", listener, shutdown, grace, |stream, shutdown| {
             let server = Arc::clone(&self);
-            async move { server.serve_connection(stream, shutdown).await }
+            // The peer costs a syscall: asked only for the access log.
+            let peer = if server.service.access_log() {
+                stream.peer_addr().ok()
+            } else {
+                None
+            };
+            let info = ConnectionInfo { tls: false, peer };
+            async move { server.serve_connection(stream, shutdown, info).await }
         })
         .await;
     }
 
     /// One connection, start to end: the HTTP/1.1 loop, which hands over to h2 on the prior
     /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
-    /// finished first.
-    pub async fn serve_connection<T: Transport>(&self, mut io: T, mut shutdown: shutdown::Signal) {
-        match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts).await {
+    /// finished first. `info` says whether it is TLS (and who the peer is, for the access log).
+    pub async fn serve_connection<T: Transport>(
+        &self,
+        mut io: T,
+        mut shutdown: shutdown::Signal,
+        info: ConnectionInfo,
+    ) {
+        let _open = self.service.metrics().connection(info.tls);
+        match http1::serve(&mut io, &self.service, &mut shutdown, self.timeouts, info).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
-                self.serve_h2(Rewind::new(preface, io), shutdown).await;
+                self.serve_h2_counted(Rewind::new(preface, io), shutdown, info)
+                    .await;
             }
             Err(error) => debug!(%error, "connection ended with an error"),
         }
@@ -112,7 +129,16 @@ impl Server {
 
     /// An HTTP/2 connection (h2c after its preface was read, or h2 negotiated by ALPN), through
     /// hyper, until it ends or is drained on shutdown.
-    pub async fn serve_h2<T>(&self, io: T, mut shutdown: shutdown::Signal)
+    pub async fn serve_h2<T>(&self, io: T, shutdown: shutdown::Signal, info: ConnectionInfo)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _open = self.service.metrics().connection(info.tls);
+        self.serve_h2_counted(io, shutdown, info).await;
+    }
+
+    /// [`Server::serve_h2`] for a connection already counted as open.
+    async fn serve_h2_counted<T>(&self, io: T, mut shutdown: shutdown::Signal, info: ConnectionInfo)
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -120,7 +146,7 @@ impl Server {
         // ones included) would otherwise carry its size and be copied in full when spawned.
         let connection = Box::pin(self.http2.serve_connection(
             TokioIo::new(io),
-            ConnectionService::new(self.service.clone()),
+            ConnectionService::new(self.service.clone(), info),
         ));
         let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
             c.get_mut().as_mut().graceful_shutdown();
