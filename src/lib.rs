@@ -22,7 +22,8 @@
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
 //! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
-//!   loop over any [`server::Transport`], and h2 through hyper.
+//!   loop over any [`server::Transport`], and h2 through hyper; request metrics
+//!   ([`server::metrics`]) and the admin listener ([`server::admin`]: `/metrics`, `/statusz`).
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).

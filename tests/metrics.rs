@@ -7,6 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -357,4 +358,28 @@ async fn the_access_log_has_one_json_line_per_request() {
     assert_eq!(second["status"], 404);
     assert_eq!(second["protocol"], "h2");
     child.kill().unwrap();
+}
+
+/// The alert rules the README recommends load, and fire as their unit tests say.
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "issuerd-alerts.yml"],
+        ["test", "rules", "issuerd-alerts.test.yml"],
+    ] {
+        let output = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run promtool ({e}): install Debian's `prometheus` package (.ci/run does)")
+            });
+        assert!(
+            output.status.success(),
+            "promtool {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
