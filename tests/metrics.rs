@@ -383,3 +383,51 @@ fn the_alert_rules_pass_promtool() {
         );
     }
 }
+
+#[test]
+fn admin_listen_and_access_log_come_from_flags_then_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("k.pem")).unwrap();
+    let file = tmp.path().join("issuerd.toml");
+    std::fs::write(
+        &file,
+        "issuer = \"https://i.example\"\nkey_files = [\"k.pem\"]\n\
+         admin_listen = \"127.0.0.1:9100\"\naccess_log = true\n",
+    )
+    .unwrap();
+    let config_path = file.to_str().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["issuerd", "serve", "--config", config_path];
+        args.extend_from_slice(extra);
+        match issuerd::config::Config::from_args(args).unwrap().command {
+            issuerd::config::Command::Serve(serve) => serve,
+            _ => unreachable!(),
+        }
+    };
+    let from_file = serve(&[]);
+    assert_eq!(
+        from_file.admin_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    assert!(from_file.access_log);
+    let flagged = serve(&["--admin-listen", "127.0.0.1:9200"]);
+    assert_eq!(
+        flagged.admin_listen,
+        Some("127.0.0.1:9200".parse().unwrap())
+    );
+    let key_arg = key("ec256.pub.pem").display().to_string();
+    let defaults = issuerd::config::Config::from_args([
+        "issuerd",
+        "serve",
+        "--issuer",
+        ISSUER,
+        "--key-file",
+        &key_arg,
+    ])
+    .unwrap();
+    let issuerd::config::Command::Serve(defaults) = defaults.command else {
+        unreachable!()
+    };
+    assert_eq!(defaults.admin_listen, None);
+    assert!(!defaults.access_log);
+}
