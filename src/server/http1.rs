@@ -192,7 +192,8 @@ impl Tally<'_> {
             .count(route, Protocol::Http1, self.info.tls, status, bytes);
         self.routes[route as usize] += 1;
         if service.access_log() {
-            let (method, path) = request.unwrap_or((&Method::GET, "-"));
+            // A request refused before it was understood is logged as `- -`.
+            let (method, path) = request.map_or(("-", "-"), |(m, p)| (m.as_str(), p));
             let elapsed = self.started.elapsed();
             service.log_access(
                 self.info,

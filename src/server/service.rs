@@ -104,7 +104,7 @@ impl IssuerService {
         &self,
         info: &ConnectionInfo,
         protocol: Protocol,
-        method: &Method,
+        method: &str,
         path: &str,
         status: StatusCode,
         bytes: usize,
@@ -113,7 +113,7 @@ impl IssuerService {
         let peer = info.peer.map(|p| p.to_string());
         tracing::info!(
             target: "issuerd::access",
-            method = method.as_str(),
+            method,
             path,
             status = status.as_u16(),
             bytes,
@@ -405,7 +405,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnectionServi
         metrics.observe(route, Protocol::H2, tls, elapsed, 1);
         if self.service.access_log {
             let path = request.uri().path();
-            let method = request.method();
+            let method = request.method().as_str();
             self.service.log_access(
                 &self.info,
                 Protocol::H2,
