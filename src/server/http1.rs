@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::Timeouts;
 use super::date::append_date_line;
 use super::encoded::{Encoded, View};
-use super::metrics::{ConnectionInfo, Protocol, Route};
+use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::Transport;
 use crate::shutdown;
@@ -171,6 +171,8 @@ struct Connection<'a, T> {
 /// The requests of one read-and-answer step, for the metrics and the access log.
 struct Tally<'a> {
     info: &'a ConnectionInfo,
+    /// This thread's counters.
+    counters: &'a Shard,
     /// When the read that completed the requests returned.
     started: std::time::Instant,
     /// Requests answered, by route.
@@ -187,8 +189,7 @@ impl Tally<'_> {
         bytes: usize,
         request: Option<(&Method, &str)>,
     ) {
-        service
-            .metrics()
+        self.counters
             .count(route, Protocol::Http1, self.info.tls, status, bytes);
         self.routes[route as usize] += 1;
         if service.access_log() {
@@ -376,6 +377,7 @@ impl<T: Transport> Connection<'_, T> {
         let io = &mut *self.io;
         let mut tally = Tally {
             info: &self.info,
+            counters: self.service.metrics().local(),
             started: std::time::Instant::now(),
             routes: [0; 4],
         };
@@ -402,13 +404,12 @@ impl<T: Transport> Connection<'_, T> {
         })?;
         if tally.routes != [0; 4] {
             let elapsed = tally.started.elapsed();
-            let metrics = self.service.metrics();
             for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
                 .into_iter()
                 .zip(tally.routes)
             {
                 if count > 0 {
-                    metrics.observe(route, Protocol::Http1, self.info.tls, elapsed, count);
+                    (tally.counters).observe(route, Protocol::Http1, self.info.tls, elapsed, count);
                 }
             }
         }

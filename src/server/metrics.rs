@@ -137,7 +137,7 @@ const SHARDS: usize = 16;
 
 /// One thread's counters. Aligned so two shards never share a cache line.
 #[repr(align(128))]
-struct Shard {
+pub(crate) struct Shard {
     /// By (route, protocol, tls) then code.
     requests: [AtomicU64; STREAMS * CODE_SLOTS],
     /// Response body bytes by (route, protocol, tls).
@@ -156,6 +156,46 @@ impl Shard {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             duration_nanos: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    /// Counts one answered request and its body bytes.
+    #[inline]
+    pub(crate) fn count(
+        &self,
+        route: Route,
+        protocol: Protocol,
+        tls: bool,
+        status: StatusCode,
+        body_bytes: usize,
+    ) {
+        let stream = stream(route, protocol, tls);
+        self.requests[stream * CODE_SLOTS + code_index(status)].fetch_add(1, Relaxed);
+        if body_bytes > 0 {
+            self.body_bytes[stream].fetch_add(body_bytes as u64, Relaxed);
+        }
+    }
+
+    /// Records `requests` requests that each took `elapsed`.
+    #[inline]
+    pub(crate) fn observe(
+        &self,
+        route: Route,
+        protocol: Protocol,
+        tls: bool,
+        elapsed: Duration,
+        requests: u64,
+    ) {
+        let nanos = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        let bucket = BUCKET_NANOS
+            .iter()
+            .position(|&bound| nanos <= bound)
+            .unwrap_or(BUCKETS.len());
+        let stream = stream(route, protocol, tls);
+        self.buckets[stream * BUCKET_SLOTS + bucket].fetch_add(requests, Relaxed);
+        self.duration_nanos[stream].fetch_add(nanos.saturating_mul(requests), Relaxed);
     }
 }
 
@@ -200,12 +240,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    fn shard(&self) -> &Shard {
+    /// The counters of the calling thread. A step that counts several things looks its shard
+    /// up once.
+    #[inline]
+    pub(crate) fn local(&self) -> &Shard {
         &self.shards[shard_index()]
     }
 
     /// Counts one answered request and its body bytes.
-    #[inline]
     pub fn count(
         &self,
         route: Route,
@@ -214,16 +256,10 @@ impl Metrics {
         status: StatusCode,
         body_bytes: usize,
     ) {
-        let shard = self.shard();
-        let stream = stream(route, protocol, tls);
-        shard.requests[stream * CODE_SLOTS + code_index(status)].fetch_add(1, Relaxed);
-        if body_bytes > 0 {
-            shard.body_bytes[stream].fetch_add(body_bytes as u64, Relaxed);
-        }
+        self.local().count(route, protocol, tls, status, body_bytes);
     }
 
     /// Records `requests` requests that each took `elapsed`.
-    #[inline]
     pub fn observe(
         &self,
         route: Route,
@@ -232,15 +268,8 @@ impl Metrics {
         elapsed: Duration,
         requests: u64,
     ) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let bucket = BUCKET_NANOS
-            .iter()
-            .position(|&bound| nanos <= bound)
-            .unwrap_or(BUCKETS.len());
-        let shard = self.shard();
-        let stream = stream(route, protocol, tls);
-        shard.buckets[stream * BUCKET_SLOTS + bucket].fetch_add(requests, Relaxed);
-        shard.duration_nanos[stream].fetch_add(nanos.saturating_mul(requests), Relaxed);
+        self.local()
+            .observe(route, protocol, tls, elapsed, requests);
     }
 
     /// Counts a connection as open until the guard is dropped.

@@ -400,9 +400,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnectionServi
         .unwrap_or(usize::MAX);
         let elapsed = started.elapsed();
         let tls = self.info.tls;
-        let metrics = &self.service.metrics;
-        metrics.count(route, Protocol::H2, tls, status, bytes);
-        metrics.observe(route, Protocol::H2, tls, elapsed, 1);
+        let counters = self.service.metrics.local();
+        counters.count(route, Protocol::H2, tls, status, bytes);
+        counters.observe(route, Protocol::H2, tls, elapsed, 1);
         if self.service.access_log {
             let path = request.uri().path();
             let method = request.method().as_str();
