@@ -166,6 +166,9 @@ struct Connection<'a, T> {
     pending: Vec<u8>,
     served_any: bool,
     info: ConnectionInfo,
+    /// The requests of the last step, timed once their answers are written: when the step's
+    /// read returned, and the requests by route.
+    unobserved: Option<(Instant, [u64; 4])>,
 }
 
 /// The requests of one read-and-answer step, for the metrics and the access log.
@@ -174,13 +177,14 @@ struct Tally<'a> {
     /// This thread's counters.
     counters: &'a Shard,
     /// When the read that completed the requests returned.
-    started: std::time::Instant,
+    started: Instant,
     /// Requests answered, by route.
     routes: [u64; 4],
 }
 
 impl Tally<'_> {
     /// Counts one answered request.
+    #[inline]
     fn count(
         &mut self,
         service: &IssuerService,
@@ -224,21 +228,25 @@ pub(crate) async fn serve<T: Transport>(
         pending: Vec::new(),
         served_any: false,
         info,
+        unobserved: None,
     };
     let mut backlog = false;
     // A request head must be complete this long after its first byte, however it trickles in.
     let mut head_deadline: Option<Instant> = None;
     loop {
+        // The answers of the last step are written: time them with the clock read the
+        // keep-alive deadline needs anyway.
+        let now = Instant::now();
+        connection.observe(now);
         let step = if backlog {
             // Complete requests are already buffered: answer them without waiting for input.
             poll_fn(|cx| connection.poll_step(cx, false)).await?
         } else {
             let (deadline, idle) = if connection.pending.is_empty() {
                 head_deadline = None;
-                (Instant::now() + timeouts.keep_alive, true)
+                (now + timeouts.keep_alive, true)
             } else {
-                let deadline =
-                    *head_deadline.get_or_insert_with(|| Instant::now() + timeouts.header_read);
+                let deadline = *head_deadline.get_or_insert_with(|| now + timeouts.header_read);
                 (deadline, false)
             };
             tokio::select! {
@@ -286,6 +294,7 @@ pub(crate) async fn serve<T: Transport>(
                     }
                 }
                 if close {
+                    connection.observe(Instant::now());
                     if linger {
                         linger_close(connection.io, timeouts).await;
                     }
@@ -330,6 +339,23 @@ async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
 }
 
 impl<T: Transport> Connection<'_, T> {
+    /// Records the duration of the last step's requests, written by `now`.
+    fn observe(&mut self, now: Instant) {
+        let Some((started, routes)) = self.unobserved.take() else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(started);
+        let counters = self.service.metrics().local();
+        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
+            .into_iter()
+            .zip(routes)
+        {
+            if count > 0 {
+                counters.observe(route, Protocol::Http1, self.info.tls, elapsed, count);
+            }
+        }
+    }
+
     /// Reads what is available (unless `read_more` is false), answers every complete request in
     /// it, and writes the answers. Polled synchronously on purpose: the read buffer lives on the
     /// stack, not in the connection's future.
@@ -378,7 +404,7 @@ impl<T: Transport> Connection<'_, T> {
         let mut tally = Tally {
             info: &self.info,
             counters: self.service.metrics().local(),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
             routes: [0; 4],
         };
         let (batch, unwritten, unflushed) = OUTPUT.with(|output| {
@@ -403,15 +429,7 @@ impl<T: Transport> Connection<'_, T> {
             unwritten.map(|u| (batch, u, unflushed))
         })?;
         if tally.routes != [0; 4] {
-            let elapsed = tally.started.elapsed();
-            for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
-                .into_iter()
-                .zip(tally.routes)
-            {
-                if count > 0 {
-                    (tally.counters).observe(route, Protocol::Http1, self.info.tls, elapsed, count);
-                }
-            }
+            self.unobserved = Some((tally.started, tally.routes));
         }
         let Batch {
             consumed,
