@@ -129,6 +129,15 @@ pub async fn serve_on(
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
+    // Bound before anything is spawned: a bind error leaves nothing running.
+    let admin_listener = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
     let (tls, certificates) = match &config.tls {
         Some(files) => {
             let (tls, certificates) = start_tls(&config, files, signal.clone())?;
@@ -152,7 +161,11 @@ pub async fn serve_on(
     };
     // Before anything is spawned, so a roles file or bind error leaves nothing running.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
-    let mut service = IssuerService::new(reader, readiness.clone());
+    let mut service =
+        IssuerService::new(reader, readiness.clone()).with_access_log(config.access_log);
+    if admin_listener.is_some() {
+        service = service.with_admin_listener();
+    }
     if let Some(certificates) = certificates {
         service = service.with_attached(Attached {
             name: "tls",
@@ -204,6 +217,14 @@ pub async fn serve_on(
         h2_handshake: config.h2_handshake_timeout,
     };
     info!(max_connections = limits.max_connections, "connection limit");
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(crate::server::admin::serve(
+            listener,
+            service.clone(),
+            signal.clone(),
+            config.shutdown_grace,
+        ))
+    });
     let server = Arc::new(Server::new(service, timeouts).with_limits(limits));
     let server = match tls {
         Some(tls) => {
@@ -242,6 +263,9 @@ pub async fn serve_on(
     }
     if let Some(acme) = acme {
         acme.join().await?;
+    }
+    if let Some(admin) = admin {
+        admin.await.context("admin listener task panicked")?;
     }
     info!("stopped");
     Ok(())

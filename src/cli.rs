@@ -219,6 +219,16 @@ pub struct ServeArgs {
     /// ISSUERD_ALLOW_ISSUER_PORT (1/0, yes/no, true/false).
     #[arg(long)]
     pub allow_issuer_port: bool,
+    /// Serve /metrics, /statusz, /healthz and /readyz on this address; /statusz then leaves
+    /// the issuer listener [default: off].
+    #[arg(long, env = "ISSUERD_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Log every request (target issuerd::access: method, path, status, bytes, duration,
+    /// protocol, peer). Env: ISSUERD_ACCESS_LOG (1/0, yes/no, true/false).
+    #[arg(long)]
+    pub access_log: bool,
+
     /// Obtain and renew the serving certificate with ACME.
     #[command(flatten)]
     pub acme: AcmeArgs,

@@ -58,6 +58,8 @@ pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/d
 pub const DEFAULT_ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest `--acme-renew-before`.
 pub const MAX_ACME_RENEW_BEFORE: Duration = Duration::from_secs(3650 * 24 * 3600);
+/// The boolean env variable for `--access-log`.
+pub const ENV_ACCESS_LOG: &str = "ISSUERD_ACCESS_LOG";
 
 /// The TOML file, as written. Every key is optional; see `config/issuerd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +103,8 @@ pub struct FileConfig {
     acme_cache: Option<PathBuf>,
     acme_renew_before: Option<String>,
     acme_http_listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    access_log: Option<bool>,
 }
 
 /// The validated configuration.
@@ -190,6 +194,10 @@ pub struct ServeConfig {
     pub mirror_required: bool,
     /// `--tls-cert` and `--tls-key`: serve HTTPS with this pair.
     pub tls: Option<CertificateFiles>,
+    /// The admin listener (`/metrics`, `/statusz`), off when `None`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Log every request.
+    pub access_log: bool,
     /// `--acme-domain` and its settings: the certificate obtained with ACME.
     pub acme: Option<AcmeConfig>,
 }
@@ -428,6 +436,12 @@ fn serve(
         });
     }
 
+    let admin_listen = args.admin_listen.or(file.admin_listen);
+    let access_log = args.access_log
+        || env_bool(ENV_ACCESS_LOG)?
+            .or(file.access_log)
+            .unwrap_or(false);
+
     // `--dev`: an ephemeral key, and unless an issuer is given, an http issuer naming the
     // address served. On port 0 that address is only known once bound, so bind here.
     let mut bound = None;
@@ -494,6 +508,8 @@ fn serve(
         mirror_required,
         tls,
         acme,
+        admin_listen,
+        access_log,
     })
 }
 

@@ -23,7 +23,8 @@
 //!   `publish`).
 //! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
 //!   loop over any [`server::Transport`], and h2 through hyper behind a guard (handshake and
-//!   idle timeouts, control-frame floods).
+//!   idle timeouts, control-frame floods); request metrics ([`server::metrics`]) and the admin
+//!   listener ([`server::admin`]: `/metrics`, `/statusz`).
 //! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).

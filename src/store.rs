@@ -6,13 +6,13 @@
 //! reader sees either the old snapshot or the new one, never a mix.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use crate::document::{Document, Documents};
 use crate::issuer::Publication;
-use crate::keys::KeySet;
+use crate::keys::{KeyError, KeySet};
 
 /// Everything served for one key set. Never mutated after it is built.
 #[derive(Debug)]
@@ -27,18 +27,82 @@ pub struct Snapshot {
     pub jwks: Document,
     /// When this snapshot was published.
     pub published_at: SystemTime,
+    /// For each kid, in key set order: when it was first published. Carried across
+    /// generations while the kid stays; a kid that disappears and returns starts again.
+    pub first_published: Vec<(String, SystemTime)>,
 }
 
 impl Snapshot {
     /// Renders a snapshot for `keys`.
     pub fn build(publication: &Publication, keys: KeySet, generation: u64) -> Self {
         let Documents { discovery, jwks } = Documents::render(publication, &keys);
+        let published_at = SystemTime::now();
+        let first_published = keys
+            .kids()
+            .map(|kid| (kid.to_owned(), published_at))
+            .collect();
         Self {
             generation,
             discovery,
             jwks,
             keys,
-            published_at: SystemTime::now(),
+            published_at,
+            first_published,
+        }
+    }
+
+    /// When `kid` was first published, if it is served.
+    pub fn first_published(&self, kid: &str) -> Option<SystemTime> {
+        self.first_published
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, at)| *at)
+    }
+}
+
+/// Why a reload failed, as a small fixed set (the `cause` of the reload failure metric).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureCause {
+    /// A key source could not be read.
+    Read = 0,
+    /// A key file was read and refused.
+    Rejected = 1,
+    /// Two different keys carry the same kid.
+    KidConflict = 2,
+    /// No source held a key.
+    NoKeys = 3,
+    /// The reload itself failed (its task panicked).
+    Internal = 4,
+}
+
+impl FailureCause {
+    /// Every cause, in index order.
+    pub const ALL: [Self; 5] = [
+        Self::Read,
+        Self::Rejected,
+        Self::KidConflict,
+        Self::NoKeys,
+        Self::Internal,
+    ];
+
+    /// The cause of a failed key load.
+    pub fn of(error: &KeyError) -> Self {
+        match error {
+            KeyError::Read { .. } => Self::Read,
+            KeyError::Rejected { .. } => Self::Rejected,
+            KeyError::KidConflict { .. } => Self::KidConflict,
+            KeyError::NoKeys { .. } => Self::NoKeys,
+        }
+    }
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Rejected => "rejected",
+            Self::KidConflict => "kid_conflict",
+            Self::NoKeys => "no_keys",
+            Self::Internal => "internal",
         }
     }
 }
@@ -54,6 +118,8 @@ pub struct ReloadHealth {
     pub last_success: Option<SystemTime>,
     /// Successful loads so far, the first one included (published or found nothing changed).
     pub successes: u64,
+    /// Failed reloads so far, indexed by [`FailureCause`].
+    pub failures: [u64; FailureCause::ALL.len()],
 }
 
 /// The result of [`Store::publish`].
@@ -67,12 +133,26 @@ pub enum Publish {
         added: Vec<String>,
         /// Kids that disappeared.
         removed: Vec<String>,
+        /// Kids that disappeared before they were published for the documents' max-age:
+        /// relying parties may still hold them, and tokens they signed may fail to verify.
+        removed_early: Vec<EarlyRemoval>,
     },
     /// The key set is the one already served; nothing was sent.
     Unchanged {
         /// The generation still served.
         generation: u64,
     },
+}
+
+/// A kid withdrawn before it was published for a whole max-age.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EarlyRemoval {
+    /// The kid.
+    pub kid: String,
+    /// How long it was published.
+    pub published_for: Duration,
+    /// The documents' max-age.
+    pub max_age: Duration,
 }
 
 /// The write side. Only the loader (start-up and the watcher) holds it.
@@ -129,28 +209,49 @@ impl Store {
             .filter(|k| !old.contains(k))
             .map(|k| (*k).to_owned())
             .collect();
-        let removed = old
+        let removed: Vec<String> = old
             .iter()
             .filter(|k| !new.contains(k))
             .map(|k| (*k).to_owned())
             .collect();
         let generation = current.generation + 1;
-        let next = Snapshot::build(&self.publication, keys, generation);
+        let mut next = Snapshot::build(&self.publication, keys, generation);
+        // Built, not yet published: the only moment a snapshot is written to.
+        for (kid, at) in &mut next.first_published {
+            if let Some(first) = current.first_published(kid) {
+                *at = first;
+            }
+        }
+        let max_age = Duration::from_secs(self.publication.max_age_secs.into());
+        let removed_early = removed
+            .iter()
+            .filter_map(|kid| {
+                let first = current.first_published(kid)?;
+                let published_for = next.published_at.duration_since(first).unwrap_or_default();
+                (published_for < max_age).then(|| EarlyRemoval {
+                    kid: kid.clone(),
+                    published_for,
+                    max_age,
+                })
+            })
+            .collect();
         self.sender.send_replace(Arc::new(next));
         Publish::Published {
             generation,
             added,
             removed,
+            removed_early,
         }
     }
 
     /// Records a failed reload; what is served does not change.
-    pub fn record_failure(&self, error: String) {
+    pub fn record_failure(&self, cause: FailureCause, error: String) {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         if health.last_error.is_none() {
             health.failing_since = Some(SystemTime::now());
         }
         health.last_error = Some(error);
+        health.failures[cause as usize] += 1;
     }
 
     fn record_success(&self) {
@@ -258,6 +359,15 @@ mod tests {
                 generation: 2,
                 added: vec![keys(&[EC384]).keys()[0].kid().to_owned()],
                 removed: vec![keys(&[EC256]).keys()[0].kid().to_owned()],
+                removed_early: vec![EarlyRemoval {
+                    kid: keys(&[EC256]).keys()[0].kid().to_owned(),
+                    published_for: store
+                        .current()
+                        .published_at
+                        .duration_since(first.published_at)
+                        .unwrap(),
+                    max_age: Duration::from_secs(3600),
+                }],
             }
         );
         let second = reader.snapshot();
@@ -269,6 +379,53 @@ mod tests {
         let third = reader.snapshot();
         assert_eq!(third.jwks.body, first.jwks.body);
         assert_eq!(third.jwks.etag, first.jwks.etag);
+    }
+
+    #[test]
+    fn first_published_is_carried_until_a_kid_leaves() {
+        let store = store();
+        let ec256 = keys(&[EC256]).keys()[0].kid().to_owned();
+        let ec384 = keys(&[EC384]).keys()[0].kid().to_owned();
+        let first = store.current().first_published(&ec256).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        store.publish(keys(&[EC256, EC384]));
+        let second = store.current();
+        assert_eq!(second.first_published(&ec256), Some(first));
+        assert_eq!(second.first_published(&ec384), Some(second.published_at));
+        store.publish(keys(&[EC384]));
+        assert_eq!(store.current().first_published(&ec256), None);
+        std::thread::sleep(Duration::from_millis(5));
+        store.publish(keys(&[EC256, EC384]));
+        let returned = store.current();
+        assert_eq!(
+            returned.first_published(&ec256),
+            Some(returned.published_at)
+        );
+        assert!(returned.published_at > first);
+        assert_eq!(
+            returned.first_published(&ec384),
+            second.first_published(&ec384)
+        );
+    }
+
+    #[test]
+    fn a_key_published_for_max_age_leaves_quietly() {
+        let publication = Publication {
+            issuer: Issuer::new("https://h.example", None, false).unwrap(),
+            profile: DiscoveryProfile::Kubernetes,
+            max_age_secs: 0,
+        };
+        let store = Store::new(publication, keys(&[EC256]));
+        let Publish::Published {
+            removed,
+            removed_early,
+            ..
+        } = store.publish(keys(&[EC384]))
+        else {
+            panic!("not published");
+        };
+        assert_eq!(removed.len(), 1);
+        assert!(removed_early.is_empty());
     }
 
     #[tokio::test]
@@ -297,12 +454,13 @@ mod tests {
     fn failures_are_recorded_and_cleared() {
         let store = store();
         let reader = store.reader();
-        store.record_failure("key file x: bad".into());
+        store.record_failure(FailureCause::Rejected, "key file x: bad".into());
         let health = reader.health();
         assert_eq!(health.last_error.as_deref(), Some("key file x: bad"));
         let since = health.failing_since.unwrap();
-        store.record_failure("key file x: still bad".into());
+        store.record_failure(FailureCause::NoKeys, "key file x: still bad".into());
         assert_eq!(reader.health().failing_since, Some(since));
+        assert_eq!(reader.health().failures, [0, 1, 0, 1, 0]);
         store.publish(keys(&[EC256]));
         assert!(reader.health().last_error.is_none());
     }

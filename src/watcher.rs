@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::keys::KeySet;
 use crate::log;
 use crate::shutdown;
-use crate::store::{Publish, Store};
+use crate::store::{FailureCause, Publish, Store};
 use crate::tls::{CertificateFiles, Certificates};
 
 /// A burst of events is waited out for at most this many debounce periods.
@@ -176,12 +176,12 @@ async fn reload_keys(store: &Store, sources: &[PathBuf], cause: &'static str) ->
         Ok(Err(error)) => {
             let generation = store.current().generation;
             warn!(cause, %error, serving_generation = generation, "key reload failed; still serving the last good key set");
-            store.record_failure(error.to_string());
+            store.record_failure(FailureCause::of(&error), error.to_string());
             return false;
         }
         Err(join_error) => {
             warn!(cause, error = %join_error, "key reload task failed");
-            store.record_failure(join_error.to_string());
+            store.record_failure(FailureCause::Internal, join_error.to_string());
             return false;
         }
     };
@@ -190,7 +190,16 @@ async fn reload_keys(store: &Store, sources: &[PathBuf], cause: &'static str) ->
             generation,
             added,
             removed,
+            removed_early,
         } => {
+            for early in removed_early {
+                warn!(
+                    kid = early.kid,
+                    published_secs = early.published_for.as_secs(),
+                    max_age_secs = early.max_age.as_secs(),
+                    "key withdrawn before it was published for max-age; relying parties may still hold it"
+                );
+            }
             let current = store.current();
             let kids: Vec<&str> = current.keys.kids().collect();
             info!(

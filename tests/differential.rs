@@ -181,7 +181,9 @@ impl Fixture {
                 // Dropping the trigger would ask for shutdown: it lives as long as the connection.
                 let (trigger, signal) = issuerd::shutdown::channel();
                 tokio::spawn(async move {
-                    server.serve_connection(io, signal).await;
+                    server
+                        .serve_connection(io, signal, Default::default())
+                        .await;
                     drop(trigger);
                 })
             })

@@ -52,7 +52,11 @@ fn connect(buffer: usize) -> Connection {
     ));
     let (client, server_side) = tokio::io::duplex(buffer);
     let (trigger, signal) = shutdown::channel();
-    let task = tokio::spawn(async move { server.serve_connection(server_side, signal).await });
+    let task = tokio::spawn(async move {
+        server
+            .serve_connection(server_side, signal, Default::default())
+            .await
+    });
     Connection {
         client,
         task,

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::Timeouts;
 use super::date::append_date_line;
 use super::encoded::{Encoded, View};
+use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::Transport;
 use crate::shutdown;
@@ -164,6 +165,52 @@ struct Connection<'a, T> {
     /// while the connection is idle.
     pending: Vec<u8>,
     served_any: bool,
+    info: ConnectionInfo,
+    /// The requests of the last step, timed once their answers are written: when the step's
+    /// read returned, and the requests by route.
+    unobserved: Option<(Instant, [u64; 4])>,
+}
+
+/// The requests of one read-and-answer step, for the metrics and the access log.
+struct Tally<'a> {
+    info: &'a ConnectionInfo,
+    /// This thread's counters.
+    counters: &'a Shard,
+    /// When the read that completed the requests returned.
+    started: Instant,
+    /// Requests answered, by route.
+    routes: [u64; 4],
+}
+
+impl Tally<'_> {
+    /// Counts one answered request.
+    #[inline]
+    fn count(
+        &mut self,
+        service: &IssuerService,
+        route: Route,
+        status: StatusCode,
+        bytes: usize,
+        request: Option<(&Method, &str)>,
+    ) {
+        self.counters
+            .count(route, Protocol::Http1, self.info.tls, status, bytes);
+        self.routes[route as usize] += 1;
+        if service.access_log() {
+            // A request refused before it was understood is logged as `- -`.
+            let (method, path) = request.map_or(("-", "-"), |(m, p)| (m.as_str(), p));
+            let elapsed = self.started.elapsed();
+            service.log_access(
+                self.info,
+                Protocol::Http1,
+                method,
+                path,
+                status,
+                bytes,
+                elapsed,
+            );
+        }
+    }
 }
 
 /// Serves HTTP/1.x requests on `io` until the connection ends.
@@ -172,6 +219,7 @@ pub(crate) async fn serve<T: Transport>(
     service: &IssuerService,
     shutdown: &mut shutdown::Signal,
     timeouts: &Timeouts,
+    info: ConnectionInfo,
 ) -> io::Result<Outcome> {
     let mut connection = Connection {
         io,
@@ -179,21 +227,26 @@ pub(crate) async fn serve<T: Transport>(
         view: service.view(),
         pending: Vec::new(),
         served_any: false,
+        info,
+        unobserved: None,
     };
     let mut backlog = false;
     // A request head must be complete this long after its first byte, however it trickles in.
     let mut head_deadline: Option<Instant> = None;
     loop {
+        // The answers of the last step are written: time them with the clock read the
+        // keep-alive deadline needs anyway.
+        let now = Instant::now();
+        connection.observe(now);
         let step = if backlog {
             // Complete requests are already buffered: answer them without waiting for input.
             poll_fn(|cx| connection.poll_step(cx, false)).await?
         } else {
             let (deadline, idle) = if connection.pending.is_empty() {
                 head_deadline = None;
-                (Instant::now() + timeouts.keep_alive, true)
+                (now + timeouts.keep_alive, true)
             } else {
-                let deadline =
-                    *head_deadline.get_or_insert_with(|| Instant::now() + timeouts.header_read);
+                let deadline = *head_deadline.get_or_insert_with(|| now + timeouts.header_read);
                 (deadline, false)
             };
             tokio::select! {
@@ -204,6 +257,8 @@ pub(crate) async fn serve<T: Transport>(
                     Err(_) => {
                         let mut out = Vec::new();
                         refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
+                        let status = StatusCode::REQUEST_TIMEOUT;
+                        service.metrics().count(Route::Other, Protocol::Http1, info.tls, status, 0);
                         let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
                         return Ok(Outcome::Closed);
                     }
@@ -239,6 +294,7 @@ pub(crate) async fn serve<T: Transport>(
                     }
                 }
                 if close {
+                    connection.observe(Instant::now());
                     if linger {
                         linger_close(connection.io, *timeouts).await;
                     }
@@ -283,6 +339,23 @@ async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
 }
 
 impl<T: Transport> Connection<'_, T> {
+    /// Records the duration of the last step's requests, written by `now`.
+    fn observe(&mut self, now: Instant) {
+        let Some((started, routes)) = self.unobserved.take() else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(started);
+        let counters = self.service.metrics().local();
+        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
+            .into_iter()
+            .zip(routes)
+        {
+            if count > 0 {
+                counters.observe(route, Protocol::Http1, self.info.tls, elapsed, count);
+            }
+        }
+    }
+
     /// Reads what is available (unless `read_more` is false), answers every complete request in
     /// it, and writes the answers. Polled synchronously on purpose: the read buffer lives on the
     /// stack, not in the connection's future.
@@ -328,10 +401,16 @@ impl<T: Transport> Connection<'_, T> {
         let data_len = data.len();
         let encoded = self.view.get(self.service.encoder());
         let io = &mut *self.io;
+        let mut tally = Tally {
+            info: &self.info,
+            counters: self.service.metrics().local(),
+            started: Instant::now(),
+            routes: [0; 4],
+        };
         let (batch, unwritten, unflushed) = OUTPUT.with(|output| {
             let mut out = output.borrow_mut();
             out.clear();
-            let batch = answer_all(data, self.service, encoded, &mut out);
+            let batch = answer_all(data, self.service, encoded, &mut out, &mut tally);
             let unwritten = if out.is_empty() {
                 Ok(Vec::new())
             } else {
@@ -349,6 +428,9 @@ impl<T: Transport> Connection<'_, T> {
             }
             unwritten.map(|u| (batch, u, unflushed))
         })?;
+        if tally.routes != [0; 4] {
+            self.unobserved = Some((tally.started, tally.routes));
+        }
         let Batch {
             consumed,
             close,
@@ -399,15 +481,22 @@ struct Batch {
 }
 
 /// Answers the complete requests in `data`, in order, until the output batch is full.
-fn answer_all(data: &[u8], service: &IssuerService, encoded: &Encoded, out: &mut Vec<u8>) -> Batch {
+fn answer_all(
+    data: &[u8],
+    service: &IssuerService,
+    encoded: &Encoded,
+    out: &mut Vec<u8>,
+    tally: &mut Tally<'_>,
+) -> Batch {
     let mut batch = Batch {
         consumed: 0,
         close: false,
         unread_body: false,
         more: false,
     };
-    let refuse = |out: &mut Vec<u8>, status: StatusCode, batch: Batch| {
+    let refuse = |out: &mut Vec<u8>, status: StatusCode, batch: Batch, tally: &mut Tally<'_>| {
         refuse(status, out);
+        tally.count(service, Route::Other, status, 0, None);
         Batch {
             close: true,
             ..batch
@@ -419,10 +508,10 @@ fn answer_all(data: &[u8], service: &IssuerService, encoded: &Encoded, out: &mut
             return batch;
         }
         let rest = &data[batch.consumed..];
-        let parsed = match parse_and_answer(rest, service, encoded, out) {
+        let parsed = match parse_and_answer(rest, service, encoded, out, tally) {
             Err(httparse::Error::Version) => match higher_minor_version(rest) {
                 // RFC 9112 section 2.3: a higher minor version is answered as HTTP/1.1.
-                Some(as_http11) => parse_and_answer(&as_http11, service, encoded, out),
+                Some(as_http11) => parse_and_answer(&as_http11, service, encoded, out, tally),
                 None => Err(httparse::Error::Version),
             },
             parsed => parsed,
@@ -437,21 +526,36 @@ fn answer_all(data: &[u8], service: &IssuerService, encoded: &Encoded, out: &mut
                 }
             }
             Ok(Parsed::TooLarge) => {
-                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
+                return refuse(
+                    out,
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    batch,
+                    tally,
+                );
             }
             Ok(Parsed::Partial) => {
                 if rest.len() > MAX_HEAD_BYTES {
-                    return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
+                    return refuse(
+                        out,
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        batch,
+                        tally,
+                    );
                 }
                 return batch;
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return refuse(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, batch);
+                return refuse(
+                    out,
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    batch,
+                    tally,
+                );
             }
             Err(httparse::Error::Version) => {
-                return refuse(out, StatusCode::HTTP_VERSION_NOT_SUPPORTED, batch);
+                return refuse(out, StatusCode::HTTP_VERSION_NOT_SUPPORTED, batch, tally);
             }
-            Err(_) => return refuse(out, StatusCode::BAD_REQUEST, batch),
+            Err(_) => return refuse(out, StatusCode::BAD_REQUEST, batch, tally),
         }
     }
     batch
@@ -472,13 +576,14 @@ fn parse_and_answer(
     service: &IssuerService,
     encoded: &Encoded,
     out: &mut Vec<u8>,
+    tally: &mut Tally<'_>,
 ) -> Result<Parsed, httparse::Error> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     Ok(match request.parse(data)? {
         httparse::Status::Complete(len) if len > MAX_HEAD_BYTES => Parsed::TooLarge,
         httparse::Status::Complete(len) => {
-            Parsed::Answered(len, answer_one(&request, service, encoded, out))
+            Parsed::Answered(len, answer_one(&request, service, encoded, out, tally))
         }
         httparse::Status::Partial => Parsed::Partial,
     })
@@ -575,9 +680,11 @@ fn answer_one(
     service: &IssuerService,
     encoded: &Encoded,
     out: &mut Vec<u8>,
+    tally: &mut Tally<'_>,
 ) -> Disposition {
-    let refuse = |out: &mut Vec<u8>| {
+    let refuse = |out: &mut Vec<u8>, tally: &mut Tally<'_>| {
         refuse(StatusCode::BAD_REQUEST, out);
+        tally.count(service, Route::Other, StatusCode::BAD_REQUEST, 0, None);
         Disposition {
             close: true,
             unread_body: true,
@@ -586,13 +693,13 @@ fn answer_one(
     let (Some(method), Some(target), Some(version)) =
         (request.method, request.path, request.version)
     else {
-        return refuse(out);
+        return refuse(out, tally);
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return refuse(out);
+        return refuse(out, tally);
     };
     let Some(path) = request_path(target) else {
-        return refuse(out);
+        return refuse(out, tally);
     };
     // HTTP/1.0 closes unless it asks to stay; HTTP/1.1 stays unless it asks to close; `close`
     // wins over `keep-alive`.
@@ -624,7 +731,7 @@ fn answer_one(
     // RFC 9112 section 6.3: a request whose body length cannot be determined is refused.
     let framing_ok = framing.is_determinable(version);
     if !host_ok || !framing_ok {
-        return refuse(out);
+        return refuse(out, tally);
     }
     let has_body = framing.has_body();
     let keep_alive = !asks_close && (version == 1 || asks_keep_alive);
@@ -645,7 +752,7 @@ fn answer_one(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("if-none-match"))
         .map(|h| h.value);
-    match service.answer(encoded, &method, path, if_none_match) {
+    let (status, bytes, route) = match service.answer(encoded, &method, path, if_none_match) {
         Answer::Document {
             document,
             not_modified,
@@ -660,14 +767,33 @@ fn answer_one(
             append_date_line(out);
             out.extend_from_slice(connection_header);
             out.extend_from_slice(b"\r\n");
-            if !not_modified && !head {
+            let route = if std::ptr::eq(document, &encoded.discovery) {
+                Route::Discovery
+            } else {
+                Route::Jwks
+            };
+            if not_modified {
+                (StatusCode::NOT_MODIFIED, 0, route)
+            } else if head {
+                (StatusCode::OK, 0, route)
+            } else {
                 out.extend_from_slice(&document.body);
+                (StatusCode::OK, document.body.len(), route)
             }
         }
         Answer::Other(response) => {
-            encode(response, method == Method::HEAD, connection_header, out);
+            let head = method == Method::HEAD;
+            let bytes = if head { 0 } else { response.body().len() };
+            let answered = (
+                response.status(),
+                bytes,
+                IssuerService::route(encoded, path),
+            );
+            encode(response, head, connection_header, out);
+            answered
         }
-    }
+    };
+    tally.count(service, route, status, bytes, Some((&method, path)));
     Disposition {
         close,
         unread_body: has_body,

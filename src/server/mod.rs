@@ -1,11 +1,13 @@
 //! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by `http1`, h2c by
 //! hyper), and the graceful drain on shutdown.
 
+pub mod admin;
 mod date;
 mod encoded;
 mod h2_guard;
 mod http1;
 mod inline_executor;
+pub mod metrics;
 mod rewind;
 pub mod service;
 mod tls;
@@ -22,6 +24,7 @@ use tracing::{debug, warn};
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
 use self::inline_executor::InlineFirst;
+pub use self::metrics::ConnectionInfo;
 use self::rewind::Rewind;
 use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
@@ -143,7 +146,14 @@ impl Server {
             max_connections,
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
-                async move { server.serve_connection(stream, shutdown).await }
+                // The peer costs a syscall: asked only for the access log.
+                let peer = if server.service.access_log() {
+                    stream.peer_addr().ok()
+                } else {
+                    None
+                };
+                let info = ConnectionInfo { tls: false, peer };
+                async move { server.serve_connection(stream, shutdown, info).await }
             },
         )
         .await;
@@ -151,14 +161,20 @@ impl Server {
 
     /// One connection, start to end: the HTTP/1.1 loop, which hands over to h2 on the prior
     /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
-    /// finished first.
-    pub async fn serve_connection<T: Transport>(&self, mut io: T, mut shutdown: shutdown::Signal) {
-        match http1::serve(&mut io, &self.service, &mut shutdown, &self.timeouts).await {
+    /// finished first. `info` says whether it is TLS (and who the peer is, for the access log).
+    pub async fn serve_connection<T: Transport>(
+        &self,
+        mut io: T,
+        mut shutdown: shutdown::Signal,
+        info: ConnectionInfo,
+    ) {
+        let _open = self.service.metrics().connection(info.tls);
+        match http1::serve(&mut io, &self.service, &mut shutdown, &self.timeouts, info).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
                 // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
                 // be as large as the h2 one, and cost that much memory each.
-                Box::pin(self.serve_h2(Rewind::new(preface, io), shutdown)).await;
+                Box::pin(self.serve_h2_counted(Rewind::new(preface, io), shutdown, info)).await;
             }
             Err(error) => debug!(%error, "connection ended with an error"),
         }
@@ -170,7 +186,16 @@ impl Server {
     /// closed; one that sends no request for the keep-alive timeout is sent GOAWAY and closed
     /// (answering PINGs does not keep it); one that floods control frames is sent GOAWAY
     /// `ENHANCE_YOUR_CALM`.
-    pub async fn serve_h2<T>(&self, io: T, mut shutdown: shutdown::Signal)
+    pub async fn serve_h2<T>(&self, io: T, shutdown: shutdown::Signal, info: ConnectionInfo)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _open = self.service.metrics().connection(info.tls);
+        self.serve_h2_counted(io, shutdown, info).await;
+    }
+
+    /// [`Server::serve_h2`] for a connection already counted as open.
+    async fn serve_h2_counted<T>(&self, io: T, mut shutdown: shutdown::Signal, info: ConnectionInfo)
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -179,7 +204,7 @@ impl Server {
         // Boxed: hyper's h2 connection state is large.
         let mut connection = Box::pin(self.http2.serve_connection(
             TokioIo::new(io),
-            ConnectionService::new(self.service.clone()),
+            ConnectionService::new(self.service.clone(), info),
         ));
         let handshake_deadline = watch.start() + self.limits.h2_handshake;
         // Once closing (idle, flood or shutdown): how long the close may take at most.

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
@@ -15,6 +15,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::encoded::{Encoded, EncodedDocument, Encoder, View};
+use super::metrics::{self, ConnectionInfo, Metrics, Protocol, Route};
 use crate::shutdown::Readiness;
 use crate::store::Reader;
 
@@ -34,6 +35,10 @@ pub struct IssuerService {
     encoder: Arc<Encoder>,
     readiness: Readiness,
     attached: Vec<Attached>,
+    metrics: Arc<Metrics>,
+    /// `/statusz` is served by the admin listener, not here.
+    admin_listener: bool,
+    access_log: bool,
 }
 
 /// Another task's state, reported by the service without the server knowing the task (the app
@@ -63,6 +68,112 @@ impl IssuerService {
             reader,
             readiness,
             attached: Vec::new(),
+            metrics: Arc::default(),
+            admin_listener: false,
+            access_log: false,
+        }
+    }
+
+    /// Moves `/statusz` to the admin listener ([`IssuerService::respond_admin`]): the issuer
+    /// listener then serves only the documents, `/healthz` and `/readyz`.
+    pub fn with_admin_listener(mut self) -> Self {
+        self.admin_listener = true;
+        self
+    }
+
+    /// Logs every request (target `issuerd::access`) when `on`.
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
+    }
+
+    /// The request counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether requests are logged.
+    #[inline]
+    pub(crate) fn access_log(&self) -> bool {
+        self.access_log
+    }
+
+    /// Logs one request to the access log (target `issuerd::access`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn log_access(
+        &self,
+        info: &ConnectionInfo,
+        protocol: Protocol,
+        method: &str,
+        path: &str,
+        status: StatusCode,
+        bytes: usize,
+        elapsed: Duration,
+    ) {
+        let peer = info.peer.map(|p| p.to_string());
+        tracing::info!(
+            target: "issuerd::access",
+            method,
+            path,
+            status = status.as_u16(),
+            bytes,
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            protocol = protocol.label(),
+            tls = info.tls,
+            peer = peer.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+
+    /// The answer of the admin listener: `/metrics`, `/statusz`, `/healthz` and `/readyz`.
+    pub fn respond_admin<B>(&self, request: &Request<B>) -> Response<Body> {
+        let encoded = self.encoder.current();
+        let path = request.uri().path();
+        let method = request.method();
+        let response = match path {
+            "/metrics" | "/statusz" | "/healthz" | "/readyz"
+                if method != Method::GET && method != Method::HEAD =>
+            {
+                method_not_allowed()
+            }
+            "/metrics" => {
+                let body = metrics::render(
+                    &self.metrics,
+                    Arc::clone(&encoded.snapshot),
+                    self.reader.health(),
+                );
+                let mut response = Response::new(Bytes::from(body));
+                let headers = response.headers_mut();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                headers.insert(CACHE_CONTROL, NO_STORE);
+                response
+            }
+            "/statusz" => self.status(&encoded),
+            "/healthz" | "/readyz" => self.respond_internal(&encoded, method, path),
+            _ => not_found(),
+        };
+        let head = method == Method::HEAD;
+        let (mut parts, body) = response.into_parts();
+        parts
+            .headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(body.len()));
+        Response::from_parts(parts, Full::new(if head { Bytes::new() } else { body }))
+    }
+
+    /// The `route` label of a request for `path`.
+    pub(crate) fn route(encoded: &Encoded, path: &str) -> Route {
+        if path == encoded.discovery.path {
+            Route::Discovery
+        } else if path == encoded.jwks.path {
+            Route::Jwks
+        } else if path == "/healthz" || path == "/readyz" {
+            Route::Health
+        } else {
+            Route::Other
         }
     }
 
@@ -149,7 +260,11 @@ impl IssuerService {
     }
 
     fn respond_internal(&self, encoded: &Encoded, method: &Method, path: &str) -> Response<Bytes> {
-        let known = matches!(path, "/healthz" | "/readyz" | "/statusz");
+        let known = match path {
+            "/healthz" | "/readyz" => true,
+            "/statusz" => !self.admin_listener,
+            _ => false,
+        };
         if !known {
             return not_found();
         }
@@ -181,6 +296,13 @@ impl IssuerService {
             "ready": self.readiness.is_ready(),
             "generation": snapshot.generation,
             "kids": snapshot.keys.kids().collect::<Vec<_>>(),
+            // Rotation safety: a key is safe to sign with once it has been published for the
+            // documents' max-age (relying parties refetch only as their cache expires).
+            "keys": snapshot.first_published.iter().map(|(kid, at)| serde_json::json!({
+                "kid": kid,
+                "first_published": unix(Some(*at)),
+                "published_for_secs": SystemTime::now().duration_since(*at).map_or(0, |d| d.as_secs()),
+            })).collect::<Vec<_>>(),
             "published_at": unix(Some(snapshot.published_at)),
             "discovery_etag": snapshot.discovery.etag,
             "jwks_etag": snapshot.jwks.etag,
@@ -188,6 +310,7 @@ impl IssuerService {
             "failing_since": unix(health.failing_since),
             "last_successful_reload": unix(health.last_success),
             "successful_reloads": health.successes,
+            "failed_reloads": health.failures.iter().sum::<u64>(),
         });
         for attached in &self.attached {
             body[attached.name] = (attached.report)().0;
@@ -244,13 +367,15 @@ impl Answer<'_> {
 pub(crate) struct ConnectionService {
     service: IssuerService,
     view: Mutex<View>,
+    info: ConnectionInfo,
 }
 
 impl ConnectionService {
-    pub(crate) fn new(service: IssuerService) -> Self {
+    pub(crate) fn new(service: IssuerService, info: ConnectionInfo) -> Self {
         Self {
             view: Mutex::new(service.view()),
             service,
+            info,
         }
     }
 }
@@ -261,9 +386,38 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnectionServi
     type Future = Ready<Result<Self::Response, Self::Error>>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let started = Instant::now();
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         let encoded = view.get(self.service.encoder());
-        ready(Ok(self.service.respond_from(encoded, &request)))
+        let response = self.service.respond_from(encoded, &request);
+        let route = IssuerService::route(encoded, request.uri().path());
+        drop(view);
+        let status = response.status();
+        let bytes = usize::try_from(
+            hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0),
+        )
+        .unwrap_or(usize::MAX);
+        let elapsed = started.elapsed();
+        let tls = self.info.tls;
+        let counters = self.service.metrics.local();
+        counters.count(route, Protocol::H2, tls, status, bytes);
+        counters.observe(route, Protocol::H2, tls, elapsed, 1);
+        if self.service.access_log {
+            let path = request.uri().path();
+            let method = request.method().as_str();
+            self.service.log_access(
+                &self.info,
+                Protocol::H2,
+                method,
+                path,
+                status,
+                bytes,
+                elapsed,
+            );
+        }
+        ready(Ok(response))
     }
 }
 

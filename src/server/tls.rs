@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
-use super::Server;
+use super::{ConnectionInfo, Server};
 use crate::tls::{ACME_TLS_ALPN, Certificates};
 use crate::{listener, shutdown};
 
@@ -68,9 +68,16 @@ impl Server {
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
                 let acceptor = acceptor.clone();
+                // The peer costs a syscall: asked only for the access log.
+                let peer = if server.service.access_log() {
+                    stream.peer_addr().ok()
+                } else {
+                    None
+                };
+                let info = ConnectionInfo { tls: true, peer };
                 async move {
                     server
-                        .serve_tls_connection(stream, acceptor, shutdown)
+                        .serve_tls_connection(stream, acceptor, shutdown, info)
                         .await
                 }
             },
@@ -84,6 +91,7 @@ impl Server {
         stream: TcpStream,
         acceptor: TlsAcceptor,
         mut shutdown: shutdown::Signal,
+        info: ConnectionInfo,
     ) {
         let handshake = tokio::select! {
             biased;
@@ -102,10 +110,10 @@ impl Server {
             }
         };
         match stream.get_ref().1.alpn_protocol() {
-            Some(b"h2") => self.serve_h2(stream, shutdown).await,
+            Some(b"h2") => self.serve_h2(stream, shutdown, info).await,
             // The challenge was the handshake; RFC 8737 has no application data.
             Some(ACME_TLS_ALPN) => {}
-            _ => self.serve_connection(stream, shutdown).await,
+            _ => self.serve_connection(stream, shutdown, info).await,
         }
     }
 }
