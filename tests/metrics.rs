@@ -142,8 +142,13 @@ async fn metrics_move_with_requests_and_reloads_and_pass_promtool() {
         value(&before, &kid_series(&ec256)).floor(),
         first_published as f64
     );
+    // The revision build.rs stamped (git's short hash; "unknown" outside a repository).
+    let revision = match issuerd::cli::GIT_REVISION {
+        "" => "unknown",
+        revision => revision,
+    };
     let version = format!(
-        "issuerd_build_info{{version=\"{}\",revision=\"unknown\"}}",
+        "issuerd_build_info{{version=\"{}\",revision=\"{revision}\"}}",
         env!("CARGO_PKG_VERSION")
     );
     assert!(before.contains_key(&version), "{before:#?}");
