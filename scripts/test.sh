@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The programs the tests drive (pebble, promtool, node, go, curl, ...), installed when missing.
+scripts/test-deps.sh
+
 target_dir=${CARGO_TARGET_DIR:-target}
 venv=$target_dir/interop-venv
 if [ ! -x "$venv/bin/pytest" ] || [ tests/interop/requirements.txt -nt "$venv/bin/pytest" ]; then

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs (Debian/apt) the programs the test suite drives, when missing; called by scripts/test.sh,
+# so the README's one test command works on a fresh machine. Every test fails loudly, never skips,
+# without what it needs.
+#
+#   python3-venv          the interop venv (PyJWT, joserfc, authlib, boto3, moto, kubernetes-validate)
+#   curl, openssl         the HTTPS tests' real clients (tests/tls.rs), thumbprint cross-checks
+#   nodejs, npm           openid-client + jose over HTTPS (tests/interop/node)
+#   golang-go, go-oidc    go-oidc v2 over HTTPS, built offline against Debian's Go sources
+#   pebble                Let's Encrypt's test ACME server and its DNS (tests/acme.rs)
+#   iproute2              `ss`, to read a listener's backlog (tests/limits.rs)
+#   prometheus            promtool: every /metrics scrape and the alert rules (tests/metrics.rs)
+#   systemd               systemd-analyze verify/security of deploy/systemd (test_deploy.py)
+set -euo pipefail
+
+missing=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
+{ command -v node >/dev/null && command -v npm >/dev/null; } || missing+=(nodejs npm)
+command -v go >/dev/null || missing+=(golang-go)
+[ -f /usr/share/gocode/src/github.com/coreos/go-oidc/oidc.go ] || missing+=(golang-github-coreos-go-oidc-dev)
+{ command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; } || missing+=(pebble)
+command -v ss >/dev/null || missing+=(iproute2)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "== installing test tools: ${missing[*]}"
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+  { echo "error: cannot install ${missing[*]} (apt-get); install them and rerun" >&2; exit 1; }
