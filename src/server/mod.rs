@@ -107,9 +107,9 @@ impl Server {
         http2
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            // Dead peers are found by PING instead of holding a connection forever.
-            .keep_alive_interval(Some(timeouts.keep_alive / 3))
-            .keep_alive_timeout(Duration::from_secs(20))
+            // No PING keep-alive: the guard closes a connection with no request for the idle
+            // timeout (a dead peer included), and hyper's keep-alive would record every frame
+            // under a lock.
             .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
             .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
             .max_header_list_size(MAX_HEADER_LIST_SIZE);
