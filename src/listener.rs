@@ -2,6 +2,7 @@
 //! accept until shutdown under a connection cap, one task per connection, then a bounded drain;
 //! and a hyper connection that finishes its request in flight on shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -9,10 +10,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::shutdown;
 
@@ -237,6 +243,33 @@ pub async fn until_done_or_drained<C: Future>(
             graceful_shutdown(connection.as_mut());
             connection.await
         }
+    }
+}
+
+/// One connection of a small hyper HTTP/1.1 server (the STS, the admin listener, ACME http-01):
+/// each request answered by `handle`, a request head due within `header_timeout`; on shutdown an
+/// idle connection closes and a request being answered is finished first. `name` labels the log.
+pub async fn serve_http1<F, R>(
+    name: &'static str,
+    stream: TcpStream,
+    header_timeout: Duration,
+    handle: F,
+    mut shutdown: shutdown::Signal,
+) where
+    F: Fn(Request<Incoming>) -> R + Send + 'static,
+    R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let answer = handle(request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    let result = until_done_or_drained(connection, &mut shutdown, |c| c.graceful_shutdown()).await;
+    if let Err(error) = result {
+        debug!(listener = name, %error, "connection ended with an error");
     }
 }
 

@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::tls::client::{AnyCertificate, host_and_server_name};
 
 /// The most of the response read to find its status line.
 const MAX_HEAD: usize = 8 * 1024;
@@ -132,20 +131,7 @@ impl Target {
                 ));
             }
         };
-        let (host, name) = match url.host() {
-            Some(url::Host::Domain(name)) => (
-                name.to_owned(),
-                ServerName::try_from(name.to_owned()).map_err(|_| refuse("invalid host name"))?,
-            ),
-            Some(url::Host::Ipv4(ip)) => {
-                (ip.to_string(), ServerName::from(std::net::IpAddr::V4(ip)))
-            }
-            Some(url::Host::Ipv6(ip)) => (
-                format!("[{ip}]"),
-                ServerName::from(std::net::IpAddr::V6(ip)),
-            ),
-            None => return Err(refuse("has no host")),
-        };
+        let (host, name) = host_and_server_name(&url).map_err(refuse)?;
         let port = url.port_or_known_default().unwrap_or(80);
         let mut path = url.path().to_owned();
         if let Some(query) = url.query() {
@@ -182,7 +168,7 @@ impl Target {
                 source: std::io::Error::other(e),
             })?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_custom_certificate_verifier(AnyCertificate::new(provider))
             .with_no_client_auth();
         let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name.clone(), stream)
@@ -232,55 +218,6 @@ impl Target {
             self.host,
             env!("CARGO_PKG_VERSION")
         )
-    }
-}
-
-/// Accepts any certificate, as kubelet's https probes do; handshake signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

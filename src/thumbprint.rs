@@ -22,6 +22,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Serialize;
 
+use crate::tls::client::host_and_server_name;
+
 /// Why no thumbprint could be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum ThumbprintError {
@@ -437,18 +439,7 @@ fn parse_url(text: &str) -> Result<(String, u16, ServerName<'static>), Thumbprin
             "give an https:// URL (AWS requires https) or a PEM chain file",
         ));
     }
-    let (host, name) = match url.host() {
-        Some(url::Host::Domain(domain)) => (
-            domain.to_owned(),
-            ServerName::try_from(domain.to_owned()).map_err(|_| refuse("invalid host name"))?,
-        ),
-        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ServerName::from(std::net::IpAddr::V4(ip))),
-        Some(url::Host::Ipv6(ip)) => (
-            format!("[{ip}]"),
-            ServerName::from(std::net::IpAddr::V6(ip)),
-        ),
-        None => return Err(refuse("has no host")),
-    };
+    let (host, name) = host_and_server_name(&url).map_err(refuse)?;
     Ok((host, url.port_or_known_default().unwrap_or(443), name))
 }
 

@@ -14,8 +14,6 @@ const RANKS: &[(&str, u8)] = &[
     ("dev", 0),
     ("log", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
-    ("probe", 0),
-    ("thumbprint", 0),
     // Needs shutdown (also rank 0, but a leaf of it).
     ("listener", 1),
     // keys + issuer -> documents.
@@ -26,6 +24,9 @@ const RANKS: &[(&str, u8)] = &[
     ("bucket", 1),
     // The serving certificate (pair, live resolver, files): an input like the keys.
     ("tls", 1),
+    // issuerd's own TLS clients (the container health probe, the IAM thumbprint), on tls::client.
+    ("probe", 2),
+    ("thumbprint", 2),
     // documents -> published snapshots.
     ("store", 2),
     // Tokens -> the IRSA generators and the issuer doctor.

@@ -3,7 +3,6 @@
 //! it; every other request is a 404. The listener serves nothing else.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -11,9 +10,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tokio::net::TcpListener;
+use tracing::info;
 
 use crate::{listener, shutdown};
 
@@ -74,27 +72,18 @@ pub async fn serve(
         listener,
         shutdown,
         grace,
-        move |stream, shutdown| connection(stream, tokens.clone(), shutdown),
+        move |stream, shutdown| {
+            let tokens = tokens.clone();
+            listener::serve_http1(
+                "acme-http-01",
+                stream,
+                HEADER_READ_TIMEOUT,
+                move |request| std::future::ready(answer(&tokens, &request)),
+                shutdown,
+            )
+        },
     )
     .await;
-}
-
-async fn connection(stream: TcpStream, tokens: Http01Tokens, mut shutdown: shutdown::Signal) {
-    let service = hyper::service::service_fn(move |request| {
-        let answer = answer(&tokens, &request);
-        async move { Ok::<_, Infallible>(answer) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
-        c.graceful_shutdown();
-    })
-    .await;
-    if let Err(error) = result {
-        debug!(%error, "http-01 connection ended with an error");
-    }
 }
 
 /// The key authorization of a known token, else 404.

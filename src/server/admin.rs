@@ -1,12 +1,10 @@
 //! The admin listener: `/metrics`, `/statusz`, `/healthz` and `/readyz` on an address of their
 //! own, through a small hyper HTTP/1.1 server (not a hot path).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tokio::net::TcpListener;
+use tracing::info;
 
 use super::service::IssuerService;
 use crate::{listener, shutdown};
@@ -30,26 +28,16 @@ pub async fn serve(
         listener,
         shutdown,
         grace,
-        move |stream, shutdown| connection(stream, service.clone(), shutdown),
+        move |stream, shutdown| {
+            let service = service.clone();
+            listener::serve_http1(
+                "admin",
+                stream,
+                HEADER_READ_TIMEOUT,
+                move |request| std::future::ready(service.respond_admin(&request)),
+                shutdown,
+            )
+        },
     )
     .await;
-}
-
-/// One HTTP/1.1 connection; on shutdown an idle connection closes and a request being answered
-/// is finished first.
-async fn connection(stream: TcpStream, service: IssuerService, mut shutdown: shutdown::Signal) {
-    let service = hyper::service::service_fn(move |request| {
-        std::future::ready(Ok::<_, Infallible>(service.respond_admin(&request)))
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
-        c.graceful_shutdown();
-    })
-    .await;
-    if let Err(error) = result {
-        debug!(%error, "admin connection ended with an error");
-    }
 }

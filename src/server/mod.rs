@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -146,17 +146,22 @@ impl Server {
             max_connections,
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
-                // The peer costs a syscall: asked only for the access log.
-                let peer = if server.service.access_log() {
-                    stream.peer_addr().ok()
-                } else {
-                    None
-                };
-                let info = ConnectionInfo { tls: false, peer };
+                let info = server.connection_info(&stream, false);
                 async move { server.serve_connection(stream, shutdown, info).await }
             },
         )
         .await;
+    }
+
+    /// What the metrics and the access log know of a connection. The peer address costs a
+    /// syscall: asked only for the access log.
+    fn connection_info(&self, stream: &TcpStream, tls: bool) -> ConnectionInfo {
+        let peer = if self.service.access_log() {
+            stream.peer_addr().ok()
+        } else {
+            None
+        };
+        ConnectionInfo { tls, peer }
     }
 
     /// One connection, start to end: the HTTP/1.1 loop, which hands over to h2 on the prior

@@ -68,13 +68,7 @@ impl Server {
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
                 let acceptor = acceptor.clone();
-                // The peer costs a syscall: asked only for the access log.
-                let peer = if server.service.access_log() {
-                    stream.peer_addr().ok()
-                } else {
-                    None
-                };
-                let info = ConnectionInfo { tls: true, peer };
+                let info = server.connection_info(&stream, true);
                 async move {
                     server
                         .serve_tls_connection(stream, acceptor, shutdown, info)

@@ -20,7 +20,6 @@ pub mod roles;
 pub mod service;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +27,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tokio::net::TcpListener;
+use tracing::info;
 
 pub use self::service::Sts;
 use crate::{listener, shutdown};
@@ -52,29 +50,19 @@ pub async fn serve(
         info!(listen = %addr, "STS ready");
     }
     listener::accept_until_shutdown("sts", listener, shutdown, grace, move |stream, shutdown| {
-        connection(stream, Arc::clone(&sts), shutdown)
-    })
-    .await;
-}
-
-/// One HTTP/1.1 connection; on shutdown an idle connection closes and a request being answered
-/// is finished first.
-async fn connection(stream: TcpStream, sts: Arc<Sts>, mut shutdown: shutdown::Signal) {
-    let service = hyper::service::service_fn(move |request| {
         let sts = Arc::clone(&sts);
-        async move { Ok::<_, Infallible>(handle(&sts, request).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let result = listener::until_done_or_drained(connection, &mut shutdown, |c| {
-        c.graceful_shutdown();
+        listener::serve_http1(
+            "sts",
+            stream,
+            HEADER_READ_TIMEOUT,
+            move |request| {
+                let sts = Arc::clone(&sts);
+                async move { handle(&sts, request).await }
+            },
+            shutdown,
+        )
     })
     .await;
-    if let Err(error) = result {
-        debug!(%error, "STS connection ended with an error");
-    }
 }
 
 /// One request: the Query API over GET (query string) or POST (form body).

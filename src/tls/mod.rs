@@ -1,8 +1,10 @@
 //! The serving certificate: PEM chain + private key -> a validated [`CertifiedPair`], kept live in
 //! [`Certificates`] (the rustls certificate resolver), reloaded from files or installed by ACME.
-//! Nothing here knows about sockets; `server::tls` builds the acceptor on top.
+//! Nothing here knows about sockets; `server::tls` builds the acceptor on top. [`client`] holds
+//! what issuerd's own TLS clients share.
 
 mod certificates;
+pub mod client;
 mod files;
 mod pair;
 
