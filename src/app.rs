@@ -146,7 +146,7 @@ pub async fn serve_on(
         None => (None, None),
     };
     // ACME (never with --tls-cert): the cached certificate at once, then orders and renewals.
-    let (tls, acme) = match &config.acme {
+    let (tls, certificates, acme) = match &config.acme {
         Some(acme_config) => {
             let started = acme_cmd::start(
                 acme_config,
@@ -155,11 +155,20 @@ pub async fn serve_on(
                 signal.clone(),
             )
             .await?;
-            (Some(Arc::clone(&started.tls)), Some(started))
+            let certificates = started.certificates.clone();
+            (
+                Some(Arc::clone(&started.tls)),
+                Some(certificates),
+                Some(started),
+            )
         }
-        None => (tls, None),
+        None => (tls, certificates, None),
     };
-    // Before anything is spawned, so a roles file or bind error leaves nothing running.
+    if let Some(certificates) = &certificates {
+        tokio::spawn(certificates.clone().warn_before_expiry(signal.clone()));
+    }
+    // Before the server is spawned: on a roles file or bind error, what TLS and ACME started
+    // stops with the shutdown trigger, dropped on return.
     let sts = irsa_cmd::start_sts_beside_serve(&config, signal.clone()).await?;
     let mut service =
         IssuerService::new(reader, readiness.clone()).with_access_log(config.access_log);
@@ -169,13 +178,12 @@ pub async fn serve_on(
     if let Some(certificates) = certificates {
         service = service.with_attached(Attached {
             name: "tls",
-            report: Arc::new(move || (certificates.to_json(), None)),
+            status: Arc::new(move || certificates.to_json()),
+            not_ready: Arc::new(|| None),
         });
     }
     if let Some(acme) = &acme {
-        for attached in acme.attached() {
-            service = service.with_attached(attached);
-        }
+        service = service.with_attached(acme.attached());
     }
     // The mirror is one more reader: serving never waits for it.
     let mirror = match &config.mirror {
@@ -190,13 +198,12 @@ pub async fn serve_on(
             let required = config.mirror_required;
             service = service.with_attached(Attached {
                 name: "mirror",
-                report: Arc::new(move || {
-                    let state = status.get();
-                    let behind = required && !state.in_sync();
-                    (
-                        state.to_json(),
-                        behind.then_some("not ready: mirror behind\n"),
-                    )
+                status: Arc::new({
+                    let status = status.clone();
+                    move || status.get().to_json()
+                }),
+                not_ready: Arc::new(move || {
+                    (required && !status.get().in_sync()).then_some("not ready: mirror behind\n")
                 }),
             });
             info!(target = %mirror_config.target, "mirroring to bucket");
@@ -301,9 +308,8 @@ fn start_tls(
             files: files.clone(),
             certificates: certificates.clone(),
         },
-        signal.clone(),
+        signal,
     ));
-    tokio::spawn(certificates.clone().warn_before_expiry(signal));
     Ok((tls, certificates))
 }
 

@@ -406,10 +406,9 @@ fn serve(
 
     let sts_listen = args.sts_listen.or(file.sts_listen);
     let sts_roles = args.sts_roles.or_else(|| {
-        file.sts_roles.clone().map(|p| match file_dir {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p,
-        })
+        file.sts_roles
+            .clone()
+            .map(|p| relative_to_file(file_dir, p))
     });
     if sts_roles.is_some() && sts_listen.is_none() {
         return Err(ConfigError::Invalid {
@@ -520,12 +519,7 @@ fn tls_files(
     file: &FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<Option<CertificateFiles>, ConfigError> {
-    let from_file = |path: &Option<PathBuf>| {
-        path.clone().map(|p| match file_dir {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p,
-        })
-    };
+    let from_file = |path: &Option<PathBuf>| path.clone().map(|p| relative_to_file(file_dir, p));
     let cert = cert.or_else(|| from_file(&file.tls_cert));
     let key = key.or_else(|| from_file(&file.tls_key));
     let absolute = |key: &'static str, path: PathBuf| {
@@ -579,10 +573,7 @@ fn acme(
     file: &mut FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<Option<AcmeConfig>, ConfigError> {
-    let relative = |p: PathBuf| match file_dir {
-        Some(dir) if p.is_relative() => dir.join(p),
-        _ => p,
-    };
+    let relative = |p: PathBuf| relative_to_file(file_dir, p);
     let domains = if args.acme_domains.is_empty() {
         file.acme_domains.take().unwrap_or_default()
     } else {
@@ -666,24 +657,17 @@ fn acme(
             });
         }
     }
-    let renew_before = match (renew_before, renew_before_text) {
-        (Some(d), _) => d,
-        (None, Some(text)) => {
-            humantime::parse_duration(&text).map_err(|e| ConfigError::Invalid {
-                key: "acme_renew_before",
-                reason: format!("{text:?} is not a duration ({e})"),
-            })?
-        }
-        (None, None) => DEFAULT_ACME_RENEW_BEFORE,
-    };
-    if renew_before.is_zero() || renew_before > MAX_ACME_RENEW_BEFORE {
+    let renew_before = duration_at_most(
+        renew_before,
+        "acme_renew_before",
+        &renew_before_text,
+        DEFAULT_ACME_RENEW_BEFORE,
+        MAX_ACME_RENEW_BEFORE,
+    )?;
+    if renew_before.is_zero() {
         return Err(ConfigError::Invalid {
             key: "acme_renew_before",
-            reason: format!(
-                "{} must be greater than zero and at most {}",
-                humantime::format_duration(renew_before),
-                humantime::format_duration(MAX_ACME_RENEW_BEFORE)
-            ),
+            reason: "must be greater than zero".into(),
         });
     }
     Ok(Some(AcmeConfig {
@@ -736,6 +720,17 @@ fn duration(
     value: &Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
+    duration_at_most(flag, key, value, default, MAX_DURATION)
+}
+
+/// [`duration`] with another maximum.
+fn duration_at_most(
+    flag: Option<Duration>,
+    key: &'static str,
+    value: &Option<String>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
     let duration = match (flag, value) {
         (Some(d), _) => d,
         (None, Some(text)) => {
@@ -746,17 +741,25 @@ fn duration(
         }
         (None, None) => default,
     };
-    if duration > MAX_DURATION {
+    if duration > max {
         return Err(ConfigError::Invalid {
             key,
             reason: format!(
                 "{} is longer than the maximum of {}",
                 humantime::format_duration(duration),
-                humantime::format_duration(MAX_DURATION)
+                humantime::format_duration(max)
             ),
         });
     }
     Ok(duration)
+}
+
+/// A path from the config file: relative ones are relative to the file.
+fn relative_to_file(file_dir: Option<&Path>, path: PathBuf) -> PathBuf {
+    match file_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
 }
 
 /// `IP:PORT`, or `HOST:PORT` resolved now (the first address wins).
@@ -781,23 +784,10 @@ fn resolve_listen(text: &str) -> Result<SocketAddr, ConfigError> {
 
 /// Binds `addr` now with the listen backlog, for a configuration that needs the bound address.
 fn bind(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, ConfigError> {
-    let invalid = |e: std::io::Error| ConfigError::Invalid {
+    crate::listener::bind(addr, backlog).map_err(|e| ConfigError::Invalid {
         key: "listen",
         reason: format!("cannot listen on {addr}: {e}"),
-    };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(invalid)?;
-    socket.set_reuse_address(true).map_err(invalid)?;
-    socket.set_nonblocking(true).map_err(invalid)?;
-    socket.bind(&addr.into()).map_err(invalid)?;
-    socket
-        .listen(i32::try_from(backlog).unwrap_or(i32::MAX))
-        .map_err(invalid)?;
-    Ok(socket.into())
+    })
 }
 
 fn render(
@@ -899,10 +889,7 @@ fn publication(
         file.key_files
             .unwrap_or_default()
             .into_iter()
-            .map(|p| match file_dir {
-                Some(dir) if p.is_relative() => dir.join(p),
-                _ => p,
-            })
+            .map(|p| relative_to_file(file_dir, p))
             .collect()
     } else {
         args.key_files

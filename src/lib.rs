@@ -21,6 +21,7 @@
 //! - [`bucket`]: where the mirror publishes (`s3://` target, object keys, ACL, settings); pure.
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
+//! - [`retry`]: backoff with jitter for background tasks that retry (mirror, ACME).
 //! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
 //!   loop over any [`server::Transport`], and h2 through hyper behind a guard (handshake and
 //!   idle timeouts, control-frame floods); request metrics ([`server::metrics`]) and the admin
@@ -57,6 +58,7 @@ pub mod listener;
 pub mod log;
 pub mod mirror;
 pub mod probe;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -13,6 +13,7 @@ const RANKS: &[(&str, u8)] = &[
     ("shutdown", 0),
     ("dev", 0),
     ("log", 0),
+    ("retry", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
     // Needs shutdown (also rank 0, but a leaf of it).
     ("listener", 1),
@@ -47,7 +48,9 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Configuration describes the inputs; it must not reach into the runtime (store, server, ...).
 const CONFIGURATION: [&str; 2] = ["cli", "config"];
-const CONFIGURATION_MAY_IMPORT: [&str; 6] = ["cli", "issuer", "keys", "dev", "bucket", "tls"];
+// listener: `--dev` on port 0 binds its socket while the configuration is resolved.
+const CONFIGURATION_MAY_IMPORT: [&str; 7] =
+    ["cli", "issuer", "keys", "dev", "bucket", "tls", "listener"];
 
 fn rank(module: &str) -> u8 {
     RANKS

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use crate::log;
+use crate::retry::backoff;
 use crate::shutdown::Signal;
 use crate::tls::{self, Certificates};
 
@@ -259,14 +260,6 @@ async fn sleep_long(wait: Duration) {
         }
         tokio::time::sleep(left.min(Duration::from_secs(600))).await;
     }
-}
-
-/// Exponential backoff with jitter: between half and all of `initial * 2^(attempt-1)`, capped.
-fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let ceiling = initial
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .min(max);
-    ceiling / 2 + ceiling.mul_f64(rand::random::<f64>() / 2.0)
 }
 
 /// `error: cause: cause` on one line, for logs and `/statusz`.

@@ -16,19 +16,6 @@ fn self_signed(names: &[&str]) -> (String, String) {
 }
 
 #[test]
-fn backoff_grows_with_jitter_and_is_capped() {
-    let (initial, max) = (Duration::from_secs(10), Duration::from_secs(300));
-    for attempt in 1..=12 {
-        let ceiling = (initial * 2u32.pow(attempt - 1)).min(max);
-        let wait = backoff(initial, max, attempt);
-        assert!(
-            wait >= ceiling / 2 && wait <= ceiling,
-            "attempt {attempt}: {wait:?}"
-        );
-    }
-}
-
-#[test]
 fn issued_names_and_renewal_date() {
     let (chain, key) = self_signed(&["issuer.example", "b.example"]);
     let issued = Issued::from_pem(chain, "test", key, "test").unwrap();

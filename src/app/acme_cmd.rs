@@ -21,7 +21,8 @@ use crate::tls::Certificates;
 pub(super) struct Started {
     /// The acceptor's configuration (ALPN `acme-tls/1` offered).
     pub(super) tls: Arc<rustls::ServerConfig>,
-    certificates: Certificates,
+    /// The certificates the task installs (`serve_on` reports them as `tls` and warns on expiry).
+    pub(super) certificates: Certificates,
     status: AcmeStatus,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -89,10 +90,7 @@ pub(super) async fn start(
         certificates: certificates.clone(),
         acme: true,
     })?;
-    tasks.push(tokio::spawn(task.run(signal.clone())));
-    tasks.push(tokio::spawn(
-        certificates.clone().warn_before_expiry(signal),
-    ));
+    tasks.push(tokio::spawn(task.run(signal)));
     Ok(Started {
         tls,
         certificates,
@@ -102,28 +100,24 @@ pub(super) async fn start(
 }
 
 impl Started {
-    /// `/statusz` sections `tls` (the certificate served) and `acme` (orders, renewal, last
-    /// error); `/readyz` is 503 until a first certificate is served.
-    pub(super) fn attached(&self) -> [Attached; 2] {
-        let certificates = self.certificates.clone();
+    /// The `/statusz` section `acme` (orders, renewal, last error); `/readyz` is 503 until a
+    /// first certificate is served.
+    pub(super) fn attached(&self) -> Attached {
         let status = self.status.clone();
-        [
-            Attached {
-                name: "tls",
-                report: Arc::new(move || (certificates.to_json(), None)),
-            },
-            Attached {
-                name: "acme",
-                report: Arc::new(move || {
-                    let state = status.get();
-                    let waiting = state.serial.is_none();
-                    (
-                        state.to_json(),
-                        waiting.then_some("not ready: no ACME certificate yet\n"),
-                    )
-                }),
-            },
-        ]
+        Attached {
+            name: "acme",
+            status: Arc::new({
+                let status = status.clone();
+                move || status.get().to_json()
+            }),
+            not_ready: Arc::new(move || {
+                status
+                    .get()
+                    .serial
+                    .is_none()
+                    .then_some("not ready: no ACME certificate yet\n")
+            }),
+        }
     }
 
     /// Waits for the tasks (after shutdown was triggered).

@@ -22,6 +22,7 @@ use crate::bucket::{Layout, MirrorAcl, MirrorConfig};
 use crate::document::Document;
 use crate::issuer::Issuer;
 use crate::log;
+use crate::retry::backoff;
 use crate::shutdown::Signal;
 use crate::store::{Reader, Snapshot};
 
@@ -287,14 +288,6 @@ impl<S: ObjectSink> Mirror<S> {
             self.status.public_access(access);
         }
     }
-}
-
-/// Exponential backoff with jitter: between half and all of `initial * 2^(attempt-1)`, capped.
-fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(max);
-    let half = ceiling / 2;
-    half + ceiling.mul_f64(rand::random::<f64>() / 2.0)
 }
 
 /// `error: cause: cause`, one line, for logs and `/statusz`.

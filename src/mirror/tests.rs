@@ -51,20 +51,6 @@ impl ObjectSink for MemorySink {
     }
 }
 
-#[test]
-fn backoff_grows_with_jitter_and_is_capped() {
-    let initial = Duration::from_millis(100);
-    let max = Duration::from_secs(2);
-    for attempt in 1..40 {
-        let ceiling = (initial * 2u32.pow(attempt.min(20) - 1)).min(max);
-        let delay = backoff(initial, max, attempt);
-        assert!(
-            delay >= ceiling / 2 && delay <= ceiling,
-            "{attempt}: {delay:?}"
-        );
-    }
-}
-
 #[tokio::test]
 async fn sync_writes_jwks_first_reads_back_and_then_skips() {
     let sink = MemorySink::default();

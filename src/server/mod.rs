@@ -147,7 +147,10 @@ impl Server {
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
                 let info = server.connection_info(&stream, false);
-                async move { server.serve_connection(stream, shutdown, info).await }
+                async move {
+                    let _open = server.service.metrics().connection(info.tls);
+                    server.serve_connection(stream, shutdown, info).await;
+                }
             },
         )
         .await;
@@ -164,7 +167,7 @@ impl Server {
         ConnectionInfo { tls, peer }
     }
 
-    /// One connection, start to end: the HTTP/1.1 loop, which hands over to h2 on the prior
+    /// One connection, start to end (counted as open by whoever accepted it): the HTTP/1.1 loop, which hands over to h2 on the prior
     /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
     /// finished first. `info` says whether it is TLS (and who the peer is, for the access log).
     pub async fn serve_connection<T: Transport>(
@@ -173,13 +176,12 @@ impl Server {
         mut shutdown: shutdown::Signal,
         info: ConnectionInfo,
     ) {
-        let _open = self.service.metrics().connection(info.tls);
         match http1::serve(&mut io, &self.service, &mut shutdown, &self.timeouts, info).await {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
                 // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
                 // be as large as the h2 one, and cost that much memory each.
-                Box::pin(self.serve_h2_counted(Rewind::new(preface, io), shutdown, info)).await;
+                Box::pin(self.serve_h2(Rewind::new(preface, io), shutdown, info)).await;
             }
             Err(error) => debug!(%error, "connection ended with an error"),
         }
@@ -191,16 +193,7 @@ impl Server {
     /// closed; one that sends no request for the keep-alive timeout is sent GOAWAY and closed
     /// (answering PINGs does not keep it); one that floods control frames is sent GOAWAY
     /// `ENHANCE_YOUR_CALM`.
-    pub async fn serve_h2<T>(&self, io: T, shutdown: shutdown::Signal, info: ConnectionInfo)
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let _open = self.service.metrics().connection(info.tls);
-        self.serve_h2_counted(io, shutdown, info).await;
-    }
-
-    /// [`Server::serve_h2`] for a connection already counted as open.
-    async fn serve_h2_counted<T>(&self, io: T, mut shutdown: shutdown::Signal, info: ConnectionInfo)
+    pub async fn serve_h2<T>(&self, io: T, mut shutdown: shutdown::Signal, info: ConnectionInfo)
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {

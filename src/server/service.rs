@@ -34,7 +34,8 @@ pub struct IssuerService {
     reader: Reader,
     encoder: Arc<Encoder>,
     readiness: Readiness,
-    attached: Vec<Attached>,
+    /// Shared: a clone of the service (per h2 and admin connection) copies no list.
+    attached: Arc<[Attached]>,
     metrics: Arc<Metrics>,
     /// `/statusz` is served by the admin listener, not here.
     admin_listener: bool,
@@ -47,9 +48,11 @@ pub struct IssuerService {
 pub struct Attached {
     /// The key in `/statusz`.
     pub name: &'static str,
-    /// The current state: its `/statusz` object, and while it holds `/readyz` at 503, the body
-    /// to answer with (`not ready: ...\n`).
-    pub report: Arc<dyn Fn() -> (serde_json::Value, Option<&'static str>) + Send + Sync>,
+    /// Its current `/statusz` object.
+    pub status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// While it holds `/readyz` at 503, the body to answer with (`not ready: ...\n`); asked on
+    /// every `/readyz`, so it builds no JSON.
+    pub not_ready: Arc<dyn Fn() -> Option<&'static str> + Send + Sync>,
 }
 
 impl std::fmt::Debug for Attached {
@@ -67,7 +70,7 @@ impl IssuerService {
             encoder: Arc::new(Encoder::new(reader.clone())),
             reader,
             readiness,
-            attached: Vec::new(),
+            attached: Arc::new([]),
             metrics: Arc::default(),
             admin_listener: false,
             access_log: false,
@@ -180,7 +183,7 @@ impl IssuerService {
     /// Reports `attached` in `/statusz` (beside any attached before) and lets it hold `/readyz`
     /// at 503.
     pub fn with_attached(mut self, attached: Attached) -> Self {
-        self.attached.push(attached);
+        self.attached = self.attached.iter().cloned().chain([attached]).collect();
         self
     }
 
@@ -274,7 +277,7 @@ impl IssuerService {
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.readiness.is_ready() => {
-                match self.attached.iter().find_map(|a| (a.report)().1) {
+                match self.attached.iter().find_map(|a| (a.not_ready)()) {
                     Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
                     None => text(StatusCode::OK, "ready\n"),
                 }
@@ -312,8 +315,8 @@ impl IssuerService {
             "successful_reloads": health.successes,
             "failed_reloads": health.failures.iter().sum::<u64>(),
         });
-        for attached in &self.attached {
-            body[attached.name] = (attached.report)().0;
+        for attached in self.attached.iter() {
+            body[attached.name] = (attached.status)();
         }
         let mut response = Response::new(Bytes::from(body.to_string()));
         let headers = response.headers_mut();

@@ -87,6 +87,7 @@ impl Server {
         mut shutdown: shutdown::Signal,
         info: ConnectionInfo,
     ) {
+        let _open = self.service.metrics().connection(info.tls);
         let handshake = tokio::select! {
             biased;
             () = shutdown.requested() => return,

@@ -52,8 +52,11 @@ impl Certificates {
     }
 
     /// Records a reload that found the served pair again: the files are fine now.
+    /// Counted as a successful load, as an unchanged key set counts as a successful reload.
     pub fn record_unchanged(&self) {
-        self.inner.status.lock().expect("not poisoned").last_error = None;
+        let mut status = self.inner.status.lock().expect("not poisoned");
+        status.successes += 1;
+        status.last_error = None;
     }
 
     /// Records a refused reload; the current certificate stays.
