@@ -530,7 +530,7 @@ async fn an_unanswered_challenge_fails_the_order_with_the_servers_reason() {
     let status = issuerd::acme::AcmeStatus::default();
     let mut acme = issuerd::acme::Acme::new(settings, certificates.clone(), status).unwrap();
     let error = acme.renew().await.unwrap_err();
-    let text = issuerd::acme::chain(&error);
+    let text = issuerd::log::error_chain(&error);
     assert!(
         text.contains("tls-alpn-01") && text.contains(&pebble.directory),
         "{text}"
@@ -645,7 +645,7 @@ fn serve_error(args: &[&str]) -> String {
 }
 
 fn error_text(error: &ConfigError) -> String {
-    issuerd::acme::chain(error)
+    issuerd::log::error_chain(error)
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl Acme {
                 "no cached certificate, ordering one"
             ),
             Err(error) => warn!(
-                cause = %chain(&error),
+                cause = %log::error_chain(&error),
                 "cached certificate unusable, ordering a new one"
             ),
         }
@@ -139,7 +139,7 @@ impl Acme {
         let issued = match order::issue(&self.settings, &account, self.responder()).await {
             // The server forgot the cached account (a reset staging or test CA): a new one.
             Err(error) if error.is_unknown_account() => {
-                warn!(cause = %chain(&error), "the ACME server does not know the cached account, creating a new one");
+                warn!(cause = %log::error_chain(&error), "the ACME server does not know the cached account, creating a new one");
                 self.cache.forget_account()?;
                 let account = order::account(&self.settings, &self.cache).await?;
                 order::issue(&self.settings, &account, self.responder()).await?
@@ -225,7 +225,7 @@ impl Acme {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let message = chain(&error);
+                    let message = log::error_chain(&error);
                     match self.certificates.current() {
                         Some(serving) => warn!(
                             attempt = failures,
@@ -260,18 +260,6 @@ async fn sleep_long(wait: Duration) {
         }
         tokio::time::sleep(left.min(Duration::from_secs(600))).await;
     }
-}
-
-/// `error: cause: cause` on one line, for logs and `/statusz`.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(error.source(), |e| e.source()).fold(error.to_string(), |text, cause| {
-        let cause = cause.to_string();
-        if text.contains(&cause) {
-            text
-        } else {
-            format!("{text}: {cause}")
-        }
-    })
 }
 
 /// Everything that can go wrong obtaining a certificate.

@@ -42,7 +42,7 @@ fn mismatched_key_is_refused_naming_the_files() {
 }
 
 fn chain_text(error: &AcmeError) -> String {
-    super::chain(error)
+    crate::log::error_chain(error)
 }
 
 #[test]

@@ -233,7 +233,7 @@ impl<S: ObjectSink> Mirror<S> {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let message = error_chain(&error);
+                    let message = log::error_chain(&error);
                     warn!(
                         generation = snapshot.generation,
                         attempt = failures,
@@ -280,7 +280,7 @@ impl<S: ObjectSink> Mirror<S> {
             let access = match self.public.check(snapshot).await {
                 Ok(()) => PublicAccess::Readable,
                 Err(error) => {
-                    let message = error_chain(&error);
+                    let message = log::error_chain(&error);
                     warn!(cause = %message, "documents in the bucket are not publicly readable");
                     PublicAccess::Failed(message)
                 }
@@ -288,21 +288,6 @@ impl<S: ObjectSink> Mirror<S> {
             self.status.public_access(access);
         }
     }
-}
-
-/// `error: cause: cause`, one line, for logs and `/statusz`.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// Everything that can go wrong between issuerd and the bucket.

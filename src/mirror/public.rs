@@ -84,7 +84,7 @@ impl PublicCheck {
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| failed(format!("request failed ({})", super::error_chain(&e))))?;
+            .map_err(|e| failed(format!("request failed ({})", crate::log::error_chain(&e))))?;
         let status = response.status();
         if !status.is_success() {
             let hint = if status == reqwest::StatusCode::FORBIDDEN {

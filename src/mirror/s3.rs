@@ -168,7 +168,7 @@ impl ObjectSink for S3Sink {
             .header(acl, public_read)
             .send()
             .await
-            .map_err(|e| failed(format!("request failed ({})", super::error_chain(&e))))?;
+            .map_err(|e| failed(format!("request failed ({})", crate::log::error_chain(&e))))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -213,7 +213,7 @@ pub fn summarize(error: &object_store::Error) -> String {
         };
         return format!("HTTP {status}, {code}: {message}{hint}");
     }
-    let mut message = super::error_chain(error);
+    let mut message = crate::log::error_chain(error);
     if message.len() > 500 {
         let mut end = 500;
         while !message.is_char_boundary(end) {

@@ -140,7 +140,7 @@ impl Fetcher {
             .user_agent(concat!("issuerd/", env!("CARGO_PKG_VERSION")))
             .https_only(!allow_insecure)
             .build()
-            .map_err(|e| FetchError::Client(chain(&e)))?;
+            .map_err(|e| FetchError::Client(crate::log::error_chain(&e)))?;
         Ok(Self {
             client,
             allow_insecure,
@@ -176,7 +176,7 @@ impl Fetcher {
         }
         let unreachable = |e: reqwest::Error| FetchError::Unreachable {
             url: url.to_owned(),
-            reason: chain(&e),
+            reason: crate::log::error_chain(&e),
         };
         let start = Instant::now();
         let mut response = self.client.get(parsed).send().await.map_err(unreachable)?;
@@ -253,19 +253,4 @@ impl Fetcher {
         })?;
         Ok(Jwks { keys, fetched })
     }
-}
-
-/// An error and its causes on one line (reqwest's own Display omits the interesting part).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
