@@ -535,10 +535,11 @@ fn start_up_refuses_a_bad_pair_and_an_issuer_port_and_warns_on_a_foreign_name() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_issuer_host_is_warned_about_with_both_names() {
+async fn start_up_logs_the_certificate_and_warns_of_a_foreign_issuer_host_and_near_expiry() {
     let ca = Ca::new();
     let dir = tempfile::tempdir().unwrap();
-    ca.leaf(&["localhost"], 3, (-1, 30)).write(dir.path());
+    // Ten days left: inside the 14-day warning.
+    ca.leaf(&["localhost"], 3, (-1, 10)).write(dir.path());
     let port = common::unused_port().await;
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_issuerd"))
@@ -584,6 +585,26 @@ async fn a_foreign_issuer_host_is_warned_about_with_both_names() {
     assert!(
         warning.contains("issuer.example.com") && warning.contains("localhost"),
         "{warning}"
+    );
+    // Every load names the leaf: subject, names, serial and expiry.
+    let loaded = log
+        .lines()
+        .find(|l| l.contains("serving certificate"))
+        .unwrap_or_else(|| panic!("no load line:\n{log}"));
+    assert!(
+        loaded.contains("CN=localhost")
+            && loaded.contains("\"localhost\"")
+            && loaded.contains("serial=\"03\"")
+            && loaded.contains("not_after="),
+        "{loaded}"
+    );
+    let expiring = log
+        .lines()
+        .find(|l| l.contains("expires soon"))
+        .unwrap_or_else(|| panic!("no expiry warning for a certificate with 10 days left:\n{log}"));
+    assert!(
+        expiring.contains("days_left=9") || expiring.contains("days_left=10"),
+        "{expiring}"
     );
 }
 
