@@ -1,30 +1,38 @@
-//! The `Date` header line, formatted once per second per thread.
+//! The `Date` header value, formatted once per second per thread.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// `date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`
-const LINE_LEN: usize = 37;
+/// Length of an HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) const DATE_LEN: usize = 29;
 
 thread_local! {
-    static CACHED: RefCell<(u64, [u8; LINE_LEN])> = const { RefCell::new((u64::MAX, [0; LINE_LEN])) };
+    static CACHED: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
 }
 
-/// Appends the current `date: …\r\n` header line.
-pub(crate) fn append_date_line(out: &mut Vec<u8>) {
+/// The current time as an HTTP date.
+pub(crate) fn http_date() -> [u8; DATE_LEN] {
     let now = SystemTime::now();
     let second = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
     CACHED.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            let line = format!("date: {}\r\n", httpdate::fmt_http_date(now));
-            cached.1.copy_from_slice(&line.as_bytes()[..LINE_LEN]);
-            cached.0 = second;
+        let (at, date) = cached.get();
+        if at == second {
+            return date;
         }
-        out.extend_from_slice(&cached.1);
-    });
+        let mut date = [0; DATE_LEN];
+        date.copy_from_slice(&httpdate::fmt_http_date(now).as_bytes()[..DATE_LEN]);
+        cached.set((second, date));
+        date
+    })
+}
+
+/// Appends the current `date: …\r\n` header line.
+pub(crate) fn append_date_line(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(&http_date());
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

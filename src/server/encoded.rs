@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
+
+use super::http2::response_block;
 
 use crate::document::Document;
 use crate::store::{Reader, Snapshot};
@@ -29,6 +31,10 @@ pub(crate) struct EncodedDocument {
     pub(crate) http1_ok_head: Bytes,
     /// The same for `304 Not Modified`.
     pub(crate) http1_not_modified_head: Bytes,
+    /// The HTTP/2 header block (HPACK, no dynamic table) of `200`, without `date`.
+    pub(crate) h2_ok_block: Bytes,
+    /// The same for `304 Not Modified`.
+    pub(crate) h2_not_modified_block: Bytes,
 }
 
 impl EncodedDocument {
@@ -48,6 +54,25 @@ impl EncodedDocument {
             body.len()
         );
         let http1_not_modified_head = format!("HTTP/1.1 304 Not Modified\r\n{common}");
+        let common_fields = [
+            ("etag", etag.as_str()),
+            ("cache-control", cache_control.as_str()),
+            ("access-control-allow-origin", "*"),
+        ];
+        let length = body.len().to_string();
+        let h2_block = |status, fields: &[(&str, &str)]| {
+            let mut block = Vec::new();
+            response_block::put_status(&mut block, status);
+            for (name, value) in fields.iter().chain(&common_fields) {
+                response_block::put_field(&mut block, name, value.as_bytes());
+            }
+            Bytes::from(block)
+        };
+        let h2_ok_block = h2_block(
+            StatusCode::OK,
+            &[("content-type", content_type), ("content-length", &length)],
+        );
+        let h2_not_modified_block = h2_block(StatusCode::NOT_MODIFIED, &[]);
         let value = |text: &str| {
             HeaderValue::from_str(text).expect("rendered header values are visible ASCII")
         };
@@ -60,6 +85,8 @@ impl EncodedDocument {
             cache_control: value(cache_control),
             http1_ok_head: Bytes::from(http1_ok_head),
             http1_not_modified_head: Bytes::from(http1_not_modified_head),
+            h2_ok_block,
+            h2_not_modified_block,
         }
     }
 }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::Timeouts;
 use super::date::append_date_line;
 use super::encoded::{Encoded, View};
+use super::http2::PREFACE as H2_PREFACE;
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::Transport;
@@ -38,8 +39,6 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 8 * 1024;
-/// What every HTTP/2 connection starts with.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Pipelined requests are answered until about this much output is waiting; then no further
 /// request is parsed until it is written. This bounds what a client that stops reading pins.
 pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
@@ -314,7 +313,7 @@ async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result
 /// Closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// response before the client reads it. So: stop sending, and read and discard what the client
 /// still sends, for a bounded time and amount, before closing.
-async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
+pub(super) async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
     let deadline = Instant::now() + timeouts.linger;
     // A TLS shutdown writes a close_notify, which a client that does not read can hold up.
     if tokio::time::timeout_at(deadline, io.shutdown())

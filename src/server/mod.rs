@@ -1,14 +1,12 @@
-//! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by `http1`, h2c by
-//! hyper), and the graceful drain on shutdown.
+//! The HTTP server: the accept loop, one task per connection (HTTP/1.1 by `http1`, HTTP/2 by
+//! `http2`, both issuerd's own), and the graceful drain on shutdown.
 
 pub mod admin;
 mod date;
 mod encoded;
-mod h2_guard;
 mod http1;
-mod inline_executor;
+mod http2;
 pub mod metrics;
-mod rewind;
 pub mod service;
 mod tls;
 mod transport;
@@ -16,36 +14,16 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
-use self::inline_executor::InlineFirst;
 pub use self::metrics::ConnectionInfo;
-use self::rewind::Rewind;
-use self::service::ConnectionService;
 pub use self::service::{Attached, IssuerService};
 pub use self::tls::{TlsSettings, TlsSetupError, server_config};
 pub use self::transport::Transport;
 use crate::{listener, shutdown};
-
-/// Most concurrent HTTP/2 streams per connection.
-const MAX_CONCURRENT_STREAMS: u32 = 256;
-/// Streams a client may reset before they are accepted, at once (hyper's default is 20): the
-/// HTTP/2 "rapid reset" defence.
-const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
-/// Streams hyper may reset for a client's protocol errors before it closes the connection.
-const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 64;
-/// Largest request header list accepted over HTTP/2, as over HTTP/1.1 (16 KiB).
-const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
-
-/// How long a connection that was sent GOAWAY `ENHANCE_YOUR_CALM` may take to close.
-const H2_CALM_CLOSE: Duration = Duration::from_secs(1);
-
-type Http2Builder = hyper::server::conn::http2::Builder<InlineFirst>;
 
 /// Connection timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,11 +69,10 @@ impl Default for Limits {
     }
 }
 
-/// Serves connections: HTTP/1.1 by its own loop, HTTP/2 (prior knowledge) through hyper.
+/// Serves connections: HTTP/1.1 and HTTP/2 (prior knowledge, or by ALPN over TLS).
 #[derive(Debug)]
 pub struct Server {
     service: IssuerService,
-    http2: Http2Builder,
     timeouts: Timeouts,
     limits: Limits,
 }
@@ -103,19 +80,8 @@ pub struct Server {
 impl Server {
     /// A server answering with `service`.
     pub fn new(service: IssuerService, timeouts: Timeouts) -> Self {
-        let mut http2 = Http2Builder::new(InlineFirst);
-        http2
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            // No PING keep-alive: the guard closes a connection with no request for the idle
-            // timeout (a dead peer included), and hyper's keep-alive would record every frame
-            // under a lock.
-            .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
-            .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
-            .max_header_list_size(MAX_HEADER_LIST_SIZE);
         Self {
             service,
-            http2,
             timeouts,
             limits: Limits::default(),
         }
@@ -167,9 +133,10 @@ impl Server {
         ConnectionInfo { tls, peer }
     }
 
-    /// One connection, start to end (counted as open by whoever accepted it): the HTTP/1.1 loop, which hands over to h2 on the prior
-    /// knowledge preface (h2c). Idle connections close on shutdown; a request being answered is
-    /// finished first. `info` says whether it is TLS (and who the peer is, for the access log).
+    /// One connection, start to end (counted as open by whoever accepted it): the HTTP/1.1 loop,
+    /// which hands over to HTTP/2 on the prior knowledge preface (h2c). Idle connections close
+    /// on shutdown; a request being answered is finished first. `info` says whether it is TLS
+    /// (and who the peer is, for the access log).
     pub async fn serve_connection<T: Transport>(
         &self,
         mut io: T,
@@ -180,78 +147,42 @@ impl Server {
             Ok(Outcome::Closed) => {}
             Ok(Outcome::Http2(preface)) => {
                 // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
-                // be as large as the h2 one, and cost that much memory each.
-                Box::pin(self.serve_h2(Rewind::new(preface, io), shutdown, info)).await;
+                // be as large as the HTTP/2 one, and cost that much memory each.
+                Box::pin(self.serve_h2_read(io, shutdown, info, preface)).await;
             }
             Err(error) => debug!(%error, "connection ended with an error"),
         }
     }
 
-    /// An HTTP/2 connection (h2c after its preface was read, or h2 negotiated by ALPN), through
-    /// hyper, until it ends or is drained on shutdown. Its bytes pass through a
-    /// guard (`h2_guard.rs`): a client that has not sent SETTINGS within the handshake timeout is
-    /// closed; one that sends no request for the keep-alive timeout is sent GOAWAY and closed
-    /// (answering PINGs does not keep it); one that floods control frames is sent GOAWAY
-    /// `ENHANCE_YOUR_CALM`.
-    pub async fn serve_h2<T>(&self, io: T, mut shutdown: shutdown::Signal, info: ConnectionInfo)
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let watch = h2_guard::Watch::new();
-        let io = h2_guard::H2Guard::new(io, std::sync::Arc::clone(&watch));
-        // Boxed: hyper's h2 connection state is large.
-        let mut connection = Box::pin(self.http2.serve_connection(
-            TokioIo::new(io),
-            ConnectionService::new(self.service.clone(), info),
-        ));
-        let handshake_deadline = watch.start() + self.limits.h2_handshake;
-        // Once closing (idle, flood or shutdown): how long the close may take at most.
-        let mut closing: Option<Instant> = None;
-        let mut draining = false;
-        let idle_deadline = watch.start() + self.timeouts.keep_alive;
-        let timer = tokio::time::sleep_until(handshake_deadline.min(idle_deadline));
-        tokio::pin!(timer);
-        let result = loop {
-            tokio::select! {
-                biased;
-                result = connection.as_mut() => break result,
-                () = shutdown.requested(), if !draining => {
-                    draining = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                () = timer.as_mut() => {
-                    let now = Instant::now();
-                    if closing.is_some_and(|deadline| now >= deadline) {
-                        debug!("HTTP/2 connection did not close in time; dropped");
-                        return;
-                    }
-                    if !watch.settings_seen() && now >= handshake_deadline {
-                        debug!("HTTP/2 client sent no SETTINGS within the handshake timeout");
-                        return;
-                    }
-                    if watch.calmed() && closing.is_none() {
-                        closing = Some(now + H2_CALM_CLOSE);
-                    }
-                    let idle_at = watch.last_request() + self.timeouts.keep_alive;
-                    if watch.settings_seen() && now >= idle_at && closing.is_none() {
-                        connection.as_mut().graceful_shutdown();
-                        closing = Some(now + self.timeouts.write);
-                    }
-                    // A flooder that was sent GOAWAY ends itself (the guard stops its input); one
-                    // that then falls silent is caught here at the idle deadline.
-                    let next = match closing {
-                        Some(deadline) => deadline,
-                        None if !watch.settings_seen() => handshake_deadline.min(idle_at),
-                        None => idle_at,
-                    };
-                    timer.as_mut().reset(next);
-                }
-            }
-        };
-        if watch.calmed() {
-            debug!("HTTP/2 control frame flood; sent GOAWAY ENHANCE_YOUR_CALM and closed");
-        }
-        if let Err(error) = result {
+    /// An HTTP/2 connection (h2 negotiated by ALPN), until it ends or is drained on shutdown.
+    pub async fn serve_h2<T: Transport>(
+        &self,
+        io: T,
+        shutdown: shutdown::Signal,
+        info: ConnectionInfo,
+    ) {
+        self.serve_h2_read(io, shutdown, info, Vec::new()).await;
+    }
+
+    /// An HTTP/2 connection of which `read` was already read.
+    async fn serve_h2_read<T: Transport>(
+        &self,
+        mut io: T,
+        mut shutdown: shutdown::Signal,
+        info: ConnectionInfo,
+        read: Vec<u8>,
+    ) {
+        let served = http2::serve(
+            &mut io,
+            &self.service,
+            &mut shutdown,
+            &self.timeouts,
+            &self.limits,
+            info,
+            read,
+        )
+        .await;
+        if let Err(error) = served {
             debug!(%error, "HTTP/2 connection ended with an error");
         }
     }

@@ -3,8 +3,8 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
@@ -361,66 +361,6 @@ impl Answer<'_> {
             }
             Self::Other(response) => response.map(Full::new),
         }
-    }
-}
-
-/// The service of one h2 connection: it reads the published snapshot through its own [`View`],
-/// so a request touches no state shared with other connections unless a new snapshot came.
-#[derive(Debug)]
-pub(crate) struct ConnectionService {
-    service: IssuerService,
-    view: Mutex<View>,
-    info: ConnectionInfo,
-}
-
-impl ConnectionService {
-    pub(crate) fn new(service: IssuerService, info: ConnectionInfo) -> Self {
-        Self {
-            view: Mutex::new(service.view()),
-            service,
-            info,
-        }
-    }
-}
-
-impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnectionService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Self::Error>>;
-
-    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let started = Instant::now();
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        let encoded = view.get(self.service.encoder());
-        let response = self.service.respond_from(encoded, &request);
-        let route = IssuerService::route(encoded, request.uri().path());
-        drop(view);
-        let status = response.status();
-        let bytes = usize::try_from(
-            hyper::body::Body::size_hint(response.body())
-                .exact()
-                .unwrap_or(0),
-        )
-        .unwrap_or(usize::MAX);
-        let elapsed = started.elapsed();
-        let tls = self.info.tls;
-        let counters = self.service.metrics.local();
-        counters.count(route, Protocol::H2, tls, status, bytes);
-        counters.observe(route, Protocol::H2, tls, elapsed, 1);
-        if self.service.access_log {
-            let path = request.uri().path();
-            let method = request.method().as_str();
-            self.service.log_access(
-                &self.info,
-                Protocol::H2,
-                method,
-                path,
-                status,
-                bytes,
-                elapsed,
-            );
-        }
-        ready(Ok(response))
     }
 }
 

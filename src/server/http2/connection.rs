@@ -1,0 +1,770 @@
+//! One HTTP/2 connection's protocol state (RFC 9113), without IO: bytes in, frames out.
+//!
+//! Every request is answered as soon as its header block is complete, from the caller's
+//! answer function, so a stream normally opens and closes within one call of
+//! [`Connection::receive`]. State outlives that only for a response that the client's
+//! flow-control windows hold back ([`Stream`]), and for the ids of streams reset while the
+//! client may still send on them. A request body is never read: the response goes out at once
+//! and the stream is reset with `NO_ERROR` (RFC 9113 section 8.1), its DATA discarded.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::time::Instant;
+
+use super::frame::{
+    self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, FrameHeader, HEADER_LEN, MAX_WINDOW, PREFACE, Reason,
+    flag, kind, setting,
+};
+use super::request::{Decoded, MAX_HEADER_LIST_SIZE, RequestHead};
+use super::response_block::{self, DATE_LEN};
+
+/// Most concurrent streams per connection (those held back by flow control count).
+pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Largest header block (HEADERS and CONTINUATION fragments) accepted before decoding: a
+/// CONTINUATION flood is cut off here with GOAWAY `ENHANCE_YOUR_CALM`.
+const MAX_HEADER_BLOCK: usize = 4 * MAX_HEADER_LIST_SIZE;
+/// Reset streams remembered, whose late DATA and trailers are ignored.
+const RESET_REMEMBERED: usize = 64;
+/// Output beyond which no further frame is read until the output is written.
+pub(crate) const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// Most control frames a connection may send in a burst.
+pub(crate) const BUDGET_MAX: i64 = 1000;
+/// Control frames per second a connection may send for ever.
+pub(crate) const REFILL_PER_SEC: i64 = 100;
+/// Control frames a request brings (its WINDOW_UPDATEs, a PRIORITY, a RST_STREAM).
+pub(crate) const REQUEST_CREDIT: i64 = 16;
+
+/// A response to write: its header block (without `date`) and its body.
+#[derive(Debug)]
+pub(crate) struct Reply<'a> {
+    /// HPACK block of the status and headers.
+    pub(crate) block: Cow<'a, [u8]>,
+    /// The body; empty for HEAD and 304.
+    pub(crate) body: Cow<'a, Bytes>,
+}
+
+/// What the caller answers: a request, or a status for one that cannot be served (431).
+pub(crate) type Asked<'r> = Result<&'r RequestHead, StatusCode>;
+
+/// A response the client's flow-control windows hold back.
+#[derive(Debug)]
+struct Stream {
+    id: u32,
+    /// The stream's send window.
+    window: i64,
+    /// What is left to send.
+    body: Bytes,
+    /// The client may still send on it (a request body): reset once the response is out.
+    receiving: bool,
+}
+
+/// A header block waiting for CONTINUATION frames.
+#[derive(Debug)]
+struct PartialBlock {
+    stream: u32,
+    end_stream: bool,
+    self_dependent: bool,
+    fragments: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading the 24-byte preface.
+    Preface,
+    /// The client's first frame must be SETTINGS.
+    FirstSettings,
+    Open,
+}
+
+/// How the connection stands after [`Connection::receive`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Keep reading.
+    Open,
+    /// Write the output, then close (GOAWAY was sent or the client went away).
+    Close,
+}
+
+/// The control-frame budget: nginx-style flood defence (GOAWAY `ENHANCE_YOUR_CALM`).
+#[derive(Debug)]
+struct Budget {
+    tokens: i64,
+    refilled: Instant,
+}
+
+impl Budget {
+    /// Spends `spent` tokens after crediting `credit`; false when overdrawn even after the
+    /// refill earned since the last one.
+    fn spend(&mut self, credit: i64, spent: i64, now: Instant) -> bool {
+        self.tokens = (self.tokens + credit).min(BUDGET_MAX) - spent;
+        if self.tokens >= 0 {
+            return true;
+        }
+        let since = now.saturating_duration_since(self.refilled);
+        self.refilled = now;
+        let earned = i64::try_from(since.as_millis()).unwrap_or(i64::MAX) * REFILL_PER_SEC / 1000;
+        self.tokens = self.tokens.saturating_add(earned).min(BUDGET_MAX);
+        self.tokens >= 0
+    }
+}
+
+/// One connection's protocol state.
+pub(crate) struct Connection {
+    phase: Phase,
+    decoder: loona_hpack::Decoder<'static>,
+    head: RequestHead,
+    /// The client's SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// The client's SETTINGS_INITIAL_WINDOW_SIZE.
+    initial_window: i64,
+    /// The connection's send window.
+    send_window: i64,
+    /// What the client may still send on the connection before a WINDOW_UPDATE.
+    receive_window: i64,
+    /// Highest stream id the client opened.
+    last_stream: u32,
+    /// Set when GOAWAY was sent: streams above it are not answered.
+    goaway: Option<u32>,
+    /// The client sent GOAWAY.
+    peer_goaway: bool,
+    partial: Option<PartialBlock>,
+    streams: Vec<Stream>,
+    reset: VecDeque<u32>,
+    budget: Budget,
+    calmed: bool,
+    /// Requests received (their count tells the caller when the last one came).
+    requests: u64,
+    /// An unfinished frame (or frames not yet read because the output was full).
+    input: Vec<u8>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("phase", &self.phase)
+            .field("last_stream", &self.last_stream)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection error: GOAWAY with this reason, then close.
+type ConnectionError = Reason;
+
+impl Connection {
+    /// A connection whose preface is still to come (or is at the start of the input).
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            phase: Phase::Preface,
+            decoder: loona_hpack::Decoder::new(),
+            head: RequestHead::default(),
+            max_frame: DEFAULT_MAX_FRAME,
+            initial_window: DEFAULT_WINDOW,
+            send_window: DEFAULT_WINDOW,
+            receive_window: DEFAULT_WINDOW,
+            last_stream: 0,
+            goaway: None,
+            peer_goaway: false,
+            partial: None,
+            streams: Vec::new(),
+            reset: VecDeque::new(),
+            budget: Budget {
+                tokens: BUDGET_MAX,
+                refilled: now,
+            },
+            calmed: false,
+            requests: 0,
+            input: Vec::new(),
+        }
+    }
+
+    /// The server's SETTINGS, the first thing it sends.
+    pub(crate) fn start(out: &mut Vec<u8>) {
+        frame::put_settings(
+            out,
+            &[
+                (setting::MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS),
+                (setting::MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE as u32),
+            ],
+        );
+    }
+
+    /// Whether the client has sent its first SETTINGS.
+    pub(crate) fn settings_seen(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Requests received so far.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Whether the connection was sent GOAWAY `ENHANCE_YOUR_CALM` for a flood.
+    pub(crate) fn calmed(&self) -> bool {
+        self.calmed
+    }
+
+    /// Whether complete frames wait in the input (left because the output filled up).
+    pub(crate) fn has_buffered_frames(&self) -> bool {
+        self.input.len() >= HEADER_LEN && {
+            let header = FrameHeader::parse(self.input[..HEADER_LEN].try_into().unwrap_or(&[0; 9]));
+            self.input.len() >= HEADER_LEN + header.len
+        }
+    }
+
+    /// Whether nothing is owed to the client: no response is waiting for window.
+    pub(crate) fn idle(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Sends GOAWAY `NO_ERROR` (shutdown or idle): streams the client opens after this are not
+    /// answered; the caller closes once [`Connection::idle`].
+    pub(crate) fn go_away(&mut self, out: &mut Vec<u8>) {
+        if self.goaway.is_none() {
+            frame::put_goaway(out, self.last_stream, Reason::NoError);
+            self.goaway = Some(self.last_stream);
+        }
+    }
+
+    /// Reads the frames in `data` (after any kept from before), answering requests through
+    /// `answer` and writing frames to `out`. Stops early once `out` passes
+    /// [`OUTPUT_HIGH_WATER`], keeping the rest.
+    pub(crate) fn receive<'a>(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        date: &[u8; DATE_LEN],
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Status {
+        let from_input = !self.input.is_empty();
+        let mut input = std::mem::take(&mut self.input);
+        if from_input {
+            input.extend_from_slice(data);
+        }
+        let bytes: &[u8] = if from_input { &input } else { data };
+        let mut writer = Writer {
+            date: response_block::date_field(date),
+            now,
+        };
+        let (consumed, result) = self.frames(bytes, &mut writer, out, answer);
+        let status = match result {
+            Ok(()) if self.peer_goaway && self.streams.is_empty() => Status::Close,
+            Ok(()) => Status::Open,
+            Err(reason) => {
+                if reason == Reason::EnhanceYourCalm {
+                    self.calmed = true;
+                }
+                frame::put_goaway(out, self.last_stream, reason);
+                self.goaway = Some(self.last_stream);
+                return Status::Close;
+            }
+        };
+        if from_input {
+            input.drain(..consumed);
+            self.input = input;
+        } else {
+            self.input.extend_from_slice(&data[consumed..]);
+        }
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = Vec::new();
+        }
+        self.head.shrink();
+        status
+    }
+
+    /// Walks the complete frames of `bytes`; returns how many bytes were used.
+    fn frames<'a>(
+        &mut self,
+        bytes: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> (usize, Result<(), ConnectionError>) {
+        let mut at = 0;
+        if self.phase == Phase::Preface {
+            let n = bytes.len().min(PREFACE.len());
+            if bytes[..n] != PREFACE[..n] {
+                return (0, Err(Reason::ProtocolError));
+            }
+            if n < PREFACE.len() {
+                return (0, Ok(()));
+            }
+            at = PREFACE.len();
+            self.phase = Phase::FirstSettings;
+        }
+        while out.len() < OUTPUT_HIGH_WATER && bytes.len() - at >= HEADER_LEN {
+            let header_bytes: &[u8; HEADER_LEN] =
+                bytes[at..at + HEADER_LEN].try_into().expect("nine bytes");
+            let header = FrameHeader::parse(header_bytes);
+            if header.len > DEFAULT_MAX_FRAME {
+                return (at, Err(Reason::FrameSizeError));
+            }
+            if bytes.len() - at - HEADER_LEN < header.len {
+                break;
+            }
+            let payload = &bytes[at + HEADER_LEN..at + HEADER_LEN + header.len];
+            at += HEADER_LEN + header.len;
+            if let Err(reason) = self.frame(header, payload, writer, out, answer) {
+                return (at, Err(reason));
+            }
+            if self.peer_goaway {
+                // Nothing the client sends after its GOAWAY needs reading.
+                return (bytes.len(), Ok(()));
+            }
+        }
+        (at, Ok(()))
+    }
+
+    fn frame<'a>(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Result<(), ConnectionError> {
+        if self.phase == Phase::FirstSettings
+            && (header.kind != kind::SETTINGS || header.end_stream())
+        {
+            return Err(Reason::ProtocolError);
+        }
+        if let Some(partial) = &self.partial
+            && (header.kind != kind::CONTINUATION || header.stream != partial.stream)
+        {
+            return Err(Reason::ProtocolError);
+        }
+        let control = match header.kind {
+            kind::HEADERS | kind::CONTINUATION => false,
+            kind::DATA => payload.is_empty() && !header.end_stream(),
+            _ => true,
+        };
+        if control && !self.budget.spend(0, 1, writer.now) {
+            return Err(Reason::EnhanceYourCalm);
+        }
+        match header.kind {
+            kind::DATA => self.data(header, payload, out),
+            kind::HEADERS => self.headers(header, payload, writer, out, answer),
+            kind::CONTINUATION => self.continuation(header, payload, writer, out, answer),
+            kind::SETTINGS => self.settings(header, payload, out),
+            kind::PING => {
+                if header.stream != 0 {
+                    return Err(Reason::ProtocolError);
+                }
+                if payload.len() != 8 {
+                    return Err(Reason::FrameSizeError);
+                }
+                if !header.end_stream() {
+                    frame::put_ping_ack(out, payload);
+                }
+                Ok(())
+            }
+            kind::WINDOW_UPDATE => self.window_update(header, payload, out),
+            kind::RST_STREAM => {
+                if header.stream == 0 || header.stream > self.last_stream {
+                    return Err(Reason::ProtocolError);
+                }
+                if payload.len() != 4 {
+                    return Err(Reason::FrameSizeError);
+                }
+                self.streams.retain(|s| s.id != header.stream);
+                Ok(())
+            }
+            kind::PRIORITY => {
+                if header.stream == 0 {
+                    return Err(Reason::ProtocolError);
+                }
+                if payload.len() != 5 {
+                    self.reset_stream(header.stream, Reason::FrameSizeError, out);
+                } else if frame::priority_dependency(header, payload) == Some(header.stream) {
+                    self.reset_stream(header.stream, Reason::ProtocolError, out);
+                }
+                Ok(())
+            }
+            kind::GOAWAY => {
+                if header.stream != 0 {
+                    return Err(Reason::ProtocolError);
+                }
+                if payload.len() < 8 {
+                    return Err(Reason::FrameSizeError);
+                }
+                self.peer_goaway = true;
+                Ok(())
+            }
+            kind::PUSH_PROMISE => Err(Reason::ProtocolError),
+            // Unknown frame types are ignored (RFC 9113 section 4.1).
+            _ => Ok(()),
+        }
+    }
+
+    fn settings(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnectionError> {
+        if header.stream != 0 {
+            return Err(Reason::ProtocolError);
+        }
+        if header.end_stream() {
+            // The acknowledgement of ours.
+            return if payload.is_empty() {
+                Ok(())
+            } else {
+                Err(Reason::FrameSizeError)
+            };
+        }
+        if !payload.len().is_multiple_of(6) {
+            return Err(Reason::FrameSizeError);
+        }
+        let mut window_changed = false;
+        for entry in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([entry[0], entry[1]]);
+            let value = frame::read_u32(&entry[2..]);
+            match id {
+                setting::ENABLE_PUSH if value > 1 => return Err(Reason::ProtocolError),
+                setting::INITIAL_WINDOW_SIZE => {
+                    let value = i64::from(value);
+                    if value > MAX_WINDOW {
+                        return Err(Reason::FlowControlError);
+                    }
+                    let delta = value - self.initial_window;
+                    for stream in &mut self.streams {
+                        stream.window += delta;
+                        if stream.window > MAX_WINDOW {
+                            return Err(Reason::FlowControlError);
+                        }
+                    }
+                    self.initial_window = value;
+                    window_changed = true;
+                }
+                setting::MAX_FRAME_SIZE => {
+                    let value = value as usize;
+                    if !(DEFAULT_MAX_FRAME..1 << 24).contains(&value) {
+                        return Err(Reason::ProtocolError);
+                    }
+                    self.max_frame = value;
+                }
+                // Responses use no dynamic table, so any size suits them.
+                setting::HEADER_TABLE_SIZE => {}
+                // Unknown settings are ignored (RFC 9113 section 6.5.2).
+                _ => {}
+            }
+        }
+        self.phase = Phase::Open;
+        frame::put_settings_ack(out);
+        if window_changed {
+            self.send_held(out);
+        }
+        Ok(())
+    }
+
+    fn window_update(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnectionError> {
+        if payload.len() != 4 {
+            return Err(Reason::FrameSizeError);
+        }
+        let increment = i64::from(frame::read_u32(payload) & 0x7fff_ffff);
+        if header.stream == 0 {
+            if increment == 0 {
+                return Err(Reason::ProtocolError);
+            }
+            self.send_window += increment;
+            if self.send_window > MAX_WINDOW {
+                return Err(Reason::FlowControlError);
+            }
+        } else {
+            if header.stream > self.last_stream {
+                return Err(Reason::ProtocolError);
+            }
+            if increment == 0 {
+                self.reset_stream(header.stream, Reason::ProtocolError, out);
+                return Ok(());
+            }
+            if let Some(stream) = self.streams.iter_mut().find(|s| s.id == header.stream) {
+                stream.window += increment;
+                if stream.window > MAX_WINDOW {
+                    self.reset_stream(header.stream, Reason::FlowControlError, out);
+                    return Ok(());
+                }
+            }
+        }
+        self.send_held(out);
+        Ok(())
+    }
+
+    fn data(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnectionError> {
+        if header.stream == 0 || header.stream > self.last_stream {
+            return Err(Reason::ProtocolError);
+        }
+        if frame::unpadded(header, payload).is_none() {
+            return Err(Reason::ProtocolError);
+        }
+        // The whole payload, padding included, counts against the window.
+        let len = payload.len() as i64;
+        if len > self.receive_window {
+            return Err(Reason::FlowControlError);
+        }
+        self.receive_window -= len;
+        if self.receive_window < DEFAULT_WINDOW / 2 {
+            let increment = DEFAULT_WINDOW - self.receive_window;
+            frame::put_window_update(out, 0, increment as u32);
+            self.receive_window = DEFAULT_WINDOW;
+        }
+        if let Some(stream) = self
+            .streams
+            .iter_mut()
+            .find(|s| s.id == header.stream && s.receiving)
+        {
+            stream.receiving = !header.end_stream();
+            return Ok(());
+        }
+        if self.reset.contains(&header.stream) {
+            return Ok(());
+        }
+        Err(Reason::StreamClosed)
+    }
+
+    fn headers<'a>(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Result<(), ConnectionError> {
+        if header.stream == 0 || header.stream.is_multiple_of(2) {
+            return Err(Reason::ProtocolError);
+        }
+        let fragment = frame::unpadded(header, payload).ok_or(Reason::ProtocolError)?;
+        let self_dependent = frame::priority_dependency(header, payload) == Some(header.stream);
+        if header.end_headers() {
+            return self.request(
+                header.stream,
+                header.end_stream(),
+                self_dependent,
+                fragment,
+                writer,
+                out,
+                answer,
+            );
+        }
+        self.partial = Some(PartialBlock {
+            stream: header.stream,
+            end_stream: header.end_stream(),
+            self_dependent,
+            fragments: fragment.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn continuation<'a>(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Result<(), ConnectionError> {
+        let Some(partial) = &mut self.partial else {
+            return Err(Reason::ProtocolError);
+        };
+        partial.fragments.extend_from_slice(payload);
+        if partial.fragments.len() > MAX_HEADER_BLOCK {
+            return Err(Reason::EnhanceYourCalm);
+        }
+        if !header.end_headers() {
+            return Ok(());
+        }
+        let partial = self.partial.take().expect("checked above");
+        self.request(
+            partial.stream,
+            partial.end_stream,
+            partial.self_dependent,
+            &partial.fragments,
+            writer,
+            out,
+            answer,
+        )
+    }
+
+    /// A complete header block on `id`: a new request (or trailers).
+    #[allow(clippy::too_many_arguments)]
+    fn request<'a>(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        self_dependent: bool,
+        block: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Result<(), ConnectionError> {
+        // Decoded whatever becomes of the stream: the decoder's table must follow the client's.
+        let decoded = self
+            .head
+            .decode(&mut self.decoder, block)
+            .map_err(|_| Reason::CompressionError)?;
+        if id <= self.last_stream {
+            if let Some(stream) = self.streams.iter_mut().find(|s| s.id == id && s.receiving) {
+                // Trailers: they end the request.
+                if !end_stream {
+                    return Err(Reason::ProtocolError);
+                }
+                stream.receiving = false;
+                return Ok(());
+            }
+            if self.reset.contains(&id) {
+                return Ok(());
+            }
+            return Err(Reason::StreamClosed);
+        }
+        self.last_stream = id;
+        if self.goaway.is_some_and(|last| id > last) {
+            return Ok(());
+        }
+        self.requests += 1;
+        if !self.budget.spend(REQUEST_CREDIT, 0, writer.now) {
+            return Err(Reason::EnhanceYourCalm);
+        }
+        if self_dependent {
+            self.refuse(id, end_stream, Reason::ProtocolError, out);
+            return Ok(());
+        }
+        let reply = match decoded {
+            Decoded::Malformed(_) => {
+                self.refuse(id, end_stream, Reason::ProtocolError, out);
+                return Ok(());
+            }
+            _ if self.streams.len() >= MAX_CONCURRENT_STREAMS as usize => {
+                self.refuse(id, end_stream, Reason::RefusedStream, out);
+                return Ok(());
+            }
+            Decoded::TooLarge => answer(Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)),
+            Decoded::Request => answer(Ok(&self.head)),
+        };
+        self.respond(id, !end_stream, reply, writer, out);
+        Ok(())
+    }
+
+    /// Resets a stream the client opened (and may still send on).
+    fn refuse(&mut self, id: u32, end_stream: bool, reason: Reason, out: &mut Vec<u8>) {
+        frame::put_reset(out, id, reason);
+        if !end_stream {
+            self.remember_reset(id);
+        }
+    }
+
+    /// Resets an existing stream for a stream error.
+    fn reset_stream(&mut self, id: u32, reason: Reason, out: &mut Vec<u8>) {
+        frame::put_reset(out, id, reason);
+        self.streams.retain(|s| s.id != id);
+        self.remember_reset(id);
+    }
+
+    fn remember_reset(&mut self, id: u32) {
+        if self.reset.len() == RESET_REMEMBERED {
+            self.reset.pop_front();
+        }
+        self.reset.push_back(id);
+    }
+
+    /// Writes a response: HEADERS, then as much of the body as the windows allow.
+    fn respond(
+        &mut self,
+        id: u32,
+        receiving: bool,
+        reply: Reply<'_>,
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+    ) {
+        let body: &Bytes = &reply.body;
+        frame::put_headers(
+            out,
+            id,
+            body.is_empty(),
+            &[&reply.block, &writer.date],
+            self.max_frame,
+        );
+        let mut window = self.initial_window;
+        let sent = self.send_data(id, body, &mut window, out);
+        if sent < body.len() {
+            self.streams.push(Stream {
+                id,
+                window,
+                body: reply.body.into_owned().slice(sent..),
+                receiving,
+            });
+        } else if receiving {
+            frame::put_reset(out, id, Reason::NoError);
+            self.remember_reset(id);
+        }
+    }
+
+    /// Sends as much of `body` as `window` and the connection window allow, in DATA frames,
+    /// the last with END_STREAM; returns how many bytes were sent.
+    fn send_data(&mut self, id: u32, body: &[u8], window: &mut i64, out: &mut Vec<u8>) -> usize {
+        let mut sent = 0;
+        while sent < body.len() {
+            let allowed = (*window).min(self.send_window).min(self.max_frame as i64);
+            if allowed <= 0 {
+                break;
+            }
+            let n = (body.len() - sent).min(allowed as usize);
+            let end = sent + n == body.len();
+            frame::put_header(
+                out,
+                n,
+                kind::DATA,
+                if end { flag::END_STREAM } else { 0 },
+                id,
+            );
+            out.extend_from_slice(&body[sent..sent + n]);
+            sent += n;
+            *window -= n as i64;
+            self.send_window -= n as i64;
+        }
+        sent
+    }
+
+    /// Sends what the windows now allow of the held responses, oldest first.
+    fn send_held(&mut self, out: &mut Vec<u8>) {
+        let mut streams = std::mem::take(&mut self.streams);
+        streams.retain_mut(|stream| {
+            let mut window = stream.window;
+            let body = stream.body.clone();
+            let sent = self.send_data(stream.id, &body, &mut window, out);
+            stream.window = window;
+            stream.body = body.slice(sent..);
+            if !stream.body.is_empty() {
+                return true;
+            }
+            if stream.receiving {
+                frame::put_reset(out, stream.id, Reason::NoError);
+                self.remember_reset(stream.id);
+            }
+            false
+        });
+        self.streams = streams;
+    }
+}
+
+/// Per-call context of [`Connection::receive`].
+struct Writer {
+    /// The `date` field of this call's responses.
+    date: [u8; DATE_LEN + 3],
+    now: Instant,
+}

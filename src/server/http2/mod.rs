@@ -1,0 +1,413 @@
+//! HTTP/2 connections (h2c with prior knowledge, h2 by ALPN), served by issuerd's own engine.
+//!
+//! Why not hyper on this path: every response here is one of a few precomputed ones, yet
+//! hyper's h2 server builds a `HeaderMap`, HPACK-encodes it and moves each response through
+//! its stream machinery per request, which cost about five times what the HTTP/1.1 loop does.
+//! This engine decodes the request's header block (HPACK by `loona-hpack`), answers as soon as it
+//! is complete, and copies the document's header block, encoded once per published generation
+//! (`response_block.rs`), plus a `date` field and the body, into one write per batch of
+//! frames. Protocol state is in `connection.rs`, without IO; this file runs it over a
+//! transport with the timeouts:
+//!
+//! - a client that has not sent its SETTINGS within the handshake timeout is closed;
+//! - one that opens no stream for the keep-alive timeout is sent GOAWAY and closed (PINGs do
+//!   not keep it);
+//! - one that floods control frames is sent GOAWAY `ENHANCE_YOUR_CALM` (a budget of
+//!   [`connection::BUDGET_MAX`] frames, refilled by requests and over time);
+//! - on shutdown, GOAWAY `NO_ERROR`, then close once owed responses are written;
+//! - a client that stops reading is cut off after the write timeout.
+
+mod connection;
+mod frame;
+mod request;
+pub(crate) mod response_block;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderValue, Method, StatusCode};
+use tokio::io::{AsyncWriteExt as _, ReadBuf};
+use tokio::time::Instant;
+use tracing::debug;
+
+use self::connection::{Asked, Connection, Reply, Status};
+pub(crate) use self::frame::PREFACE;
+use super::date::http_date;
+use super::encoded::{Encoded, View};
+use super::http1::linger_close;
+use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
+use super::service::{Answer, IssuerService, error_response};
+use super::transport::Transport;
+use super::{Limits, Timeouts};
+use crate::shutdown;
+
+/// Bytes read per `read` call: one largest frame.
+const READ_CHUNK: usize = 16 * 1024;
+/// Output buffers larger than this are not kept for reuse.
+const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
+
+thread_local! {
+    /// Frames are assembled here, written, and the buffer kept for the next batch.
+    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What one read-and-answer step did.
+struct Step {
+    /// Output the transport did not take at once.
+    unwritten: Vec<u8>,
+    /// The transport still holds written output (a TLS stream's records): flush it.
+    unflushed: bool,
+    status: Status,
+    /// The client closed its side.
+    eof: bool,
+}
+
+/// Connection state the steps share.
+struct Driver<'a, T> {
+    io: &'a mut T,
+    service: &'a IssuerService,
+    view: View,
+    connection: Connection,
+    info: ConnectionInfo,
+    /// The requests of the last step, timed once their answers are written: when the step's
+    /// read returned, and the requests by route.
+    unobserved: Option<(Instant, [u64; 4])>,
+}
+
+/// Serves one HTTP/2 connection until it ends; `read` holds what was already read of it (the
+/// h2c preface the HTTP/1.1 loop recognised).
+pub(crate) async fn serve<T: Transport>(
+    io: &mut T,
+    service: &IssuerService,
+    shutdown: &mut shutdown::Signal,
+    timeouts: &Timeouts,
+    limits: &Limits,
+    info: ConnectionInfo,
+    read: Vec<u8>,
+) -> io::Result<()> {
+    let start = Instant::now();
+    let mut driver = Driver {
+        io,
+        service,
+        view: service.view(),
+        connection: Connection::new(start),
+        info,
+        unobserved: None,
+    };
+    let handshake_deadline = start + limits.h2_handshake;
+    let mut last_request = start;
+    let mut requests = 0;
+    // Once GOAWAY is sent (shutdown, idle): when the connection is dropped at the latest.
+    let mut closing: Option<Instant> = None;
+    let mut draining = false;
+    let mut pending = Some(read);
+    let mut backlog = false;
+    loop {
+        let now = Instant::now();
+        driver.observe(now);
+        if driver.connection.requests() != requests {
+            requests = driver.connection.requests();
+            last_request = now;
+        }
+        let step = if let Some(read) = pending.take() {
+            driver.first_step(&read)?
+        } else if backlog {
+            poll_fn(|cx| driver.poll_step(cx, false)).await?
+        } else {
+            let idle_at = last_request + timeouts.keep_alive;
+            let deadline = match closing {
+                Some(deadline) => deadline,
+                None if driver.connection.settings_seen() => idle_at,
+                None => idle_at.min(handshake_deadline),
+            };
+            tokio::select! {
+                biased;
+                step = tokio::time::timeout_at(deadline, poll_fn(|cx| driver.poll_step(cx, true))) => match step {
+                    Ok(step) => step?,
+                    Err(_) if closing.is_some() => {
+                        debug!("HTTP/2 connection did not close in time; dropped");
+                        return Ok(());
+                    }
+                    Err(_) if !driver.connection.settings_seen() => {
+                        debug!("HTTP/2 client sent no SETTINGS within the handshake timeout");
+                        return Ok(());
+                    }
+                    Err(_) => {
+                        closing = Some(Instant::now() + timeouts.write);
+                        driver.go_away()
+                    }
+                },
+                () = shutdown.requested(), if !draining => {
+                    draining = true;
+                    closing = Some(Instant::now() + timeouts.write);
+                    driver.go_away()
+                }
+            }
+        };
+        backlog = driver.connection.has_buffered_frames();
+        if !step.unwritten.is_empty() || step.unflushed {
+            let write = write_all_flushed(driver.io, &step.unwritten);
+            match tokio::time::timeout(timeouts.write, write).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    debug!("HTTP/2 client stopped reading; closed at the write timeout");
+                    return Ok(());
+                }
+            }
+        }
+        let done = step.status == Status::Close
+            || step.eof
+            || (closing.is_some() && driver.connection.idle());
+        if done {
+            driver.observe(Instant::now());
+            if driver.connection.calmed() {
+                debug!("HTTP/2 control frame flood; sent GOAWAY ENHANCE_YOUR_CALM and closed");
+            }
+            if !step.eof {
+                linger_close(driver.io, *timeouts).await;
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Writes `bytes` and flushes what the transport buffers (nothing for TCP, records for TLS).
+async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
+}
+
+impl<T: Transport> Driver<'_, T> {
+    /// Records the duration of the last step's requests, written by `now`.
+    fn observe(&mut self, now: Instant) {
+        let Some((started, routes)) = self.unobserved.take() else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(started);
+        let counters = self.service.metrics().local();
+        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
+            .into_iter()
+            .zip(routes)
+        {
+            if count > 0 {
+                counters.observe(route, Protocol::H2, self.info.tls, elapsed, count);
+            }
+        }
+    }
+
+    /// Reads what is available (unless `read_more` is false: frames are already buffered),
+    /// answers it and writes the answers. Polled synchronously: the read buffer lives on the
+    /// stack, not in the connection's future.
+    fn poll_step(&mut self, cx: &mut Context<'_>, read_more: bool) -> Poll<io::Result<Step>> {
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut chunk = ReadBuf::uninit(&mut chunk);
+        if read_more {
+            match self.io.poll_read_some(cx, &mut chunk) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if chunk.filled().is_empty() => {
+                    return Poll::Ready(Ok(Step {
+                        unwritten: Vec::new(),
+                        unflushed: false,
+                        status: Status::Close,
+                        eof: true,
+                    }));
+                }
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(self.write_with(Some(cx), |driver, out| driver.receive(chunk.filled(), out)))
+    }
+
+    /// The first step: the server's SETTINGS, then the frames in `read` (if any).
+    fn first_step(&mut self, read: &[u8]) -> io::Result<Step> {
+        self.write_with(None, |driver, out| {
+            Connection::start(out);
+            driver.receive(read, out)
+        })
+    }
+
+    /// GOAWAY `NO_ERROR`: no new streams are answered.
+    fn go_away(&mut self) -> Step {
+        let mut out = Vec::new();
+        self.connection.go_away(&mut out);
+        Step {
+            unwritten: out,
+            unflushed: false,
+            status: Status::Open,
+            eof: false,
+        }
+    }
+
+    /// Runs `fill` on the thread's output buffer, then writes what it produced (at once when
+    /// `cx` is given, else leaves it all to the caller).
+    fn write_with(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+        fill: impl FnOnce(&mut Self, &mut Vec<u8>) -> Status,
+    ) -> io::Result<Step> {
+        OUTPUT.with(|output| {
+            let mut out = output.borrow_mut();
+            out.clear();
+            let status = fill(self, &mut out);
+            let (unwritten, unflushed) = match cx {
+                None => (out.clone(), true),
+                Some(_) if out.is_empty() => (Vec::new(), false),
+                Some(cx) => {
+                    let io = &mut *self.io;
+                    let unwritten = match Pin::new(&mut *io).poll_write(cx, &out) {
+                        Poll::Ready(Ok(n)) => out[n..].to_vec(),
+                        Poll::Pending => out.clone(),
+                        Poll::Ready(Err(e)) => return Err(e),
+                    };
+                    // TCP flushes at once; a transport that buffers (TLS) is flushed by the
+                    // caller.
+                    let unflushed =
+                        !matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Ok(())));
+                    (unwritten, unflushed)
+                }
+            };
+            if out.capacity() > MAX_RETAINED_OUTPUT {
+                *out = Vec::new();
+            }
+            Ok(Step {
+                unwritten,
+                unflushed,
+                status,
+                eof: false,
+            })
+        })
+    }
+
+    /// Feeds `data` to the connection, answering its requests from the newest snapshot.
+    fn receive(&mut self, data: &[u8], out: &mut Vec<u8>) -> Status {
+        let started = Instant::now();
+        let encoded = self.view.get(self.service.encoder());
+        let mut tally = Tally {
+            service: self.service,
+            info: &self.info,
+            counters: self.service.metrics().local(),
+            started,
+            routes: [0; 4],
+        };
+        let status = self
+            .connection
+            .receive(data, started, &http_date(), out, &mut |asked| {
+                tally.answer(encoded, asked)
+            });
+        if tally.routes != [0; 4] {
+            self.unobserved = Some((started, tally.routes));
+        }
+        status
+    }
+}
+
+/// The requests of one step, for the metrics and the access log.
+struct Tally<'a> {
+    service: &'a IssuerService,
+    info: &'a ConnectionInfo,
+    /// This thread's counters.
+    counters: &'a Shard,
+    started: Instant,
+    /// Requests answered, by route.
+    routes: [u64; 4],
+}
+
+impl Tally<'_> {
+    /// Answers one request from `encoded`, and counts it.
+    fn answer<'e>(&mut self, encoded: &'e Encoded, asked: Asked<'_>) -> Reply<'e> {
+        let (method, path) = match asked {
+            Ok(head) => (head.method(), head.path()),
+            Err(_) => (&Method::GET, "-"),
+        };
+        let (reply, status, route) = match asked {
+            Err(status) => {
+                let (reply, _) = other_reply(error_response(status), false);
+                (reply, status, Route::Other)
+            }
+            Ok(head) => match self
+                .service
+                .answer(encoded, method, path, head.if_none_match())
+            {
+                Answer::Document {
+                    document,
+                    not_modified,
+                    head,
+                } => {
+                    let route = if std::ptr::eq(document, &encoded.discovery) {
+                        Route::Discovery
+                    } else {
+                        Route::Jwks
+                    };
+                    let (block, body, status) = if not_modified {
+                        (
+                            &document.h2_not_modified_block,
+                            Cow::Owned(Bytes::new()),
+                            StatusCode::NOT_MODIFIED,
+                        )
+                    } else if head {
+                        (
+                            &document.h2_ok_block,
+                            Cow::Owned(Bytes::new()),
+                            StatusCode::OK,
+                        )
+                    } else {
+                        (
+                            &document.h2_ok_block,
+                            Cow::Borrowed(&document.body),
+                            StatusCode::OK,
+                        )
+                    };
+                    let reply = Reply {
+                        block: Cow::Borrowed(block.as_ref()),
+                        body,
+                    };
+                    (reply, status, route)
+                }
+                Answer::Other(response) => {
+                    let (reply, status) = other_reply(response, method == Method::HEAD);
+                    (reply, status, IssuerService::route(encoded, path))
+                }
+            },
+        };
+        let bytes = reply.body.len();
+        self.counters
+            .count(route, Protocol::H2, self.info.tls, status, bytes);
+        self.routes[route as usize] += 1;
+        if self.service.access_log() {
+            let elapsed = self.started.elapsed();
+            self.service.log_access(
+                self.info,
+                Protocol::H2,
+                method.as_str(),
+                path,
+                status,
+                bytes,
+                elapsed,
+            );
+        }
+        reply
+    }
+}
+
+/// The reply of a response built per request (health, status, errors): its headers with a
+/// `content-length` (the GET length, for HEAD too), encoded.
+fn other_reply(response: http::Response<Bytes>, head: bool) -> (Reply<'static>, StatusCode) {
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .entry(CONTENT_LENGTH)
+        .or_insert_with(|| HeaderValue::from(body.len()));
+    let reply = Reply {
+        block: Cow::Owned(response_block::encode(parts.status, &parts.headers)),
+        body: Cow::Owned(if head { Bytes::new() } else { body }),
+    };
+    (reply, parts.status)
+}
