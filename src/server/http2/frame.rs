@@ -261,7 +261,10 @@ mod tests {
         };
         let padded = [2, b'a', b'b', 0, 0];
         assert_eq!(unpadded(headers(flag::PADDED), &padded), Some(&b"ab"[..]));
-        assert_eq!(unpadded(headers(flag::PADDED), &[3, b'a', 0, 0]), Some(&b""[..]));
+        assert_eq!(
+            unpadded(headers(flag::PADDED), &[3, b'a', 0, 0]),
+            Some(&b""[..])
+        );
         assert_eq!(unpadded(headers(flag::PADDED), &[4, b'a', 0, 0]), None);
         assert_eq!(unpadded(headers(flag::PADDED), &[]), None);
         let with_priority = [0, 0, 0, 3, 16, b'x'];
