@@ -18,6 +18,7 @@ use super::frame::{
     self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, FrameHeader, HEADER_LEN, MAX_WINDOW, PREFACE, Reason,
     flag, kind, setting,
 };
+use super::hpack::Decoder;
 use super::request::{Decoded, MAX_HEADER_LIST_SIZE, RequestHead};
 use super::response_block::{self, DATE_LEN};
 
@@ -115,7 +116,7 @@ impl Budget {
 /// One connection's protocol state.
 pub(crate) struct Connection {
     phase: Phase,
-    decoder: loona_hpack::Decoder<'static>,
+    decoder: Decoder,
     head: RequestHead,
     /// The client's SETTINGS_MAX_FRAME_SIZE.
     max_frame: usize,
@@ -160,7 +161,7 @@ impl Connection {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             phase: Phase::Preface,
-            decoder: loona_hpack::Decoder::new(),
+            decoder: Decoder::default(),
             head: RequestHead::default(),
             max_frame: DEFAULT_MAX_FRAME,
             initial_window: DEFAULT_WINDOW,
@@ -274,6 +275,7 @@ impl Connection {
             self.input = Vec::new();
         }
         self.head.shrink();
+        self.decoder.shrink();
         status
     }
 

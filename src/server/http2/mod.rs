@@ -3,7 +3,7 @@
 //! Why not hyper on this path: every response here is one of a few precomputed ones, yet
 //! hyper's h2 server builds a `HeaderMap`, HPACK-encodes it and moves each response through
 //! its stream machinery per request, which cost about five times what the HTTP/1.1 loop does.
-//! This engine decodes the request's header block (HPACK by `loona-hpack`), answers as soon as it
+//! This engine decodes the request's header block (`hpack.rs`), answers as soon as it
 //! is complete, and copies the document's header block, encoded once per published generation
 //! (`response_block.rs`), plus a `date` field and the body, into one write per batch of
 //! frames. Protocol state is in `connection.rs`, without IO; this file runs it over a
@@ -19,6 +19,7 @@
 
 mod connection;
 mod frame;
+mod hpack;
 mod request;
 pub(crate) mod response_block;
 

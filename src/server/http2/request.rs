@@ -1,9 +1,9 @@
-//! A request's header block, decoded (HPACK, by `loona-hpack`) and checked against RFC 9113
-//! section 8: only what the server needs is kept, in buffers reused from request to request.
-
-use std::borrow::Cow;
+//! A request's header block, decoded (`hpack.rs`) and checked against RFC 9113 section 8: only
+//! what the server needs is kept, in buffers reused from request to request.
 
 use http::Method;
+
+use super::hpack::{DecodeError, Decoder};
 
 /// Largest decoded header list accepted (names, values and 32 bytes per field, RFC 9113
 /// section 6.5.2), as over HTTP/1.1: 16 KiB. A larger one is answered 431.
@@ -60,9 +60,9 @@ impl RequestHead {
     /// HPACK decoding failure: a connection error (`COMPRESSION_ERROR`).
     pub(crate) fn decode(
         &mut self,
-        decoder: &mut loona_hpack::Decoder<'static>,
+        decoder: &mut Decoder,
         block: &[u8],
-    ) -> Result<Decoded, loona_hpack::decoder::DecoderError> {
+    ) -> Result<Decoded, DecodeError> {
         self.method = None;
         self.target.clear();
         self.has_scheme = false;
@@ -71,7 +71,7 @@ impl RequestHead {
         self.if_none_match_count = 0;
         self.list_size = 0;
         self.malformed = None;
-        decoder.decode_with_cb(block, |name, value| self.field(name, value))?;
+        decoder.decode(block, |name, value| self.field(name, value))?;
         if self.list_size > MAX_HEADER_LIST_SIZE {
             return Ok(Decoded::TooLarge);
         }
@@ -90,12 +90,12 @@ impl RequestHead {
         })
     }
 
-    fn field(&mut self, name: Cow<'_, [u8]>, value: Cow<'_, [u8]>) {
+    fn field(&mut self, name: &[u8], value: &[u8]) {
         self.list_size += name.len() + value.len() + 32;
         if self.malformed.is_some() || self.list_size > MAX_HEADER_LIST_SIZE {
             return;
         }
-        if let Err(malformed) = self.check(&name, &value) {
+        if let Err(malformed) = self.check(name, value) {
             self.malformed = Some(malformed);
         }
     }
@@ -216,7 +216,7 @@ mod tests {
     fn decode(fields: &[(&str, &str)]) -> (Decoded, RequestHead) {
         let mut encoder = loona_hpack::Encoder::new();
         let block = encoder.encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        let mut decoder = loona_hpack::Decoder::new();
+        let mut decoder = Decoder::default();
         let mut head = RequestHead::default();
         let decoded = head.decode(&mut decoder, &block).unwrap();
         (decoded, head)
