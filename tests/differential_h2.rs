@@ -6,7 +6,7 @@
 //!
 //! `cargo test --test differential_h2` runs 1024 cases; `ISSUERD_DIFF_CASES=100000 cargo test
 //! --release --test differential_h2` runs more. Where the two decide differently on purpose,
-//! [`DELIBERATE`] names the input and both outcomes; nothing else may differ.
+//! `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes; nothing else may differ.
 
 mod common;
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use issuerd::issuer::{DiscoveryProfile, Issuer, Publication};
 use issuerd::keys::KeySet;
-use issuerd::server::{IssuerService, Server, Timeouts};
+use issuerd::server::{H2_DELIBERATE_DIFFERENCES as DELIBERATE, IssuerService, Server, Timeouts};
 use issuerd::store::Store;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -32,28 +32,6 @@ const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
-
-/// Inputs on which issuerd and hyper decide differently on purpose: (input, issuerd, hyper).
-const DELIBERATE: &[(&str, &str, &str)] = &[
-    (
-        ":path with characters the http crate refuses (space, non-ASCII)",
-        "routed by its path (404: no served path has such characters)",
-        "RST_STREAM PROTOCOL_ERROR",
-    ),
-    (
-        "a malformed request (RFC 9113 sections 8.1.1, 8.2 and 8.3: a missing :method, :scheme \
-         or :path, a field value starting or ending with white space, an uppercase field name, \
-         a pseudo-header after a regular field...)",
-        "RST_STREAM PROTOCOL_ERROR (a stream error; the connection goes on)",
-        "answers some (no :path is taken as `/`, white space is kept), and rejects others with \
-         GOAWAY PROTOCOL_ERROR (a connection error, which section 5.4.1 allows)",
-    ),
-    (
-        "a request whose DATA does not add up to its content-length",
-        "answered (its body is never read), then the stream is reset NO_ERROR",
-        "RST_STREAM PROTOCOL_ERROR",
-    ),
-];
 
 /// Why RFC 9113 calls a request malformed, judged here from the fields as sent; `None` for a
 /// well-formed one. issuerd must reset exactly these.

@@ -1,4 +1,4 @@
-//! HTTP/1.1 (issuerd's own loop) and h2 (hyper) must answer every route alike: same status, same
+//! HTTP/1.1 and h2 (issuerd's own loop and engine) must answer every route alike: same status, same
 //! headers (names and values, ignoring case, hop-by-hop headers and the Date value) and same body.
 
 mod common;

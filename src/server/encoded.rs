@@ -1,5 +1,6 @@
-//! The server's encoded forms of a snapshot's documents: the precomputed HTTP/1.1 header blocks
-//! and the h2 header values, built once per published generation and shared by every connection.
+//! The server's encoded forms of a snapshot's documents: the precomputed HTTP/1.1 heads and HTTP/2
+//! header blocks, and header values for `http::Response`s, built once per published generation
+//! and shared by every connection.
 
 use std::sync::{Arc, Mutex};
 

@@ -49,6 +49,30 @@ use super::transport::Transport;
 use super::{Limits, Timeouts};
 use crate::shutdown;
 
+/// Where this engine and hyper's HTTP/2 server (the `h2` crate) decide differently on purpose, as
+/// (input, issuerd, hyper). `tests/differential_h2.rs` holds both to this list; the README's
+/// "HTTP conformance" section repeats it.
+pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        ":path with characters the http crate refuses (space, non-ASCII)",
+        "routed by its path (404: no served path has such characters)",
+        "RST_STREAM PROTOCOL_ERROR",
+    ),
+    (
+        "a malformed request (RFC 9113 sections 8.1.1, 8.2 and 8.3: a missing :method, :scheme \
+         or :path, a field value starting or ending with white space, an uppercase field name, \
+         a pseudo-header after a regular field...)",
+        "RST_STREAM PROTOCOL_ERROR (a stream error; the connection goes on)",
+        "answers some (no :path is taken as `/`, white space is kept), and rejects others with \
+         GOAWAY PROTOCOL_ERROR (a connection error, which section 5.4.1 allows)",
+    ),
+    (
+        "a request whose DATA does not add up to its content-length",
+        "answered (its body is never read), then the stream is reset NO_ERROR",
+        "RST_STREAM PROTOCOL_ERROR",
+    ),
+];
+
 /// Bytes read per `read` call: one largest frame.
 const READ_CHUNK: usize = 16 * 1024;
 /// Output buffers larger than this are not kept for reuse.
