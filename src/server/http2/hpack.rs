@@ -98,11 +98,14 @@ pub(crate) enum DecodeError {
     SizeUpdate,
 }
 
+/// A dynamic table entry: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// One connection's HPACK decoder.
 #[derive(Debug)]
 pub(crate) struct Decoder {
     /// Newest entry first.
-    table: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    table: VecDeque<Entry>,
     table_size: usize,
     max_size: usize,
     /// Huffman-decoded name and value of the field being read.
@@ -225,7 +228,7 @@ impl Decoder {
     }
 
     /// Adds an entry, evicting the oldest ones to make room (section 4.4).
-    fn insert(&mut self, entry: (Box<[u8]>, Box<[u8]>)) {
+    fn insert(&mut self, entry: Entry) {
         let size = entry.0.len() + entry.1.len() + ENTRY_OVERHEAD;
         if size > self.max_size {
             // Larger than the whole table: the table is emptied and nothing is added.
