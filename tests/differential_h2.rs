@@ -149,7 +149,7 @@ fn request_strategy(etags: Vec<String>) -> impl Strategy<Value = RequestSpec> {
     let methods = prop::sample::select(vec![
         "GET", "GET", "GET", "GET", "HEAD", "POST", "PUT", "OPTIONS", "DELETE", "get",
     ]);
-    let mut conditions: Vec<String> = etags.iter().cloned().collect();
+    let mut conditions: Vec<String> = etags.to_vec();
     conditions.extend(etags.iter().map(|e| format!("W/{e}")));
     conditions.extend(["*".to_owned(), "\"other\"".to_owned()]);
     conditions.push(format!("\"x\", {}", etags[1]));
@@ -337,17 +337,18 @@ struct Exchange {
     goaway: Option<u32>,
 }
 
+/// A stream's response so far: its fields (once HEADERS came), body, and whether it ended.
+type Partial = (Option<Vec<(String, String)>>, Vec<u8>, bool);
+
 /// Reads frames until every stream of `count` ended or the server sent GOAWAY and closed.
 async fn read_outcomes(reader: &mut (impl AsyncRead + Unpin), count: usize) -> Exchange {
     let mut decoder = loona_hpack::Decoder::new();
     let mut buffer = Vec::new();
-    let mut responses: BTreeMap<u32, (Option<Vec<(String, String)>>, Vec<u8>, bool)> =
-        BTreeMap::new();
+    let mut responses: BTreeMap<u32, Partial> = BTreeMap::new();
     let mut resets = BTreeMap::new();
     let mut goaway = None;
     let mut partial: Option<(u32, Vec<u8>, bool)> = None;
-    let done = |responses: &BTreeMap<u32, (Option<Vec<(String, String)>>, Vec<u8>, bool)>,
-                resets: &BTreeMap<u32, u32>| {
+    let done = |responses: &BTreeMap<u32, Partial>, resets: &BTreeMap<u32, u32>| {
         (0..count).all(|i| {
             let id = 1 + 2 * i as u32;
             resets.contains_key(&id) || responses.get(&id).is_some_and(|r| r.2)
