@@ -298,6 +298,7 @@ def cmd_summarize(a):
             return statistics.median(xs) if xs else None
         errs = sum(int(num(r["errors"]) or 0) for r in rs)
         med[key] = {"rps": m("rps"), "p99_ms": m("p99_ms"), "cpu_us": m("cpu_us_per_req"),
+                    "client_cpu_us": m("client_cpu_us_per_req") if "client_cpu_us_per_req" in rs[0] else None,
                     "reqs": m("requests"), "errors": errs, "n": len(rs)}
 
     servers = []
@@ -307,15 +308,16 @@ def cmd_summarize(a):
 
     out = []
     out.append("### All runs (median over rounds)\n")
-    out.append("| scenario | server | req/s | p99 | server CPU µs/req | errors | rounds |")
-    out.append("|---|---|--:|--:|--:|--:|--:|")
+    out.append("| scenario | server | req/s | p99 | server CPU µs/req | client CPU µs/req | errors | rounds |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|")
     for s in scen_order:
         for srv in servers:
             v = med.get((s, srv))
             if not v:
                 continue
             out.append(f"| {s} | {srv} | {_fmt_num(v['rps'])} | {_fmt_ms(v['p99_ms'])} | "
-                       f"{_fmt_num(v['cpu_us'], 1)} | {v['errors']} | {v['n']} |")
+                       f"{_fmt_num(v['cpu_us'], 1)} | {_fmt_num(v['client_cpu_us'], 1)} | "
+                       f"{v['errors']} | {v['n']} |")
     out.append("")
 
     # Headline: issuerd vs the better nginx variant (by median req/s) per scenario.

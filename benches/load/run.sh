@@ -41,7 +41,10 @@
 #   req/s and p99 as reported by the client (wrk --latency; h2load: p99 from its
 #   per-request --log-file), and server CPU per request = delta of utime+stime from
 #   /proc/PID/stat over the run (issuerd: the process, all threads; nginx: master +
-#   workers) divided by the requests the client completed. Each figure in the
+#   workers) divided by the requests the client completed; client CPU per request
+#   likewise from the client's rusage once it is reaped (with PIN=0 the two share
+#   the cores, so a client that needs more CPU than the server caps both servers'
+#   req/s alike). Each figure in the
 #   summary is the median over rounds. "nginx" = the better (by req/s) of
 #   worker_processes 1 and worker_processes auto, chosen per scenario.
 #   Fairness: both servers send the same bodies (issuerd `render` writes the files
@@ -166,13 +169,24 @@ trap 'exit 143' TERM
 # Run a client in the background and wait for it, so that a signal to this script
 # is handled at once (bash defers traps while a foreground command runs).
 CLIENT_PID=
+# Runs a load client; CLIENT_MS adds up the CPU (user + system) the clients used.
+CLIENT_MS=0
 client() {
+  local rc=0 before
+  children_cpu_ms; before=$CHILDREN_MS
   "${CLIENT_PREFIX[@]}" "$@" &
   CLIENT_PID=$!
-  local rc=0
   wait "$CLIENT_PID" || rc=$?
   CLIENT_PID=
+  children_cpu_ms; CLIENT_MS=$((CLIENT_MS + CHILDREN_MS - before))
   return "$rc"
+}
+
+children_cpu_ms() { # -> CHILDREN_MS: user+system CPU of this shell's reaped children
+  # `times` must run in this shell (a subshell has no children of its own yet).
+  times >"$TMP/times.txt"
+  CHILDREN_MS=$(tail -1 "$TMP/times.txt" |
+    awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } printf "%.0f", t * 1000 }')
 }
 
 child_pids() {
@@ -576,21 +590,24 @@ done
 ((${#ACTIVE[@]})) || die "no scenario matches ONLY=$ONLY"
 
 RESULTS=$TMP/results.tsv
-printf 'round\tscenario\tlabel\tserver\trequests\trps\tp99_ms\tcpu_us_per_req\terrors\n' >"$RESULTS"
+printf 'round\tscenario\tlabel\tserver\trequests\trps\tp99_ms\tcpu_us_per_req\terrors\tclient_cpu_us_per_req\n' >"$RESULTS"
+
 
 run_one() { # round scenario-spec server
-  local round=$1 name label driver path proto server=$3 base raw c0 c1 out reqs rps p99 errs cpu
+  local round=$1 name label driver path proto server=$3 base raw c0 c1 k0 k1 out reqs rps p99 errs cpu ccpu=NA
   IFS='|' read -r name label driver path proto <<<"$2"
   base=$(endpoint "$server" "$proto")
   if [[ -z $base ]]; then
-    printf '%s\t%s\t%s\t%s\tNA\tNA\tNA\tNA\t0\n' "$round" "$name" "$label" "$server" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\tNA\tNA\tNA\tNA\t0\tNA\n' "$round" "$name" "$label" "$server" >>"$RESULTS"
     return
   fi
   raw=$TMP/raw/r$round-$name-$server.txt
   mkdir -p "$TMP/raw"
   # shellcheck disable=SC2046 # pids: one word each
   c0=$(cpu_ticks $(server_pids "$server" "$proto"))
+  k0=$CLIENT_MS
   "$driver" "$base$path" "$raw" >"$raw.res"
+  k1=$CLIENT_MS
   out=$(<"$raw.res")
   # shellcheck disable=SC2046
   c1=$(cpu_ticks $(server_pids "$server" "$proto"))
@@ -601,11 +618,12 @@ run_one() { # round scenario-spec server
     grep -iE 'error|fail|refused|reset|protocol|requests|status' "$raw" | tail -6 | sed 's/^/      /' >&2
   else
     cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
-    log "  $(printf '%-16s %-12s %10.0f req/s  p99 %8.3f ms  cpu %7s µs/req  errors %s' \
-      "$name" "$server" "$rps" "$p99" "$cpu" "$errs")"
+    ccpu=$(awk -v d=$((k1 - k0)) -v n="$reqs" 'BEGIN { printf "%.2f", d * 1e3 / n }')
+    log "  $(printf '%-16s %-12s %10.0f req/s  p99 %8.3f ms  cpu %7s µs/req (client %s)  errors %s' \
+      "$name" "$server" "$rps" "$p99" "$cpu" "$ccpu" "$errs")"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$label" "$server" \
-    "$reqs" "$rps" "$p99" "$cpu" "$errs" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$label" "$server" \
+    "$reqs" "$rps" "$p99" "$cpu" "$errs" "$ccpu" >>"$RESULTS"
 }
 
 busy_pct() { # % of all CPUs busy over 1 s
@@ -717,7 +735,8 @@ ISSUERD_VERSION=$("$ISSUERD_BIN" --version 2>/dev/null | head -1 || true)
     echo "- CPU placement: unpinned; client and server share all $(nproc) CPUs"
   fi
   ((BUSY_MAX > 10)) && echo "- **warning: up to ${BUSY_MAX}% of the CPUs were busy with other work between rounds; figures are noisy**"
-  echo "- server CPU/request = Δ(utime+stime) of the server process(es) during the run ÷ completed requests"
+  echo "- server CPU/request = Δ(utime+stime) of the server process(es) during the run ÷ completed requests;" \
+       "client CPU/request the same for the load client (its rusage once reaped)"
   echo "- memory: issuerd VmRSS; nginx = master + 1 worker (w1 instance), VmRSS summed (PSS sum in parentheses)"
   echo
   "${TOOL[@]}" summarize "$RESULTS" --extra "$EXTRA"
