@@ -1,5 +1,6 @@
 //! The request handler: path -> precomputed snapshot bytes and headers. No JSON work per request.
-//! Protocol-neutral: HTTP/1.1 writes an `Answer` itself, h2 (through hyper) gets a `Response`.
+//! Protocol-neutral: HTTP/1.1 and HTTP/2 write an `Answer` themselves; `respond` builds an
+//! `http::Response` (for hyper, the reference server of the differential tests).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
