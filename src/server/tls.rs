@@ -1,6 +1,6 @@
 //! HTTPS: the rustls acceptor over the live [`Certificates`], and TLS connections dispatched by
-//! ALPN: `h2` to the HTTP/2 engine, `http/1.1` (or none) to the HTTP/1.1 loop, `acme-tls/1` closed once its
-//! handshake has answered the challenge.
+//! ALPN: `h2` to the HTTP/2 engine, `http/1.1` (or none) to the HTTP/1.1 loop, `acme-tls/1`
+//! closed once its handshake has answered the challenge.
 
 use std::sync::Arc;
 
