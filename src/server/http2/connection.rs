@@ -770,3 +770,163 @@ struct Writer {
     date: [u8; DATE_LEN + 3],
     now: Instant,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const DATE: [u8; DATE_LEN] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::put_header(&mut out, payload.len(), kind, flags, stream);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// The frames in `out`, as (type, flags, stream, payload).
+    fn frames(out: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        let mut at = 0;
+        let mut frames = Vec::new();
+        while at < out.len() {
+            let header = FrameHeader::parse(out[at..at + HEADER_LEN].try_into().unwrap());
+            let payload = out[at + HEADER_LEN..at + HEADER_LEN + header.len].to_vec();
+            frames.push((header.kind, header.flags, header.stream, payload));
+            at += HEADER_LEN + header.len;
+        }
+        frames
+    }
+
+    /// A connection past its preface and SETTINGS, at `now`.
+    fn open(now: Instant) -> Connection {
+        let mut connection = Connection::new(now);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame_bytes(kind::SETTINGS, 0, 0, &[]));
+        let mut out = Vec::new();
+        let status = connection.receive(&input, now, &DATE, &mut out, &mut |_| unreachable!());
+        assert_eq!(status, Status::Open);
+        connection
+    }
+
+    fn get_block() -> Vec<u8> {
+        // :method GET, :scheme https, :path / (static indexes 2, 7, 4).
+        vec![0x82, 0x87, 0x84]
+    }
+
+    fn body() -> Bytes {
+        Bytes::from(vec![b'x'; 1000])
+    }
+
+    fn reply(_: Asked<'_>) -> Reply<'static> {
+        Reply {
+            block: Cow::Borrowed(&[0x88]),
+            body: Cow::Owned(body()),
+        }
+    }
+
+    #[test]
+    fn a_response_held_by_the_stream_window_goes_out_with_window_updates() {
+        let now = Instant::now();
+        let mut connection = Connection::new(now);
+        let mut input = PREFACE.to_vec();
+        // SETTINGS_INITIAL_WINDOW_SIZE = 300.
+        input.extend(frame_bytes(kind::SETTINGS, 0, 0, &[0, 4, 0, 0, 1, 44]));
+        input.extend(frame_bytes(kind::HEADERS, 0x5, 1, &get_block()));
+        let mut out = Vec::new();
+        connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        let sent: usize = frames(&out)
+            .iter()
+            .filter(|f| f.0 == kind::DATA)
+            .map(|f| f.3.len())
+            .sum();
+        assert_eq!(sent, 300);
+        assert!(!connection.idle());
+        out.clear();
+        let update = frame_bytes(kind::WINDOW_UPDATE, 0, 1, &1000u32.to_be_bytes());
+        connection.receive(&update, now, &DATE, &mut out, &mut reply);
+        let data: Vec<_> = frames(&out)
+            .into_iter()
+            .filter(|f| f.0 == kind::DATA)
+            .collect();
+        assert_eq!(data.iter().map(|f| f.3.len()).sum::<usize>(), 700);
+        assert_eq!(data.last().unwrap().1, flag::END_STREAM);
+        assert!(connection.idle());
+    }
+
+    #[test]
+    fn a_control_frame_flood_is_calmed_and_time_refills_the_budget() {
+        let start = Instant::now();
+        let mut connection = open(start);
+        let ping = frame_bytes(kind::PING, 0, 0, &[0; 8]);
+        let mut out = Vec::new();
+        // The budget (less the first SETTINGS) is spent without a word.
+        let burst = ping.repeat(usize::try_from(BUDGET_MAX).unwrap() - 1);
+        assert_eq!(
+            connection.receive(&burst, start, &DATE, &mut out, &mut reply),
+            Status::Open
+        );
+        // Two seconds later, 200 more are allowed, not 201.
+        let later = start + Duration::from_secs(2);
+        out.clear();
+        let refill = ping.repeat(usize::try_from(2 * REFILL_PER_SEC).unwrap());
+        assert_eq!(
+            connection.receive(&refill, later, &DATE, &mut out, &mut reply),
+            Status::Open
+        );
+        out.clear();
+        assert_eq!(
+            connection.receive(&ping, later, &DATE, &mut out, &mut reply),
+            Status::Close
+        );
+        assert!(connection.calmed());
+        let goaway = frames(&out).pop().unwrap();
+        assert_eq!(goaway.0, kind::GOAWAY);
+        assert_eq!(
+            goaway.3[4..],
+            (Reason::EnhanceYourCalm as u32).to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn an_endless_continuation_is_cut_off() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        let mut input = frame_bytes(kind::HEADERS, 0x1, 1, &get_block());
+        let fragment = frame_bytes(kind::CONTINUATION, 0, 1, &[0x82; DEFAULT_MAX_FRAME]);
+        for _ in 0..MAX_HEADER_BLOCK / DEFAULT_MAX_FRAME + 1 {
+            input.extend_from_slice(&fragment);
+        }
+        let mut out = Vec::new();
+        let status = connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        assert_eq!(status, Status::Close);
+        let goaway = frames(&out).pop().unwrap();
+        assert_eq!(
+            goaway.3[4..],
+            (Reason::EnhanceYourCalm as u32).to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn a_request_body_is_not_waited_for_the_stream_is_reset_no_error() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        let mut input = frame_bytes(kind::HEADERS, 0x4, 1, &get_block());
+        input.extend(frame_bytes(kind::DATA, 0, 1, b"late body"));
+        input.extend(frame_bytes(kind::DATA, 0x1, 1, b"and its end"));
+        let mut out = Vec::new();
+        let status = connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        assert_eq!(status, Status::Open);
+        let kinds: Vec<_> = frames(&out).iter().map(|f| (f.0, f.1)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (kind::HEADERS, flag::END_HEADERS),
+                (kind::DATA, flag::END_STREAM),
+                (kind::RST_STREAM, 0)
+            ]
+        );
+        assert!(connection.idle());
+    }
+}
