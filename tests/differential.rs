@@ -29,10 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use issuerd::issuer::{DiscoveryProfile, Issuer, Publication};
-use issuerd::keys::KeySet;
-use issuerd::server::{DELIBERATE_DIFFERENCES, IssuerService, Server, Timeouts};
-use issuerd::store::Store;
+use issuerd::server::DELIBERATE_DIFFERENCES;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree as _;
@@ -128,35 +125,19 @@ fn env_number(name: &str) -> Option<u32> {
 
 // === Fixture: one store, issuerd and hyper over the same service ===
 
-struct Fixture {
-    _store: Store,
-    service: IssuerService,
-    server: Arc<Server>,
-    /// The ETags of the discovery document and the JWKS.
-    etags: Vec<String>,
+/// The documents both servers answer from (`common::DifferentialFixture`).
+struct Fixture(common::DifferentialFixture);
+
+impl std::ops::Deref for Fixture {
+    type Target = common::DifferentialFixture;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Fixture {
     fn new() -> Self {
-        let publication = Publication {
-            issuer: Issuer::new("https://h.example", None, false).unwrap(),
-            profile: DiscoveryProfile::Kubernetes,
-            max_age_secs: 3600,
-        };
-        let keys = KeySet::load(&[common::key("ec256.pub.pem")]).unwrap();
-        let store = Store::new(publication, keys);
-        let readiness = issuerd::shutdown::Readiness::default();
-        readiness.set_ready();
-        let service = IssuerService::new(store.reader(), readiness);
-        let server = Arc::new(Server::new(service.clone(), Timeouts::default()));
-        let snapshot = store.current();
-        let etags = vec![snapshot.discovery.etag.clone(), snapshot.jwks.etag.clone()];
-        Self {
-            _store: store,
-            service,
-            server,
-            etags,
-        }
+        Self(common::DifferentialFixture::new())
     }
 
     /// Runs one case against both servers and compares; `Ok` lists what was seen.

@@ -15,10 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use issuerd::issuer::{DiscoveryProfile, Issuer, Publication};
-use issuerd::keys::KeySet;
-use issuerd::server::{H2_DELIBERATE_DIFFERENCES as DELIBERATE, IssuerService, Server, Timeouts};
-use issuerd::store::Store;
+use issuerd::server::H2_DELIBERATE_DIFFERENCES as DELIBERATE;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
@@ -454,34 +451,19 @@ async fn exchange(input: &[u8], count: usize, serve: impl FnOnce(DuplexStream)) 
 
 // === Fixture ===
 
-struct Fixture {
-    _store: Store,
-    service: IssuerService,
-    server: Arc<Server>,
-    etags: Vec<String>,
+/// The documents both servers answer from (`common::DifferentialFixture`).
+struct Fixture(common::DifferentialFixture);
+
+impl std::ops::Deref for Fixture {
+    type Target = common::DifferentialFixture;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Fixture {
     fn new() -> Self {
-        let publication = Publication {
-            issuer: Issuer::new("https://h.example", None, false).unwrap(),
-            profile: DiscoveryProfile::Kubernetes,
-            max_age_secs: 3600,
-        };
-        let keys = KeySet::load(&[common::key("ec256.pub.pem")]).unwrap();
-        let store = Store::new(publication, keys);
-        let readiness = issuerd::shutdown::Readiness::default();
-        readiness.set_ready();
-        let service = IssuerService::new(store.reader(), readiness);
-        let server = Arc::new(Server::new(service.clone(), Timeouts::default()));
-        let snapshot = store.current();
-        let etags = vec![snapshot.discovery.etag.clone(), snapshot.jwks.etag.clone()];
-        Self {
-            _store: store,
-            service,
-            server,
-            etags,
-        }
+        Self(common::DifferentialFixture::new())
     }
 
     /// Runs one connection against both servers; `Ok` lists the outcomes seen.

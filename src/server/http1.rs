@@ -305,7 +305,7 @@ pub(crate) async fn serve<T: Transport>(
 }
 
 /// Writes `bytes` and flushes what the transport buffers (nothing for TCP, records for TLS).
-async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+pub(super) async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     io.write_all(bytes).await?;
     io.flush().await
 }
@@ -344,15 +344,12 @@ impl<T: Transport> Connection<'_, T> {
             return;
         };
         let elapsed = now.saturating_duration_since(started);
-        let counters = self.service.metrics().local();
-        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
-            .into_iter()
-            .zip(routes)
-        {
-            if count > 0 {
-                counters.observe(route, Protocol::Http1, self.info.tls, elapsed, count);
-            }
-        }
+        self.service.metrics().local().observe_step(
+            Protocol::Http1,
+            self.info.tls,
+            elapsed,
+            routes,
+        );
     }
 
     /// Reads what is available (unless `read_more` is false), answers every complete request in

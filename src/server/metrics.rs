@@ -197,6 +197,25 @@ impl Shard {
         self.buckets[stream * BUCKET_SLOTS + bucket].fetch_add(requests, Relaxed);
         self.duration_nanos[stream].fetch_add(nanos.saturating_mul(requests), Relaxed);
     }
+
+    /// Records the requests of one read-and-answer step, `routes[r]` of route `r`, that all
+    /// took `elapsed` (answered together, written together).
+    pub(crate) fn observe_step(
+        &self,
+        protocol: Protocol,
+        tls: bool,
+        elapsed: Duration,
+        routes: [u64; 4],
+    ) {
+        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
+            .into_iter()
+            .zip(routes)
+        {
+            if count > 0 {
+                self.observe(route, protocol, tls, elapsed, count);
+            }
+        }
+    }
 }
 
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);

@@ -434,3 +434,41 @@ pub async fn unused_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// One store's documents served by issuerd's `Server` and by the same `IssuerService` handed to
+/// hyper: the two sides of the differential tests (EC P-256 key, issuer `https://h.example`).
+pub struct DifferentialFixture {
+    pub store: issuerd::store::Store,
+    pub service: issuerd::server::IssuerService,
+    pub server: std::sync::Arc<issuerd::server::Server>,
+    /// The ETags of the discovery document and the JWKS.
+    pub etags: Vec<String>,
+}
+
+impl DifferentialFixture {
+    pub fn new() -> Self {
+        use issuerd::issuer::{DiscoveryProfile, Issuer, Publication};
+        let publication = Publication {
+            issuer: Issuer::new("https://h.example", None, false).unwrap(),
+            profile: DiscoveryProfile::Kubernetes,
+            max_age_secs: 3600,
+        };
+        let keys = issuerd::keys::KeySet::load(&[key("ec256.pub.pem")]).unwrap();
+        let store = issuerd::store::Store::new(publication, keys);
+        let readiness = issuerd::shutdown::Readiness::default();
+        readiness.set_ready();
+        let service = issuerd::server::IssuerService::new(store.reader(), readiness);
+        let server = std::sync::Arc::new(issuerd::server::Server::new(
+            service.clone(),
+            issuerd::server::Timeouts::default(),
+        ));
+        let snapshot = store.current();
+        let etags = vec![snapshot.discovery.etag.clone(), snapshot.jwks.etag.clone()];
+        Self {
+            store,
+            service,
+            server,
+            etags,
+        }
+    }
+}

@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Method, StatusCode};
-use tokio::io::{AsyncWriteExt as _, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -42,7 +42,7 @@ use self::connection::{Asked, Connection, Reply, Status};
 pub(crate) use self::frame::PREFACE;
 use super::date::http_date;
 use super::encoded::{Encoded, View};
-use super::http1::linger_close;
+use super::http1::{linger_close, write_all_flushed};
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::Transport;
@@ -203,12 +203,6 @@ pub(crate) async fn serve<T: Transport>(
     }
 }
 
-/// Writes `bytes` and flushes what the transport buffers (nothing for TCP, records for TLS).
-async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
-    io.write_all(bytes).await?;
-    io.flush().await
-}
-
 impl<T: Transport> Driver<'_, T> {
     /// Records the duration of the last step's requests, written by `now`.
     fn observe(&mut self, now: Instant) {
@@ -216,15 +210,10 @@ impl<T: Transport> Driver<'_, T> {
             return;
         };
         let elapsed = now.saturating_duration_since(started);
-        let counters = self.service.metrics().local();
-        for (route, count) in [Route::Discovery, Route::Jwks, Route::Health, Route::Other]
-            .into_iter()
-            .zip(routes)
-        {
-            if count > 0 {
-                counters.observe(route, Protocol::H2, self.info.tls, elapsed, count);
-            }
-        }
+        self.service
+            .metrics()
+            .local()
+            .observe_step(Protocol::H2, self.info.tls, elapsed, routes);
     }
 
     /// Reads what is available (unless `read_more` is false: frames are already buffered),
