@@ -27,8 +27,9 @@ pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 256;
 /// Largest header block (HEADERS and CONTINUATION fragments) accepted before decoding: a
 /// CONTINUATION flood is cut off here with GOAWAY `ENHANCE_YOUR_CALM`.
 const MAX_HEADER_BLOCK: usize = 4 * MAX_HEADER_LIST_SIZE;
-/// Reset streams remembered, whose late DATA and trailers are ignored.
-const RESET_REMEMBERED: usize = 64;
+/// Reset streams remembered, whose late DATA and trailers are ignored: twice the streams a
+/// client may have open, so every one it still sends on is known.
+const RESET_REMEMBERED: usize = 2 * MAX_CONCURRENT_STREAMS as usize;
 /// Output beyond which no further frame is read until the output is written.
 pub(crate) const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
@@ -130,6 +131,9 @@ pub(crate) struct Connection {
     last_stream: u32,
     /// Set when GOAWAY was sent: streams above it are not answered.
     goaway: Option<u32>,
+    /// The client lowered SETTINGS_HEADER_TABLE_SIZE: the next response block starts with a
+    /// dynamic table size update (to 0: responses use no dynamic table), RFC 7541 section 4.2.
+    table_size_update: bool,
     /// The client sent GOAWAY.
     peer_goaway: bool,
     partial: Option<PartialBlock>,
@@ -169,6 +173,7 @@ impl Connection {
             receive_window: DEFAULT_WINDOW,
             last_stream: 0,
             goaway: None,
+            table_size_update: false,
             peer_goaway: false,
             partial: None,
             streams: Vec::new(),
@@ -209,12 +214,20 @@ impl Connection {
         self.calmed
     }
 
-    /// Whether complete frames wait in the input (left because the output filled up).
-    pub(crate) fn has_buffered_frames(&self) -> bool {
-        self.input.len() >= HEADER_LEN && {
-            let header = FrameHeader::parse(self.input[..HEADER_LEN].try_into().unwrap_or(&[0; 9]));
-            self.input.len() >= HEADER_LEN + header.len
-        }
+    /// Whether there is work without reading: complete frames wait in the input, or held
+    /// responses that the windows allow (both left because the output filled up).
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.can_send_held()
+            || self.input.len() >= HEADER_LEN && {
+                let header =
+                    FrameHeader::parse(self.input[..HEADER_LEN].try_into().unwrap_or(&[0; 9]));
+                self.input.len() >= HEADER_LEN + header.len
+            }
+    }
+
+    /// Whether a held response may send now.
+    fn can_send_held(&self) -> bool {
+        self.send_window > 0 && self.streams.iter().any(|s| s.window > 0)
     }
 
     /// Whether nothing is owed to the client: no response is waiting for window.
@@ -252,6 +265,9 @@ impl Connection {
             date: response_block::date_field(date),
             now,
         };
+        if self.can_send_held() {
+            self.send_held(out);
+        }
         let (consumed, result) = self.frames(bytes, &mut writer, out, answer);
         let status = match result {
             Ok(()) if self.peer_goaway && self.streams.is_empty() => Status::Close,
@@ -260,8 +276,10 @@ impl Connection {
                 if reason == Reason::EnhanceYourCalm {
                     self.calmed = true;
                 }
-                frame::put_goaway(out, self.last_stream, reason);
-                self.goaway = Some(self.last_stream);
+                // After a GOAWAY of ours the last stream id may not rise (RFC 9113 section 6.8).
+                let last = self.goaway.unwrap_or(self.last_stream);
+                frame::put_goaway(out, last, reason);
+                self.goaway = Some(last);
                 return Status::Close;
             }
         };
@@ -313,10 +331,6 @@ impl Connection {
             at += HEADER_LEN + header.len;
             if let Err(reason) = self.frame(header, payload, writer, out, answer) {
                 return (at, Err(reason));
-            }
-            if self.peer_goaway {
-                // Nothing the client sends after its GOAWAY needs reading.
-                return (bytes.len(), Ok(()));
             }
         }
         (at, Ok(()))
@@ -380,10 +394,18 @@ impl Connection {
                 if header.stream == 0 {
                     return Err(Reason::ProtocolError);
                 }
-                if payload.len() != 5 {
-                    self.reset_stream(header.stream, Reason::FrameSizeError, out);
+                let reason = if payload.len() != 5 {
+                    Reason::FrameSizeError
                 } else if frame::priority_dependency(header, payload) == Some(header.stream) {
-                    self.reset_stream(header.stream, Reason::ProtocolError, out);
+                    Reason::ProtocolError
+                } else {
+                    return Ok(());
+                };
+                // A stream error; an idle stream (PRIORITY does not open it) is not remembered.
+                frame::put_reset(out, header.stream, reason);
+                if header.stream <= self.last_stream {
+                    self.streams.retain(|s| s.id != header.stream);
+                    self.remember_reset(header.stream);
                 }
                 Ok(())
             }
@@ -423,7 +445,7 @@ impl Connection {
         if !payload.len().is_multiple_of(6) {
             return Err(Reason::FrameSizeError);
         }
-        let mut window_changed = false;
+        let mut initial_window = None;
         for entry in payload.chunks_exact(6) {
             let id = u16::from_be_bytes([entry[0], entry[1]]);
             let value = frame::read_u32(&entry[2..]);
@@ -434,15 +456,8 @@ impl Connection {
                     if value > MAX_WINDOW {
                         return Err(Reason::FlowControlError);
                     }
-                    let delta = value - self.initial_window;
-                    for stream in &mut self.streams {
-                        stream.window += delta;
-                        if stream.window > MAX_WINDOW {
-                            return Err(Reason::FlowControlError);
-                        }
-                    }
-                    self.initial_window = value;
-                    window_changed = true;
+                    // Applied once, the last value, however many the frame repeats.
+                    initial_window = Some(value);
                 }
                 setting::MAX_FRAME_SIZE => {
                     let value = value as usize;
@@ -451,16 +466,29 @@ impl Connection {
                     }
                     self.max_frame = value;
                 }
-                // Responses use no dynamic table, so any size suits them.
-                setting::HEADER_TABLE_SIZE => {}
+                // Responses use no dynamic table, so any size suits them; a smaller one is still
+                // acknowledged in the next block, as nghttp2 requires.
+                setting::HEADER_TABLE_SIZE => {
+                    self.table_size_update |= (value as usize) < super::hpack::MAX_TABLE_SIZE;
+                }
                 // Unknown settings are ignored (RFC 9113 section 6.5.2).
                 _ => {}
             }
         }
         self.phase = Phase::Open;
         frame::put_settings_ack(out);
-        if window_changed {
-            self.send_held(out);
+        if let Some(value) = initial_window {
+            let delta = value - self.initial_window;
+            for stream in &mut self.streams {
+                stream.window += delta;
+                if stream.window > MAX_WINDOW {
+                    return Err(Reason::FlowControlError);
+                }
+            }
+            self.initial_window = value;
+            if delta > 0 {
+                self.send_held(out);
+            }
         }
         Ok(())
     }
@@ -636,27 +664,39 @@ impl Connection {
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {
+            // Not answered (the client retries it elsewhere); its DATA may still come.
+            if !end_stream {
+                self.remember_reset(id);
+            }
             return Ok(());
         }
         self.requests += 1;
-        if !self.budget.spend(REQUEST_CREDIT, 0, writer.now) {
+        let refusal = match decoded {
+            _ if self_dependent => Some(Reason::ProtocolError),
+            Decoded::Malformed(_) => Some(Reason::ProtocolError),
+            _ if self.streams.len() >= MAX_CONCURRENT_STREAMS as usize => {
+                Some(Reason::RefusedStream)
+            }
+            _ => None,
+        };
+        // A refused stream spends the budget as a control frame; an answered one adds to it.
+        let (credit, spent) = if refusal.is_some() {
+            (0, 1)
+        } else {
+            (REQUEST_CREDIT, 0)
+        };
+        if !self.budget.spend(credit, spent, writer.now) {
             return Err(Reason::EnhanceYourCalm);
         }
-        if self_dependent {
-            self.refuse(id, end_stream, Reason::ProtocolError, out);
+        if let Some(reason) = refusal {
+            self.refuse(id, end_stream, reason, out);
             return Ok(());
         }
-        let reply = match decoded {
-            Decoded::Malformed(_) => {
-                self.refuse(id, end_stream, Reason::ProtocolError, out);
-                return Ok(());
-            }
-            _ if self.streams.len() >= MAX_CONCURRENT_STREAMS as usize => {
-                self.refuse(id, end_stream, Reason::RefusedStream, out);
-                return Ok(());
-            }
-            Decoded::TooLarge => answer(Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)),
-            Decoded::Request => answer(Ok(&self.head)),
+        // (A malformed request was refused above.)
+        let reply = if decoded == Decoded::TooLarge {
+            answer(Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+        } else {
+            answer(Ok(&self.head))
         };
         self.respond(id, !end_stream, reply, writer, out);
         Ok(())
@@ -694,11 +734,17 @@ impl Connection {
         out: &mut Vec<u8>,
     ) {
         let body: &Bytes = &reply.body;
+        // A dynamic table size update to 0, when the client lowered its table size.
+        let size_update: &[u8] = if std::mem::take(&mut self.table_size_update) {
+            &[0x20]
+        } else {
+            &[]
+        };
         frame::put_headers(
             out,
             id,
             body.is_empty(),
-            &[&reply.block, &writer.date],
+            &[size_update, &reply.block, &writer.date],
             self.max_frame,
         );
         let mut window = self.initial_window;
@@ -742,12 +788,19 @@ impl Connection {
         sent
     }
 
-    /// Sends what the windows now allow of the held responses, oldest first.
+    /// Sends what the windows now allow of the held responses, oldest first, until the output
+    /// reaches [`OUTPUT_HIGH_WATER`] (the rest goes after it is written: see `has_backlog`).
     fn send_held(&mut self, out: &mut Vec<u8>) {
+        if self.send_window <= 0 {
+            return;
+        }
         let mut streams = std::mem::take(&mut self.streams);
         streams.retain_mut(|stream| {
+            if stream.window <= 0 || self.send_window <= 0 || out.len() >= OUTPUT_HIGH_WATER {
+                return true;
+            }
+            let body = std::mem::take(&mut stream.body);
             let mut window = stream.window;
-            let body = stream.body.clone();
             let sent = self.send_data(stream.id, &body, &mut window, out);
             stream.window = window;
             stream.body = body.slice(sent..);
@@ -853,6 +906,68 @@ mod tests {
         assert_eq!(data.iter().map(|f| f.3.len()).sum::<usize>(), 700);
         assert_eq!(data.last().unwrap().1, flag::END_STREAM);
         assert!(connection.idle());
+    }
+
+    #[test]
+    fn held_responses_are_released_no_faster_than_the_output_is_written() {
+        let now = Instant::now();
+        let mut connection = Connection::new(now);
+        let mut input = PREFACE.to_vec();
+        // SETTINGS_INITIAL_WINDOW_SIZE = 0: every response is held.
+        input.extend(frame_bytes(kind::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        for i in 0..200 {
+            input.extend(frame_bytes(kind::HEADERS, 0x5, 1 + 2 * i, &get_block()));
+        }
+        let mut out = Vec::new();
+        connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        assert!(frames(&out).iter().all(|f| f.0 != kind::DATA));
+        assert!(!connection.has_backlog());
+        // Both windows open at once: 200 bodies may go, but not in one output.
+        let mut open = frame_bytes(kind::WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes());
+        open.extend(frame_bytes(kind::SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0]));
+        let mut sent = 0;
+        let mut steps = 0;
+        let mut data: &[u8] = &open;
+        loop {
+            out.clear();
+            connection.receive(data, now, &DATE, &mut out, &mut reply);
+            data = &[];
+            assert!(
+                out.len() < OUTPUT_HIGH_WATER + 2 * 1024,
+                "{} bytes at once",
+                out.len()
+            );
+            sent += frames(&out).iter().filter(|f| f.0 == kind::DATA).count();
+            steps += 1;
+            if !connection.has_backlog() {
+                break;
+            }
+        }
+        assert_eq!(sent, 200);
+        assert!(steps > 2, "{steps} steps");
+        assert!(connection.idle());
+    }
+
+    #[test]
+    fn a_smaller_header_table_is_acknowledged_in_the_next_response_block() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        let mut input = frame_bytes(kind::SETTINGS, 0, 0, &[0, 1, 0, 0, 0, 0]);
+        input.extend(frame_bytes(kind::HEADERS, 0x5, 1, &get_block()));
+        input.extend(frame_bytes(kind::HEADERS, 0x5, 3, &get_block()));
+        let mut out = Vec::new();
+        connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        let blocks: Vec<_> = frames(&out)
+            .into_iter()
+            .filter(|f| f.0 == kind::HEADERS)
+            .map(|f| f.3)
+            .collect();
+        assert_eq!(
+            blocks[0][..2],
+            [0x20, 0x88],
+            "size update to 0, then :status 200"
+        );
+        assert_eq!(blocks[1][0], 0x88, "only once");
     }
 
     #[test]

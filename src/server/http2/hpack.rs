@@ -12,6 +12,11 @@ use thiserror::Error;
 pub(crate) const MAX_TABLE_SIZE: usize = 4096;
 /// Per-entry overhead in the table size (RFC 7541 section 4.1).
 const ENTRY_OVERHEAD: usize = 32;
+/// Most bytes one block may decode to (names, values and 32 per field). Indexed fields expand:
+/// a 2-byte reference to a 4 KiB entry is 4 KiB, copied again if it is indexed anew. Past
+/// this, decoding stops with a connection error, so a block's work stays a small multiple of
+/// its size.
+pub(crate) const MAX_DECODED: usize = 64 * 1024;
 
 /// The static table (RFC 7541 appendix A), index 1 first.
 const STATIC_TABLE: [(&str, &str); 61] = [
@@ -96,6 +101,9 @@ pub(crate) enum DecodeError {
     /// A dynamic table size update above the limit, or after the first field.
     #[error("invalid dynamic table size update")]
     SizeUpdate,
+    /// The block decodes to more than [`MAX_DECODED`] bytes.
+    #[error("header block decodes to more than {MAX_DECODED} bytes")]
+    TooLarge,
 }
 
 /// A dynamic table entry: name and value.
@@ -111,6 +119,8 @@ pub(crate) struct Decoder {
     /// Huffman-decoded name and value of the field being read.
     name: Vec<u8>,
     value: Vec<u8>,
+    /// A decoded string encoded again, to check its padding.
+    reencoded: Vec<u8>,
 }
 
 impl Default for Decoder {
@@ -121,6 +131,7 @@ impl Default for Decoder {
             max_size: MAX_TABLE_SIZE,
             name: Vec::new(),
             value: Vec::new(),
+            reencoded: Vec::new(),
         }
     }
 }
@@ -142,12 +153,22 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let mut at = 0;
         let mut first = true;
+        let mut decoded = 0;
+        let mut count = |name: &[u8], value: &[u8]| {
+            decoded += name.len() + value.len() + ENTRY_OVERHEAD;
+            if decoded > MAX_DECODED {
+                Err(DecodeError::TooLarge)
+            } else {
+                Ok(())
+            }
+        };
         while at < block.len() {
             let byte = block[at];
             if byte & 0x80 != 0 {
                 // Indexed field (section 6.1).
                 let index = integer(block, &mut at, 7)?;
                 let (name, value) = self.entry(index)?;
+                count(name, value)?;
                 field(name, value);
             } else if byte & 0xe0 == 0x20 {
                 // Dynamic table size update (section 6.3): only before the first field.
@@ -179,6 +200,7 @@ impl Decoder {
                     Some(Str::Scratch) => &self.name,
                     None => self.entry(index)?.0,
                 };
+                count(name_bytes, value_bytes)?;
                 field(name_bytes, value_bytes);
                 if indexing {
                     let entry = (Box::from(name_bytes), Box::from(value_bytes));
@@ -224,6 +246,17 @@ impl Decoder {
         scratch.clear();
         httlib_huffman::decode(bytes, scratch, httlib_huffman::DecoderSpeed::FourBits)
             .map_err(|_| DecodeError::Huffman)?;
+        // The padding must be the most significant bits of EOS, all ones, and shorter than a
+        // byte (RFC 7541 section 5.2); the decoder checks its length, not that it is all ones.
+        // Encoding the result again (which pads with ones) must give the input back.
+        let mut again = std::mem::take(&mut self.reencoded);
+        again.clear();
+        let scratch = if name { &self.name } else { &self.value };
+        let canonical = httlib_huffman::encode(scratch, &mut again).is_ok() && again == bytes;
+        self.reencoded = again;
+        if !canonical {
+            return Err(DecodeError::Huffman);
+        }
         Ok(Str::Scratch)
     }
 
@@ -252,7 +285,7 @@ impl Decoder {
 
     /// Forgets scratch buffers grown by an unusually large field.
     pub(crate) fn shrink(&mut self) {
-        for scratch in [&mut self.name, &mut self.value] {
+        for scratch in [&mut self.name, &mut self.value, &mut self.reencoded] {
             if scratch.capacity() > 1024 {
                 *scratch = Vec::new();
             }
@@ -405,6 +438,20 @@ mod tests {
             decode_all(&mut decoder, &[0x04, 0x84, 0xff, 0xff, 0xff, 0xff]),
             Err(DecodeError::Huffman)
         );
+        // Padding of zero bits: `a` is 00011, then 000 instead of 111.
+        assert_eq!(
+            decode_all(&mut decoder, &[0x04, 0x81, 0x18]),
+            Err(DecodeError::Huffman)
+        );
+        assert_eq!(
+            decode_all(&mut decoder, &[0x04, 0x81, 0x1f]).unwrap()[0].1,
+            "a"
+        );
+        // A block that expands past the limit: a 4,000-byte entry, then references to it.
+        let mut bomb = vec![0x40, 0x01, b'n', 0x7f, 0xa1, 0x1e];
+        bomb.extend(std::iter::repeat_n(b'v', 4000));
+        bomb.extend(std::iter::repeat_n(0xbe, 20));
+        assert_eq!(decode_all(&mut decoder, &bomb), Err(DecodeError::TooLarge));
         // A size update first is fine and empties the table.
         assert_eq!(decode_all(&mut decoder, &[0x20, 0x82]).unwrap().len(), 1);
         assert_eq!(decoder.max_size, 0);

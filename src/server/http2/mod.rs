@@ -141,47 +141,56 @@ pub(crate) async fn serve<T: Transport>(
             requests = driver.connection.requests();
             last_request = now;
         }
+        let idle_at = last_request + timeouts.keep_alive;
+        let deadline = match closing {
+            Some(deadline) => deadline,
+            None if driver.connection.settings_seen() => idle_at,
+            None => idle_at.min(handshake_deadline),
+        };
+        // `None`: the deadline passed. Checked before reading too, so that a client whose
+        // input never stops cannot outlive it.
         let step = if let Some(read) = pending.take() {
-            driver.first_step(&read)?
+            Some(driver.first_step(&read)?)
+        } else if now >= deadline {
+            None
         } else if backlog {
-            poll_fn(|cx| driver.poll_step(cx, false)).await?
+            Some(poll_fn(|cx| driver.poll_step(cx, false)).await?)
         } else {
-            let idle_at = last_request + timeouts.keep_alive;
-            let deadline = match closing {
-                Some(deadline) => deadline,
-                None if driver.connection.settings_seen() => idle_at,
-                None => idle_at.min(handshake_deadline),
-            };
             tokio::select! {
                 biased;
-                step = tokio::time::timeout_at(deadline, poll_fn(|cx| driver.poll_step(cx, true))) => match step {
-                    Ok(step) => step?,
-                    Err(_) if closing.is_some() => {
-                        debug!("HTTP/2 connection did not close in time; dropped");
-                        return Ok(());
-                    }
-                    Err(_) if !driver.connection.settings_seen() => {
-                        debug!("HTTP/2 client sent no SETTINGS within the handshake timeout");
-                        return Ok(());
-                    }
-                    Err(_) => {
-                        closing = Some(Instant::now() + timeouts.write);
-                        driver.go_away()
-                    }
-                },
                 () = shutdown.requested(), if !draining => {
                     draining = true;
                     closing = Some(Instant::now() + timeouts.write);
-                    driver.go_away()
+                    Some(driver.go_away())
                 }
+                step = tokio::time::timeout_at(deadline, poll_fn(|cx| driver.poll_step(cx, true))) => match step {
+                    Ok(step) => Some(step?),
+                    Err(_) => None,
+                },
             }
         };
-        backlog = driver.connection.has_buffered_frames();
+        let step = match step {
+            Some(step) => step,
+            None if closing.is_some() => {
+                debug!("HTTP/2 connection did not close in time; dropped");
+                return Ok(());
+            }
+            None if !driver.connection.settings_seen() => {
+                debug!("HTTP/2 client sent no SETTINGS within the handshake timeout");
+                return Ok(());
+            }
+            None => {
+                closing = Some(Instant::now() + timeouts.write);
+                driver.go_away()
+            }
+        };
+        backlog = driver.connection.has_backlog();
         if !step.unwritten.is_empty() || step.unflushed {
             let write = write_all_flushed(driver.io, &step.unwritten);
             match tokio::time::timeout(timeouts.write, write).await {
                 Ok(result) => result?,
                 Err(_) => {
+                    driver.observe(Instant::now());
                     debug!("HTTP/2 client stopped reading; closed at the write timeout");
                     return Ok(());
                 }
@@ -338,58 +347,61 @@ impl Tally<'_> {
     /// Answers one request from `encoded`, and counts it.
     fn answer<'e>(&mut self, encoded: &'e Encoded, asked: Asked<'_>) -> Reply<'e> {
         let (method, path) = match asked {
-            Ok(head) => (head.method(), head.path()),
-            Err(_) => (&Method::GET, "-"),
+            Ok(head) => (head.method().as_str(), head.path()),
+            // Refused before it was read through: logged as `- -`, as HTTP/1.1 does.
+            Err(_) => ("-", "-"),
         };
         let (reply, status, route) = match asked {
             Err(status) => {
                 let (reply, _) = other_reply(error_response(status), false);
                 (reply, status, Route::Other)
             }
-            Ok(head) => match self
-                .service
-                .answer(encoded, method, path, head.if_none_match())
-            {
-                Answer::Document {
-                    document,
-                    not_modified,
-                    head,
-                } => {
-                    let route = if std::ptr::eq(document, &encoded.discovery) {
-                        Route::Discovery
-                    } else {
-                        Route::Jwks
-                    };
-                    let (block, body, status) = if not_modified {
-                        (
-                            &document.h2_not_modified_block,
-                            Cow::Owned(Bytes::new()),
-                            StatusCode::NOT_MODIFIED,
-                        )
-                    } else if head {
-                        (
-                            &document.h2_ok_block,
-                            Cow::Owned(Bytes::new()),
-                            StatusCode::OK,
-                        )
-                    } else {
-                        (
-                            &document.h2_ok_block,
-                            Cow::Borrowed(&document.body),
-                            StatusCode::OK,
-                        )
-                    };
-                    let reply = Reply {
-                        block: Cow::Borrowed(block.as_ref()),
-                        body,
-                    };
-                    (reply, status, route)
+            Ok(head) => {
+                match self
+                    .service
+                    .answer(encoded, head.method(), path, head.if_none_match())
+                {
+                    Answer::Document {
+                        document,
+                        not_modified,
+                        head,
+                    } => {
+                        let route = if std::ptr::eq(document, &encoded.discovery) {
+                            Route::Discovery
+                        } else {
+                            Route::Jwks
+                        };
+                        let (block, body, status) = if not_modified {
+                            (
+                                &document.h2_not_modified_block,
+                                Cow::Owned(Bytes::new()),
+                                StatusCode::NOT_MODIFIED,
+                            )
+                        } else if head {
+                            (
+                                &document.h2_ok_block,
+                                Cow::Owned(Bytes::new()),
+                                StatusCode::OK,
+                            )
+                        } else {
+                            (
+                                &document.h2_ok_block,
+                                Cow::Borrowed(&document.body),
+                                StatusCode::OK,
+                            )
+                        };
+                        let reply = Reply {
+                            block: Cow::Borrowed(block.as_ref()),
+                            body,
+                        };
+                        (reply, status, route)
+                    }
+                    Answer::Other(response) => {
+                        let (reply, status) = other_reply(response, head.method() == Method::HEAD);
+                        (reply, status, IssuerService::route(encoded, path))
+                    }
                 }
-                Answer::Other(response) => {
-                    let (reply, status) = other_reply(response, method == Method::HEAD);
-                    (reply, status, IssuerService::route(encoded, path))
-                }
-            },
+            }
         };
         let bytes = reply.body.len();
         self.counters
@@ -400,7 +412,7 @@ impl Tally<'_> {
             self.service.log_access(
                 self.info,
                 Protocol::H2,
-                method.as_str(),
+                method,
                 path,
                 status,
                 bytes,
