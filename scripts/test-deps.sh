@@ -11,6 +11,7 @@
 #   iproute2              `ss`, to read a listener's backlog (tests/limits.rs)
 #   prometheus            promtool: every /metrics scrape and the alert rules (tests/metrics.rs)
 #   systemd               systemd-analyze verify/security of deploy/systemd (test_deploy.py)
+#   nghttp2-client        h2load: nghttp2's HTTP/2 client against the engine (test_h2.py)
 set -euo pipefail
 
 missing=()
@@ -24,6 +25,7 @@ command -v go >/dev/null || missing+=(golang-go)
 command -v ss >/dev/null || missing+=(iproute2)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "== installing test tools: ${missing[*]}"

@@ -28,6 +28,7 @@ import signal
 import socket
 import ssl
 import struct
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -797,6 +798,21 @@ def test_tls_alpn_prefers_h2(server):
 
 
 # --------------------------------------------------------------------------- 2. many streams
+
+
+@pytest.mark.parametrize("table_size", [0, 100, 4096])
+def test_nghttp2_client_with_any_header_table_size(server, h1, table_size):
+    """nghttp2 (h2load) with SETTINGS_HEADER_TABLE_SIZE lowered: it refuses (COMPRESSION_ERROR)
+    a response block that does not begin with a dynamic table size update (RFC 7541 4.2)."""
+    h2load = shutil.which("h2load")
+    assert h2load, "h2load not found: scripts/test-deps.sh installs nghttp2-client"
+    url = f"{server.scheme}://{server.authority}{JWKS}"
+    out = subprocess.run(
+        [h2load, "-n", "200", "-c", "2", "-m", "10", f"--header-table-size={table_size}", url],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout
+    assert "200 succeeded, 0 failed" in out, out
+    assert "status codes: 200 2xx" in out, out
 
 
 def test_100_pipelined_requests_on_one_connection(server, h1):
