@@ -119,8 +119,6 @@ pub(crate) struct Decoder {
     /// Huffman-decoded name and value of the field being read.
     name: Vec<u8>,
     value: Vec<u8>,
-    /// A decoded string encoded again, to check its padding.
-    reencoded: Vec<u8>,
 }
 
 impl Default for Decoder {
@@ -131,7 +129,6 @@ impl Default for Decoder {
             max_size: MAX_TABLE_SIZE,
             name: Vec::new(),
             value: Vec::new(),
-            reencoded: Vec::new(),
         }
     }
 }
@@ -247,14 +244,21 @@ impl Decoder {
         httlib_huffman::decode(bytes, scratch, httlib_huffman::DecoderSpeed::FourBits)
             .map_err(|_| DecodeError::Huffman)?;
         // The padding must be the most significant bits of EOS, all ones, and shorter than a
-        // byte (RFC 7541 section 5.2); the decoder checks its length, not that it is all ones.
-        // Encoding the result again (which pads with ones) must give the input back.
-        let mut again = std::mem::take(&mut self.reencoded);
-        again.clear();
-        let scratch = if name { &self.name } else { &self.value };
-        let canonical = httlib_huffman::encode(scratch, &mut again).is_ok() && again == bytes;
-        self.reencoded = again;
-        if !canonical {
+        // byte (RFC 7541 section 5.2); the decoder checks its length, not its bits. The
+        // symbols' code lengths say where the padding starts.
+        let decoded = if name { &self.name } else { &self.value };
+        let code_bits: usize = decoded
+            .iter()
+            .map(|&b| usize::from(httlib_huffman::encoder::table::ENCODE_TABLE[usize::from(b)].0))
+            .sum();
+        let padding = (8 * bytes.len())
+            .checked_sub(code_bits)
+            .unwrap_or(usize::MAX);
+        let ones = |last: u8| {
+            let mask = (1u16 << padding) - 1;
+            u16::from(last) & mask == mask
+        };
+        if padding >= 8 || !bytes.last().is_none_or(|&last| ones(last)) {
             return Err(DecodeError::Huffman);
         }
         Ok(Str::Scratch)
@@ -285,7 +289,7 @@ impl Decoder {
 
     /// Forgets scratch buffers grown by an unusually large field.
     pub(crate) fn shrink(&mut self) {
-        for scratch in [&mut self.name, &mut self.value, &mut self.reencoded] {
+        for scratch in [&mut self.name, &mut self.value] {
             if scratch.capacity() > 1024 {
                 *scratch = Vec::new();
             }
