@@ -200,6 +200,7 @@ impl Shard {
 
     /// Records the requests of one read-and-answer step, `routes[r]` of route `r`, that all
     /// took `elapsed` (answered together, written together).
+    #[inline]
     pub(crate) fn observe_step(
         &self,
         protocol: Protocol,
