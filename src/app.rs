@@ -316,11 +316,7 @@ fn start_tls(
 /// Relying parties check the issuer's host against the certificate: a name it does not cover
 /// fails every discovery fetch.
 fn warn_unless_certificate_names_issuer(issuer: &Issuer, pair: &CertifiedPair) {
-    let host = url::Url::parse(issuer.url()).ok().and_then(|url| {
-        url.host_str()
-            .map(|h| h.trim_matches(['[', ']']).to_owned())
-    });
-    if let Some(host) = host
+    if let Some(host) = issuer.host()
         && issuer.url().starts_with("https://")
         && !pair.covers(&host)
     {

@@ -107,6 +107,14 @@ impl Issuer {
         &self.issuer
     }
 
+    /// The issuer URL's host, lowercase, without an IPv6 address's brackets: the name relying
+    /// parties check against the TLS certificate.
+    pub fn host(&self) -> Option<String> {
+        let url = Url::parse(self.url()).ok()?;
+        let host = url.host_str()?.trim_matches(['[', ']']);
+        Some(host.to_ascii_lowercase())
+    }
+
     /// The JWKS URI published in the discovery document.
     pub fn jwks_uri(&self) -> &str {
         &self.jwks_uri
@@ -178,6 +186,17 @@ pub enum IssuerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_is_what_a_certificate_must_name() {
+        let host = |url| Issuer::new(url, None, true).unwrap().host();
+        assert_eq!(
+            host("https://OIDC.Example.com/c/a").as_deref(),
+            Some("oidc.example.com")
+        );
+        assert_eq!(host("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(host("https://127.0.0.1").as_deref(), Some("127.0.0.1"));
+    }
 
     #[test]
     fn paths_follow_the_issuer_path() {

@@ -51,6 +51,18 @@ impl Snapshot {
         }
     }
 
+    /// The snapshot after this one, for `keys`: the next generation, each kid that stays
+    /// keeping when it was first published.
+    pub fn next(&self, publication: &Publication, keys: KeySet) -> Self {
+        let mut next = Self::build(publication, keys, self.generation + 1);
+        for (kid, at) in &mut next.first_published {
+            if let Some(first) = self.first_published(kid) {
+                *at = first;
+            }
+        }
+        next
+    }
+
     /// When `kid` was first published, if it is served.
     pub fn first_published(&self, kid: &str) -> Option<SystemTime> {
         self.first_published
@@ -214,14 +226,8 @@ impl Store {
             .filter(|k| !new.contains(k))
             .map(|k| (*k).to_owned())
             .collect();
-        let generation = current.generation + 1;
-        let mut next = Snapshot::build(&self.publication, keys, generation);
-        // Built, not yet published: the only moment a snapshot is written to.
-        for (kid, at) in &mut next.first_published {
-            if let Some(first) = current.first_published(kid) {
-                *at = first;
-            }
-        }
+        let next = current.next(&self.publication, keys);
+        let generation = next.generation;
         let max_age = Duration::from_secs(self.publication.max_age_secs.into());
         let removed_early = removed
             .iter()

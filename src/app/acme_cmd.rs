@@ -50,10 +50,7 @@ pub(super) async fn start(
     grace: std::time::Duration,
     signal: shutdown::Signal,
 ) -> anyhow::Result<Started> {
-    let host = url::Url::parse(issuer.url())
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
-    if let Some(host) = host
+    if let Some(host) = issuer.host()
         && !config.domains.contains(&host)
     {
         warn!(
