@@ -6,7 +6,8 @@
 //! heap, answers pipelined requests in order with one write, and copies precomputed bytes for the
 //! two documents. Request heads are parsed by `httparse`; request bodies are never read (a
 //! request that announces one is answered, then the connection is closed). A connection that
-//! opens with the HTTP/2 preface (h2c, prior knowledge) is handed back to the caller for hyper.
+//! opens with the HTTP/2 preface (h2c, prior knowledge) is handed back to the caller for the
+//! HTTP/2 engine (`http2/`).
 //!
 //! Where it decides differently from hyper's HTTP/1.1 server, on purpose, is listed in
 //! [`DELIBERATE_DIFFERENCES`]; `tests/differential.rs` holds both to that list.
