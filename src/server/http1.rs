@@ -258,7 +258,7 @@ pub(crate) async fn serve<T: Transport>(
                         let mut out = Vec::new();
                         refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
                         let status = StatusCode::REQUEST_TIMEOUT;
-                        service.metrics().count(Route::Other, Protocol::Http1, info.tls, status, 0);
+                        service.metrics().local().count(Route::Other, Protocol::Http1, info.tls, status, 0);
                         let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
                         return Ok(Outcome::Closed);
                     }
@@ -752,6 +752,7 @@ fn answer_one(
     let (status, bytes, route) = match service.answer(encoded, &method, path, if_none_match) {
         Answer::Document {
             document,
+            route,
             not_modified,
             head,
         } => {
@@ -764,11 +765,6 @@ fn answer_one(
             append_date_line(out);
             out.extend_from_slice(connection_header);
             out.extend_from_slice(b"\r\n");
-            let route = if std::ptr::eq(document, &encoded.discovery) {
-                Route::Discovery
-            } else {
-                Route::Jwks
-            };
             if not_modified {
                 (StatusCode::NOT_MODIFIED, 0, route)
             } else if head {
@@ -778,14 +774,10 @@ fn answer_one(
                 (StatusCode::OK, document.body.len(), route)
             }
         }
-        Answer::Other(response) => {
+        Answer::Other { response, route } => {
             let head = method == Method::HEAD;
             let bytes = if head { 0 } else { response.body().len() };
-            let answered = (
-                response.status(),
-                bytes,
-                IssuerService::route(encoded, path),
-            );
+            let answered = (response.status(), bytes, route);
             encode(response, head, connection_header, out);
             answered
         }

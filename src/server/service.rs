@@ -168,19 +168,6 @@ impl IssuerService {
         Response::from_parts(parts, Full::new(if head { Bytes::new() } else { body }))
     }
 
-    /// The `route` label of a request for `path`.
-    pub(crate) fn route(encoded: &Encoded, path: &str) -> Route {
-        if path == encoded.discovery.path {
-            Route::Discovery
-        } else if path == encoded.jwks.path {
-            Route::Jwks
-        } else if path == "/healthz" || path == "/readyz" {
-            Route::Health
-        } else {
-            Route::Other
-        }
-    }
-
     /// Reports `attached` in `/statusz` (beside any attached before) and lets it hold `/readyz`
     /// at 503.
     pub fn with_attached(mut self, attached: Attached) -> Self {
@@ -209,7 +196,7 @@ impl IssuerService {
         );
         match answer {
             // A HEAD answer carries the GET answer's length and no body, on every route.
-            Answer::Other(response) if request.method() == Method::HEAD => {
+            Answer::Other { response, .. } if request.method() == Method::HEAD => {
                 let (mut parts, body) = response.into_parts();
                 parts
                     .headers
@@ -241,23 +228,33 @@ impl IssuerService {
         path: &str,
         if_none_match: impl IntoIterator<Item = &'h [u8]>,
     ) -> Answer<'a> {
-        let document = if path == encoded.discovery.path {
-            &encoded.discovery
+        let (document, route) = if path == encoded.discovery.path {
+            (&encoded.discovery, Route::Discovery)
         } else if path == encoded.jwks.path {
-            &encoded.jwks
+            (&encoded.jwks, Route::Jwks)
         } else {
-            return Answer::Other(self.respond_internal(encoded, method, path));
+            let route = if path == "/healthz" || path == "/readyz" {
+                Route::Health
+            } else {
+                Route::Other
+            };
+            let response = self.respond_internal(encoded, method, path);
+            return Answer::Other { response, route };
         };
         let head = match *method {
             Method::GET => false,
             Method::HEAD => true,
-            _ => return Answer::Other(method_not_allowed()),
+            _ => {
+                let response = method_not_allowed();
+                return Answer::Other { response, route };
+            }
         };
         let not_modified = if_none_match
             .into_iter()
             .any(|condition| etag_matches(condition, document.etag.as_bytes()));
         Answer::Document {
             document,
+            route,
             not_modified,
             head,
         }
@@ -334,13 +331,20 @@ pub(crate) enum Answer<'a> {
     Document {
         /// The document.
         document: &'a EncodedDocument,
+        /// Its `route` label.
+        route: Route,
         /// `If-None-Match` matched: 304 without body.
         not_modified: bool,
         /// A HEAD request: headers only.
         head: bool,
     },
     /// Anything else (health, status, 404, 405), body included.
-    Other(Response<Bytes>),
+    Other {
+        /// The response.
+        response: Response<Bytes>,
+        /// Its `route` label.
+        route: Route,
+    },
 }
 
 impl Answer<'_> {
@@ -351,6 +355,7 @@ impl Answer<'_> {
                 document,
                 not_modified,
                 head,
+                ..
             } => {
                 if not_modified {
                     document_response(document, StatusCode::NOT_MODIFIED, Bytes::new(), false)
@@ -360,7 +365,7 @@ impl Answer<'_> {
                     document_response(document, StatusCode::OK, document.body.clone(), true)
                 }
             }
-            Self::Other(response) => response.map(Full::new),
+            Self::Other { response, .. } => response.map(Full::new),
         }
     }
 }

@@ -363,14 +363,10 @@ impl Tally<'_> {
                 {
                     Answer::Document {
                         document,
+                        route,
                         not_modified,
                         head,
                     } => {
-                        let route = if std::ptr::eq(document, &encoded.discovery) {
-                            Route::Discovery
-                        } else {
-                            Route::Jwks
-                        };
                         let (block, body, status) = if not_modified {
                             (
                                 &document.h2_not_modified_block,
@@ -396,9 +392,9 @@ impl Tally<'_> {
                         };
                         (reply, status, route)
                     }
-                    Answer::Other(response) => {
+                    Answer::Other { response, route } => {
                         let (reply, status) = other_reply(response, head.method() == Method::HEAD);
-                        (reply, status, IssuerService::route(encoded, path))
+                        (reply, status, route)
                     }
                 }
             }
