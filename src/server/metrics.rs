@@ -267,31 +267,6 @@ impl Metrics {
         &self.shards[shard_index()]
     }
 
-    /// Counts one answered request and its body bytes.
-    pub fn count(
-        &self,
-        route: Route,
-        protocol: Protocol,
-        tls: bool,
-        status: StatusCode,
-        body_bytes: usize,
-    ) {
-        self.local().count(route, protocol, tls, status, body_bytes);
-    }
-
-    /// Records `requests` requests that each took `elapsed`.
-    pub fn observe(
-        &self,
-        route: Route,
-        protocol: Protocol,
-        tls: bool,
-        elapsed: Duration,
-        requests: u64,
-    ) {
-        self.local()
-            .observe(route, protocol, tls, elapsed, requests);
-    }
-
     /// Counts a connection as open until the guard is dropped.
     pub fn connection(self: &Arc<Self>, tls: bool) -> OpenConnection {
         self.open_connections[usize::from(tls)].fetch_add(1, Relaxed);
@@ -563,14 +538,14 @@ mod tests {
     #[test]
     fn observations_land_in_their_bucket() {
         let metrics = Metrics::default();
-        metrics.observe(
+        metrics.local().observe(
             Route::Jwks,
             Protocol::Http1,
             false,
             Duration::from_micros(50),
             2,
         );
-        metrics.observe(
+        metrics.local().observe(
             Route::Jwks,
             Protocol::Http1,
             false,

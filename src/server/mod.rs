@@ -103,6 +103,34 @@ impl Server {
         shutdown: shutdown::Signal,
         grace: Duration,
     ) {
+        self.accept(
+            listener,
+            shutdown,
+            grace,
+            false,
+            |server, stream, shutdown, info| async move {
+                server.serve_connection(stream, shutdown, info).await;
+            },
+        )
+        .await;
+    }
+
+    /// The accept loop of the plain and TLS listeners: TCP_NODELAY, the connection cap, each
+    /// connection counted as open while `serve` runs it.
+    async fn accept<F, Fut>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: shutdown::Signal,
+        grace: Duration,
+        tls: bool,
+        serve: F,
+    ) where
+        F: Fn(Arc<Self>, TcpStream, shutdown::Signal, ConnectionInfo) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         set_nodelay(&listener);
         let max_connections = self.limits.max_connections;
         listener::accept_limited(
@@ -113,10 +141,12 @@ impl Server {
             max_connections,
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
-                let info = server.connection_info(&stream, false);
+                let info = server.connection_info(&stream, tls);
+                let open = server.service.metrics().connection(tls);
+                let served = serve(server, stream, shutdown, info);
                 async move {
-                    let _open = server.service.metrics().connection(info.tls);
-                    server.serve_connection(stream, shutdown, info).await;
+                    let _open = open;
+                    served.await;
                 }
             },
         )

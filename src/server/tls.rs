@@ -11,8 +11,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::{ConnectionInfo, Server};
+use crate::shutdown;
 use crate::tls::{ACME_TLS_ALPN, Certificates};
-use crate::{listener, shutdown};
 
 /// Why the TLS settings could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -56,23 +56,18 @@ impl Server {
         shutdown: shutdown::Signal,
         grace: std::time::Duration,
     ) {
-        super::set_nodelay(&listener);
         let acceptor = TlsAcceptor::from(config);
-        let max_connections = self.limits.max_connections;
-        listener::accept_limited(
-            "issuer",
+        self.accept(
             listener,
             shutdown,
             grace,
-            max_connections,
-            move |stream, shutdown| {
-                let server = Arc::clone(&self);
+            true,
+            move |server, stream, shutdown, info| {
                 let acceptor = acceptor.clone();
-                let info = server.connection_info(&stream, true);
                 async move {
                     server
                         .serve_tls_connection(stream, acceptor, shutdown, info)
-                        .await
+                        .await;
                 }
             },
         )
@@ -87,7 +82,6 @@ impl Server {
         mut shutdown: shutdown::Signal,
         info: ConnectionInfo,
     ) {
-        let _open = self.service.metrics().connection(info.tls);
         let handshake = tokio::select! {
             biased;
             () = shutdown.requested() => return,
