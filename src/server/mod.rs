@@ -126,6 +126,7 @@ impl Server {
         serve: F,
     ) where
         F: Fn(Arc<Self>, TcpStream, shutdown::Signal, ConnectionInfo) -> Fut
+            + Clone
             + Send
             + Sync
             + 'static,
@@ -142,11 +143,12 @@ impl Server {
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
                 let info = server.connection_info(&stream, tls);
-                let open = server.service.metrics().connection(tls);
-                let served = serve(server, stream, shutdown, info);
+                // Built inside the task's future, not moved into it: a connection future is
+                // large, and a move is a copy.
+                let serve = serve.clone();
                 async move {
-                    let _open = open;
-                    served.await;
+                    let _open = server.service.metrics().connection(tls);
+                    serve(server, stream, shutdown, info).await;
                 }
             },
         )
