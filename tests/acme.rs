@@ -219,24 +219,12 @@ async fn connect(
         .await
 }
 
-/// The serial (hex) of the leaf a verified connection was served.
-fn served_serial(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
-    let leaf = &stream.get_ref().1.peer_certificates().unwrap()[0];
-    let cert = x509_cert::Certificate::from_der(leaf).unwrap();
-    cert.tbs_certificate
-        .serial_number
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A verified handshake's serial, retried for a while (the first certificate takes a moment).
 async fn serial_when_served(addr: SocketAddr, root: &CertificateDer<'static>) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match connect(addr, root).await {
-            Ok(stream) => return served_serial(&stream),
+            Ok(stream) => return common::served_serial(&stream),
             Err(error) if tokio::time::Instant::now() > deadline => {
                 panic!("no verified certificate served on {addr}: {error}")
             }
@@ -254,7 +242,7 @@ struct Https {
 impl Https {
     async fn open(addr: SocketAddr, root: &CertificateDer<'static>) -> Self {
         let stream = connect(addr, root).await.expect("verified TLS connection");
-        let serial = served_serial(&stream);
+        let serial = common::served_serial(&stream);
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
@@ -469,7 +457,7 @@ async fn forced_renewal_survives_an_unreachable_server_and_keeps_old_connections
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(stream) = connect(server.addr, &pebble.root).await {
-                break served_serial(&stream);
+                break common::served_serial(&stream);
             }
             assert!(tokio::time::Instant::now() < deadline, "never renewed");
             tokio::time::sleep(Duration::from_millis(200)).await;

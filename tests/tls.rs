@@ -184,18 +184,6 @@ impl TlsServer {
     }
 }
 
-fn peer_serial(stream: &TlsStream<TcpStream>) -> String {
-    let leaf = &stream.get_ref().1.peer_certificates().unwrap()[0];
-    use x509_cert::der::Decode as _;
-    let cert = x509_cert::Certificate::from_der(leaf).unwrap();
-    cert.tbs_certificate
-        .serial_number
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// One HTTP/1.1 keep-alive connection over TLS.
 struct Http1 {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
@@ -210,7 +198,7 @@ impl Http1 {
             Some(&b"http/1.1"[..]),
             "ALPN http/1.1"
         );
-        let serial = peer_serial(&stream);
+        let serial = common::served_serial(&stream);
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();

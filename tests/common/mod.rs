@@ -472,3 +472,16 @@ impl DifferentialFixture {
         }
     }
 }
+
+/// The serial (lowercase hex) of the leaf certificate a TLS connection was served.
+pub fn served_serial(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    use x509_cert::der::Decode as _;
+    let leaf = &stream.get_ref().1.peer_certificates().unwrap()[0];
+    let cert = x509_cert::Certificate::from_der(leaf).unwrap();
+    cert.tbs_certificate
+        .serial_number
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
