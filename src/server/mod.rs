@@ -20,6 +20,8 @@ use tracing::{debug, warn};
 pub use self::http1::DELIBERATE_DIFFERENCES;
 use self::http1::Outcome;
 pub use self::http2::DELIBERATE_DIFFERENCES as H2_DELIBERATE_DIFFERENCES;
+#[doc(hidden)]
+pub use self::http2::fuzzing;
 pub use self::metrics::ConnectionInfo;
 pub use self::service::{Attached, IssuerService};
 pub use self::tls::{TlsSettings, TlsSetupError, server_config};

@@ -225,6 +225,22 @@ impl Connection {
             }
     }
 
+    /// Responses held back by flow control.
+    pub(crate) fn held_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes held between calls that a peer decides: unread input, an unfinished header block,
+    /// held streams' bookkeeping, remembered resets and the HPACK decoder's table and buffers.
+    /// (Held bodies are shared with the snapshot and not counted.)
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.input.capacity()
+            + self.partial.as_ref().map_or(0, |p| p.fragments.capacity())
+            + self.streams.capacity() * std::mem::size_of::<Stream>()
+            + self.reset.capacity() * std::mem::size_of::<u32>()
+            + self.decoder.retained_bytes()
+    }
+
     /// Whether a held response may send now.
     fn can_send_held(&self) -> bool {
         self.send_window > 0 && self.streams.iter().any(|s| s.window > 0)

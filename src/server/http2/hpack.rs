@@ -287,6 +287,16 @@ impl Decoder {
         }
     }
 
+    /// The dynamic table's size (RFC 7541 section 4.1).
+    pub(crate) fn table_size(&self) -> usize {
+        self.table_size
+    }
+
+    /// Bytes this decoder holds between blocks: its table's entries and scratch buffers.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.table_size + self.name.capacity() + self.value.capacity()
+    }
+
     /// Forgets scratch buffers grown by an unusually large field.
     pub(crate) fn shrink(&mut self) {
         for scratch in [&mut self.name, &mut self.value] {

@@ -19,6 +19,8 @@
 
 mod connection;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hpack;
 mod request;
 pub(crate) mod response_block;

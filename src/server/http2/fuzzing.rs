@@ -1,0 +1,155 @@
+//! A seam for fuzz targets and corpus replays (`fuzz/`, `tests/fuzz_replay.rs`): the sans-IO
+//! connection and the HPACK decoder, driven from outside the crate. Not part of the server's
+//! interface; nothing in issuerd calls it.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::connection::{Asked, Connection, Reply, Status};
+use super::hpack::Decoder;
+use super::request::{Decoded, RequestHead};
+use super::response_block::DATE_LEN;
+
+pub use super::connection::{MAX_CONCURRENT_STREAMS, OUTPUT_HIGH_WATER};
+pub use super::frame::{DEFAULT_MAX_FRAME, PREFACE};
+
+const DATE: [u8; DATE_LEN] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+/// One HTTP/2 connection's protocol state, answering every request with a fixed 200 whose body
+/// is `body_len` bytes (or a 431 for a request that is too large), on a clock the caller moves.
+#[derive(Debug)]
+pub struct H2Connection {
+    connection: Connection,
+    now: Instant,
+    body: Bytes,
+    /// Requests answered with a body (200) or refused (431) so far.
+    pub answered: u64,
+}
+
+/// What one [`H2Connection::receive`] call did.
+#[derive(Debug)]
+pub struct Received {
+    /// The frames written (the first call's start with the server's SETTINGS).
+    pub out: Vec<u8>,
+    /// The connection ends (GOAWAY was sent, or the client's GOAWAY and nothing owed).
+    pub closed: bool,
+}
+
+impl H2Connection {
+    /// A connection whose preface is still to come; the server's SETTINGS are in the first
+    /// [`Received::out`].
+    pub fn new(body_len: usize) -> Self {
+        Self {
+            connection: Connection::new(Instant::now()),
+            now: Instant::now(),
+            body: Bytes::from(vec![b'x'; body_len]),
+            answered: 0,
+        }
+    }
+
+    /// The server's SETTINGS frame, as the driver writes it first.
+    pub fn start() -> Vec<u8> {
+        let mut out = Vec::new();
+        Connection::start(&mut out);
+        out
+    }
+
+    /// Moves the connection's clock forward.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// Feeds `data` (any bytes) to the connection.
+    pub fn receive(&mut self, data: &[u8]) -> Received {
+        let mut out = Vec::new();
+        let body = &self.body;
+        let mut answered = 0;
+        let mut answer = |asked: Asked<'_>| {
+            answered += 1;
+            match asked {
+                // :status 200
+                Ok(_) => Reply {
+                    block: Cow::Borrowed(&[0x88][..]),
+                    body: Cow::Borrowed(body),
+                },
+                // :status 431 (literal, not indexed)
+                Err(_) => Reply {
+                    block: Cow::Borrowed(&[0x08, 0x03, b'4', b'3', b'1'][..]),
+                    body: Cow::Owned(Bytes::new()),
+                },
+            }
+        };
+        let status = self
+            .connection
+            .receive(data, self.now, &DATE, &mut out, &mut answer);
+        self.answered += answered;
+        Received {
+            out,
+            closed: status == Status::Close,
+        }
+    }
+
+    /// Responses held back by flow control.
+    pub fn held_streams(&self) -> usize {
+        self.connection.held_streams()
+    }
+
+    /// Bytes the connection holds between calls (its input, partial header block, held bodies'
+    /// bookkeeping, HPACK table, remembered resets): what a peer can make it keep.
+    pub fn retained_bytes(&self) -> usize {
+        self.connection.retained_bytes()
+    }
+
+    /// Whether frames (or held responses) wait to be processed without more input.
+    pub fn has_backlog(&self) -> bool {
+        self.connection.has_backlog()
+    }
+}
+
+/// An HPACK decoder (RFC 7541) for request header blocks, as the connection uses it.
+#[derive(Debug, Default)]
+pub struct HpackDecoder {
+    decoder: Decoder,
+    head: RequestHead,
+}
+
+impl HpackDecoder {
+    /// Decodes one header block into its fields (name, value), updating the dynamic table;
+    /// `Err` names the reason the block is a `COMPRESSION_ERROR`.
+    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        let mut fields = Vec::new();
+        self.decoder
+            .decode(block, |name, value| {
+                fields.push((name.to_vec(), value.to_vec()));
+            })
+            .map_err(|error| error.to_string())?;
+        Ok(fields)
+    }
+
+    /// Decodes one block without collecting its fields (for benchmarks): the number of fields.
+    pub fn decode_count(&mut self, block: &[u8]) -> Result<usize, String> {
+        let mut count = 0;
+        self.decoder
+            .decode(block, |_, _| count += 1)
+            .map_err(|error| error.to_string())?;
+        Ok(count)
+    }
+
+    /// Decodes one block as the connection does a request's (fields checked against RFC 9113
+    /// section 8, only what the server needs kept): `Ok(true)` for a well-formed request.
+    pub fn decode_request(&mut self, block: &[u8]) -> Result<bool, String> {
+        let decoded = self
+            .head
+            .decode(&mut self.decoder, block)
+            .map_err(|error| error.to_string())?;
+        Ok(decoded == Decoded::Request)
+    }
+
+    /// The dynamic table's size (RFC 7541 section 4.1).
+    pub fn table_size(&self) -> usize {
+        self.decoder.table_size()
+    }
+}
