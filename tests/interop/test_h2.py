@@ -253,13 +253,11 @@ def key_files(tmp_path_factory) -> list[Path]:
     return [KEYS_DIR / "rsa2048.pkcs8.pem", KEYS_DIR / "ec256.pkcs8.pem", many]
 
 
-@pytest.fixture(scope="module", params=["h2c", "tls"])
-def server(request, key_files, tmp_path_factory):
-    """`issuerd serve` on a free port, plain (h2c by prior knowledge) or TLS (ALPN h2)."""
-    transport = request.param
+def start_issuerd(transport: str, key_files: list[Path], d: Path, extra: tuple[str, ...] = ()) -> Server:
+    """`issuerd serve` on a free port, plain (h2c by prior knowledge) or TLS (ALPN h2), with
+    `extra` arguments; fails the test if it does not become ready."""
     if not ISSUERD_BIN.is_file():
         pytest.fail(f"issuerd binary not found at {ISSUERD_BIN}: build it (cargo build) or set ISSUERD_BIN")
-    d = tmp_path_factory.mktemp(f"h2-{transport}")
     ca = cert = key = None
     if transport == "tls":
         ca, cert, key = make_pki(d)
@@ -274,6 +272,7 @@ def server(request, key_files, tmp_path_factory):
             cmd += ["--issuer", f"http://127.0.0.1:{port}", "--allow-insecure-issuer"]
         for k in key_files:
             cmd += ["--key-file", str(k)]
+        cmd += list(extra)
         log_path = d / f"issuerd-{port}-{attempt}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -287,9 +286,11 @@ def server(request, key_files, tmp_path_factory):
         failures.append(f"attempt {attempt}: {' '.join(cmd)}\nexit={proc.returncode}\n{candidate.log()}")
     if found is None:
         pytest.fail(f"issuerd ({transport}) did not become ready:\n" + "\n---\n".join(failures))
+    return found
 
-    yield found
 
+def stop_issuerd(found: Server) -> None:
+    """SIGTERM; it must exit 0 within STOP_TIMEOUT_S (and must not have exited before)."""
     if found.proc.poll() is not None:
         pytest.fail(f"issuerd exited on its own during the tests (exit {found.proc.returncode})\n{found.log()}")
     found.proc.send_signal(signal.SIGTERM)
@@ -300,6 +301,15 @@ def server(request, key_files, tmp_path_factory):
         found.proc.wait(timeout=5)
         pytest.fail(f"issuerd did not exit within {STOP_TIMEOUT_S}s of SIGTERM\n{found.log()}")
     assert rc == 0, f"issuerd exited with {rc} after SIGTERM, expected 0\n{found.log()}"
+
+
+@pytest.fixture(scope="module", params=["h2c", "tls"])
+def server(request, key_files, tmp_path_factory):
+    """`issuerd serve` on a free port, plain (h2c by prior knowledge) or TLS (ALPN h2)."""
+    transport = request.param
+    found = start_issuerd(transport, key_files, tmp_path_factory.mktemp(f"h2-{transport}"))
+    yield found
+    stop_issuerd(found)
 
 
 @dataclass
@@ -338,7 +348,8 @@ class Response:
     data_frames: list = field(default_factory=list)  # DATA payload sizes (flow-controlled length)
     end_on_headers: bool = False
     ended: bool = False
-    reset: int | None = None  # RST_STREAM error code
+    reset: int | None = None  # RST_STREAM error code (the last one)
+    resets: list = field(default_factory=list)  # every RST_STREAM error code, in order
 
     def header(self, name: str) -> str | None:
         values = [v for k, v in self.headers if k == name]
@@ -473,7 +484,9 @@ class RawConn:
                           + (WindowUpdateFrame(frame.stream_id, window_increment=length).serialize()
                              if not r.ended else b""))
         elif isinstance(frame, RstStreamFrame):
-            self.responses.setdefault(frame.stream_id, Response(frame.stream_id)).reset = frame.error_code
+            r = self.responses.setdefault(frame.stream_id, Response(frame.stream_id))
+            r.reset = frame.error_code
+            r.resets.append(frame.error_code)
         elif isinstance(frame, GoAwayFrame):
             self.goaway = frame
 
@@ -1327,3 +1340,4 @@ def test_client_goaway_closes_cleanly(server, h1):
         if c.goaway is not None:
             assert c.goaway.error_code == NO_ERROR, c.seen
         assert not [s for s in c.seen if s.startswith("RstStreamFrame")], c.seen
+
