@@ -1125,7 +1125,40 @@ def test_first_frame_not_settings_is_protocol_error(server):
         c.expect_goaway((PROTOCOL_ERROR,))
 
 
+def expect_http1_505(server: Server, sent: bytes) -> None:
+    """The plain port is HTTP/1.1 first (h2c by prior knowledge only): bytes that are not the
+    HTTP/2 preface are read as an HTTP/1.1 request, and a request line whose version is not
+    HTTP/1.x is answered 505 with `connection: close`, then the connection is closed."""
+    sock = server.connect()
+    try:
+        sock.sendall(sent)
+        answer = bytearray()
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+        else:
+            pytest.fail(f"connection still open {TIMEOUT_S}s after the answer: {bytes(answer)!r}")
+    finally:
+        sock.close()
+    head, sep, body = bytes(answer).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert sep and lines[0] == "HTTP/1.1 505 HTTP Version Not Supported", bytes(answer)
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert fields.get("connection") == "close", bytes(answer)
+    assert fields.get("content-length") == str(len(body)), bytes(answer)  # nothing after the body
+
+
 def test_invalid_preface_closes_connection(server):
+    if not server.tls:
+        # h2c: the plain port answers what is not the preface as HTTP/1.1 (see http2/3.5/2).
+        expect_http1_505(server, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + SettingsFrame(0).serialize())
+        return
     with raw(server, handshake=False) as c:
         c.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + SettingsFrame(0).serialize())
         # RFC 9113 section 3.4: MAY omit GOAWAY (the peer is not using HTTP/2); must not serve it.
