@@ -101,6 +101,7 @@ STREAM_CLOSED = 0x5
 FRAME_SIZE_ERROR = 0x6
 CANCEL = 0x8
 COMPRESSION_ERROR = 0x9
+ENHANCE_YOUR_CALM = 0xB
 ERROR_NAMES = {
     0x0: "NO_ERROR", 0x1: "PROTOCOL_ERROR", 0x2: "INTERNAL_ERROR", 0x3: "FLOW_CONTROL_ERROR",
     0x4: "SETTINGS_TIMEOUT", 0x5: "STREAM_CLOSED", 0x6: "FRAME_SIZE_ERROR", 0x7: "REFUSED_STREAM",
@@ -1758,3 +1759,190 @@ def test_h2spec_differences_name_replayed_cases():
         for case in cases.replace(" (h2c only)", "").split(", "):
             assert case in H2SPEC_CASES, case
 
+
+# --------------------------------------------------------------------------- 10. floods, header block limits, header timeout
+
+# These need the engine of main c1c2cee ("every frame costs budget or closes the connection ...
+# header blocks capped at 16 KiB with a deadline"); against 9358560 and earlier they fail.
+
+RESET_FRAME_ALLOWANCE = 16  # frames a reset stream may still take (connection.rs RESET_FRAME_ALLOWANCE)
+MAX_CONTINUATIONS = 16  # CONTINUATION frames per header block (connection.rs MAX_CONTINUATIONS)
+MAX_HEADER_BLOCK = 16 * 1024  # bytes of an unfinished header block held (connection.rs MAX_HEADER_BLOCK)
+FLOOD_FRAMES = 3000  # more than the control-frame budget (BUDGET_MAX 1000) can take in a burst
+HEADER_TIMEOUT_S = 1.0
+
+
+def frames_until_goaway(c: RawConn, frame_for, limit: int) -> int:
+    """Sends frame_for(1), frame_for(2), ... each followed by a PING that must be answered, until
+    a GOAWAY comes; returns how many frames were sent (fails after `limit` without one)."""
+    for i in range(1, limit + 1):
+        marker = struct.pack(">Q", i)
+        c._answer(frame_for(i) + PingFrame(0, opaque_data=marker).serialize())
+        while True:
+            try:
+                f = c.read_frame()
+            except Closed:
+                pytest.fail(f"connection closed ({c.closed}) without GOAWAY after {i} frames: {c.seen}")
+            if c.goaway is not None:
+                return i
+            if isinstance(f, PingFrame) and "ACK" in f.flags:
+                assert f.opaque_data == marker, c.seen
+                break
+    pytest.fail(f"no GOAWAY after {limit} frames: {c.seen}")
+
+
+def reset_stream_1(c: RawConn, h1, method: str = "GET") -> None:
+    """Stream 1 opened without END_STREAM: answered at once and reset NO_ERROR."""
+    c.send(spec_headers(c, 1, END_HEADERS, method))
+    expect_served(c, h1, 1, method)
+    expect_reset_no_error(c, 1)
+
+
+@pytest.mark.parametrize("end_stream", [True, False], ids=["with-end-stream", "without-end-stream"])
+def test_repeated_headers_on_a_reset_stream_end_the_connection(server, h1, end_stream):
+    # Trailers on a reset stream are ignored once; HEADERS that do not end it (malformed
+    # trailers, section 8.1) are PROTOCOL_ERROR at once; HEADERS after the one that ended it are
+    # on a closed stream (STREAM_CLOSED). Either way within the allowance, never ignored forever.
+    with spec_conn(server) as c:
+        reset_stream_1(c, h1)
+        flags = END_HEADERS | (END_STREAM if end_stream else 0)
+        n = frames_until_goaway(c, lambda i: raw_frame(HEADERS, flags, 1, header_block([("x-trailer", str(i))])),
+                                RESET_FRAME_ALLOWANCE + 1)
+        if end_stream:
+            assert n == 2, c.seen
+            expect_connection_error(c, STREAM_CLOSED, 1)
+        else:
+            assert n == 1, c.seen
+            expect_connection_error(c, PROTOCOL_ERROR, 1)
+
+
+@pytest.mark.parametrize("payload", [b"x", b""], ids=["one-byte", "empty"])
+def test_data_on_a_reset_stream_past_the_allowance_is_protocol_error(server, h1, payload):
+    # A body's DATA in flight when the stream was reset is ignored, up to RESET_FRAME_ALLOWANCE
+    # frames (an empty one spends the control-frame budget too); one more is PROTOCOL_ERROR.
+    with spec_conn(server) as c:
+        reset_stream_1(c, h1, "POST")
+        n = frames_until_goaway(c, lambda i: DataFrame(1, data=payload).serialize(), RESET_FRAME_ALLOWANCE + 1)
+        assert n == RESET_FRAME_ALLOWANCE + 1, c.seen
+        expect_connection_error(c, PROTOCOL_ERROR, 1)
+
+
+def test_a_body_in_flight_on_a_reset_stream_is_ignored(server, h1):
+    # What an honest client has in flight when the reset comes: a 64 KiB body (the default
+    # stream window) in full-size DATA frames, then trailers that end it.
+    with spec_conn(server) as c:
+        reset_stream_1(c, h1, "POST")
+        body = [DataFrame(1, data=b"b" * DEFAULT_MAX_FRAME_SIZE).serialize() for _ in range(3)]
+        body.append(DataFrame(1, data=b"b" * (DEFAULT_WINDOW - 3 * DEFAULT_MAX_FRAME_SIZE)).serialize())
+        c.send(b"".join(body) + raw_frame(HEADERS, END_HEADERS | END_STREAM, 1, header_block([("x-trailer", "1")])))
+        expect_still_usable(c, h1, 3)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["empty", "padding-only"])
+def test_empty_data_flood_on_an_open_stream_is_calmed(server, padded):
+    # The response is held by a zero window, so stream 1 stays open for its request body: DATA
+    # that carries nothing (padding only, too) costs the control-frame budget.
+    with raw(server, settings={SETTINGS_INITIAL_WINDOW_SIZE: 0}, auto_window=False) as c:
+        c.request(1, JWKS, end_stream=False)
+        c.wait_headers(1)
+        empty = raw_frame(DATA, PADDED, 1, b"\x00") if padded else raw_frame(DATA, 0, 1, b"")
+        c._answer(empty * FLOOD_FRAMES)
+        c.expect_goaway((ENHANCE_YOUR_CALM, PROTOCOL_ERROR))
+
+
+@pytest.mark.parametrize("fragment", [b"", b"\x82"], ids=["empty", "one-byte"])
+def test_continuation_flood_is_calmed(server, fragment):
+    # A header block in more than MAX_CONTINUATIONS pieces, or empty ones (the CVE-2024-27316 class).
+    with spec_conn(server) as c:
+        head = raw_frame(HEADERS, END_STREAM, 1, header_block(c.request_headers(DISCOVERY)))
+        c._answer(head + raw_frame(CONTINUATION, 0, 1, fragment) * (4 * MAX_CONTINUATIONS))
+        c.expect_goaway((ENHANCE_YOUR_CALM, PROTOCOL_ERROR))
+        assert 1 not in c.responses, c.seen
+
+
+def test_header_block_in_eight_continuations_is_served(server, h1):
+    # nghttp2 takes a block in 8 CONTINUATION frames; so does issuerd (up to MAX_CONTINUATIONS).
+    with spec_conn(server) as c:
+        block = header_block(c.request_headers(DISCOVERY, extra=[("x-padding", "p" * 90)]))
+        size = -(-len(block) // 9)
+        pieces = [block[i:i + size] for i in range(0, len(block), size)]
+        assert len(pieces) == 9
+        c.send(raw_frame(HEADERS, END_STREAM, 1, pieces[0])
+               + b"".join(raw_frame(CONTINUATION, END_HEADERS if i == len(pieces) - 1 else 0, 1, p)
+                          for i, p in enumerate(pieces) if i > 0))
+        r = c.response(1)
+        assert (r.status, r.body) == (200, h1[DISCOVERY].body), c.seen
+        c.ping()
+
+
+def filler_block(c: RawConn, size: int) -> bytes:
+    """A request's header block of `size` bytes or a few more (an x-filler field)."""
+    base = c.request_headers(DISCOVERY)
+    filler = max(0, size - len(header_block(base)) - 16)
+    while len(block := header_block(base + [("x-filler", "a" * filler)])) < size:
+        filler += 1
+    assert size <= len(block) <= size + 2, len(block)
+    return block
+
+
+def test_header_block_over_16_kib_is_431_then_goaway(server):
+    with spec_conn(server) as c:
+        block = filler_block(c, MAX_HEADER_BLOCK + 1)
+        c.send(raw_frame(HEADERS, END_STREAM, 1, block[:10000])
+               + raw_frame(CONTINUATION, END_HEADERS, 1, block[10000:]))
+        r = c.response(1)
+        assert r.status == 431, c.seen
+        expect_connection_error(c, NO_ERROR, 1)
+
+
+def test_header_block_of_12_kib_in_continuations_is_served(server, h1):
+    with spec_conn(server) as c:
+        block = filler_block(c, 12 * 1024)
+        c.send(raw_frame(HEADERS, END_STREAM, 1, block[:8000])
+               + raw_frame(CONTINUATION, END_HEADERS, 1, block[8000:]))
+        r = c.response(1)
+        assert (r.status, r.body) == (200, h1[DISCOVERY].body), c.seen
+        c.ping()
+
+
+@pytest.fixture(scope="module", params=["h2c", "tls"])
+def timeout_server(request, key_files, tmp_path_factory):
+    """`issuerd serve` with --header-timeout 1s (and a keep-alive timeout far beyond it)."""
+    found = start_issuerd(request.param, key_files, tmp_path_factory.mktemp(f"h2-timeout-{request.param}"),
+                          ("--header-timeout", f"{HEADER_TIMEOUT_S:g}s", "--keep-alive-timeout", "60s"))
+    yield found
+    stop_issuerd(found)
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling-continuations"])
+def test_unfinished_header_block_is_closed_at_the_header_timeout(timeout_server, trickle):
+    # The header timeout runs from the block's first fragment: more fragments do not extend it.
+    with spec_conn(timeout_server) as c:
+        block = header_block(c.request_headers(DISCOVERY))
+        started = time.monotonic()
+        c.send(raw_frame(HEADERS, END_STREAM, 1, block[:3]))
+        deadline = started + HEADER_TIMEOUT_S + 3
+        sent = 0
+        while c.goaway is None and time.monotonic() < deadline:
+            if trickle and sent < MAX_CONTINUATIONS - 1:
+                c._answer(raw_frame(CONTINUATION, 0, 1, block[3 + sent:4 + sent] or b"\x82"))
+                sent += 1
+            try:
+                c.read_frame(0.15, quiet_ok=True)
+            except Closed:
+                pytest.fail(f"connection closed ({c.closed}) without GOAWAY: {c.seen}")
+        elapsed = time.monotonic() - started
+        assert c.goaway is not None, f"no GOAWAY {elapsed:.1f}s after an unfinished header block: {c.seen}"
+        assert HEADER_TIMEOUT_S * 0.8 <= elapsed <= HEADER_TIMEOUT_S + 3, elapsed
+        expect_connection_error(c, NO_ERROR, 0)
+        assert 1 not in c.responses, c.seen
+
+
+def test_header_timeout_leaves_an_idle_connection_open(timeout_server):
+    with spec_conn(timeout_server) as c:
+        c.request(1, DISCOVERY)
+        assert c.response(1).status == 200
+        time.sleep(HEADER_TIMEOUT_S * 1.5)
+        c.ping()
+        c.request(3, DISCOVERY)
+        assert c.response(3).status == 200
