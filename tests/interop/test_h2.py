@@ -1760,7 +1760,7 @@ def test_h2spec_differences_name_replayed_cases():
             assert case in H2SPEC_CASES, case
 
 
-# --------------------------------------------------------------------------- 10. floods, header block limits, header timeout
+# --------------------------------------------------------------------------- 10. floods and header limits
 
 # These need the engine of main c1c2cee ("every frame costs budget or closes the connection ...
 # header blocks capped at 16 KiB with a deadline"); against 9358560 and earlier they fail.
