@@ -13,8 +13,14 @@ use super::hpack::Decoder;
 use super::request::{Decoded, RequestHead};
 use super::response_block::DATE_LEN;
 
-pub use super::connection::{MAX_CONCURRENT_STREAMS, OUTPUT_HIGH_WATER};
-pub use super::frame::{DEFAULT_MAX_FRAME, PREFACE};
+/// Most concurrent streams a connection allows (those held back by flow control count).
+pub const MAX_CONCURRENT_STREAMS: u32 = super::connection::MAX_CONCURRENT_STREAMS;
+/// Output beyond which a connection reads no further frame until it is written.
+pub const OUTPUT_HIGH_WATER: usize = super::connection::OUTPUT_HIGH_WATER;
+/// The largest frame payload before a SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 4.2).
+pub const DEFAULT_MAX_FRAME: usize = super::frame::DEFAULT_MAX_FRAME;
+/// The client connection preface.
+pub const PREFACE: &[u8] = super::frame::PREFACE;
 
 const DATE: [u8; DATE_LEN] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
 
