@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -41,6 +41,18 @@ pub struct IssuerService {
     /// `/statusz` is served by the admin listener, not here.
     admin_listener: bool,
     access_log: bool,
+    /// The last `/statusz` body, reused within the same second and generation.
+    status_body: Arc<Mutex<Option<StatusBody>>>,
+}
+
+/// A rendered `/statusz` body: every response within its second shares these bytes (an HTTP/2
+/// response that flow control holds keeps a reference, not a copy).
+#[derive(Debug)]
+struct StatusBody {
+    generation: u64,
+    /// Unix seconds when it was rendered (its fields have a resolution of one second).
+    second: u64,
+    body: Bytes,
 }
 
 /// Another task's state, reported by the service without the server knowing the task (the app
@@ -75,6 +87,7 @@ impl IssuerService {
             metrics: Arc::default(),
             admin_listener: false,
             access_log: false,
+            status_body: Arc::default(),
         }
     }
 
@@ -285,8 +298,40 @@ impl IssuerService {
         }
     }
 
-    /// `/statusz`: the generation served, its kids and how reloads are going.
+    /// `/statusz`: the generation served, its kids and how reloads are going. Rendered at most
+    /// once per second and generation; within the second, responses share the bytes.
     fn status(&self, encoded: &Encoded) -> Response<Bytes> {
+        let generation = encoded.snapshot.generation;
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let body = {
+            let mut cached = self
+                .status_body
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*cached {
+                Some(c) if c.generation == generation && c.second == second => c.body.clone(),
+                _ => {
+                    let body = self.render_status(encoded);
+                    *cached = Some(StatusBody {
+                        generation,
+                        second,
+                        body: body.clone(),
+                    });
+                    body
+                }
+            }
+        };
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, NO_STORE);
+        response
+    }
+
+    /// The `/statusz` JSON.
+    fn render_status(&self, encoded: &Encoded) -> Bytes {
         let snapshot = &encoded.snapshot;
         let health = self.reader.health();
         let unix = |t: Option<SystemTime>| {
@@ -316,11 +361,7 @@ impl IssuerService {
         for attached in self.attached.iter() {
             body[attached.name] = (attached.status)();
         }
-        let mut response = Response::new(Bytes::from(body.to_string()));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, NO_STORE);
-        response
+        Bytes::from(body.to_string())
     }
 }
 

@@ -24,14 +24,24 @@ use super::response_block::{self, DATE_LEN};
 
 /// Most concurrent streams per connection (those held back by flow control count).
 pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 256;
-/// Largest header block (HEADERS and CONTINUATION fragments) accepted before decoding: a
-/// CONTINUATION flood is cut off here with GOAWAY `ENHANCE_YOUR_CALM`.
-const MAX_HEADER_BLOCK: usize = 4 * MAX_HEADER_LIST_SIZE;
+/// Largest header block (HEADERS and CONTINUATION fragments) held until it is complete, as
+/// an HTTP/1.1 head: a larger one is answered 431 and the connection closed (its HPACK state
+/// is lost with the block), so no peer makes a connection hold more.
+pub(crate) const MAX_HEADER_BLOCK: usize = MAX_HEADER_LIST_SIZE;
+/// Most CONTINUATION frames one header block may have (nghttp2 allows 8): a client that splits
+/// a block finer is sent GOAWAY `ENHANCE_YOUR_CALM` (the CVE-2024-27316 class).
+pub(crate) const MAX_CONTINUATIONS: u32 = 16;
 /// Reset streams remembered, whose late DATA and trailers are ignored: twice the streams a
 /// client may have open, so every one it still sends on is known.
 const RESET_REMEMBERED: usize = 2 * MAX_CONCURRENT_STREAMS as usize;
-/// Output beyond which no further frame is read until the output is written.
-pub(crate) const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+/// Frames a client may still send on a stream after it was reset (its body's DATA in flight,
+/// then trailers); one more is a connection error `PROTOCOL_ERROR`, as nginx and hyper answer.
+pub(crate) const RESET_FRAME_ALLOWANCE: u16 = 16;
+/// The smallest DATA frame written to stay under [`OUTPUT_HIGH_WATER`] (unless it ends a body).
+const MIN_DATA_FRAME: usize = 1024;
+/// Output beyond which no further frame is read, and no more of a body is written, until the
+/// output is written: what a client that stops reading can make a connection hold.
+pub(crate) const OUTPUT_HIGH_WATER: usize = 16 * 1024;
 
 /// Most control frames a connection may send in a burst.
 pub(crate) const BUDGET_MAX: i64 = 1000;
@@ -52,16 +62,28 @@ pub(crate) struct Reply<'a> {
 /// What the caller answers: a request, or a status for one that cannot be served (431).
 pub(crate) type Asked<'r> = Result<&'r RequestHead, StatusCode>;
 
-/// A response the client's flow-control windows hold back.
+/// A response the client's flow-control windows (or the output's high water) hold back.
 #[derive(Debug)]
 struct Stream {
     id: u32,
     /// The stream's send window.
     window: i64,
-    /// What is left to send.
+    /// What is left to send: shared with the snapshot's document (a refcount, not a copy).
     body: Bytes,
     /// The client may still send on it (a request body): reset once the response is out.
     receiving: bool,
+    /// Request body bytes received, against the stream window the client was given (never
+    /// raised: the body is not read).
+    received: i64,
+}
+
+/// A stream reset while the client may still send on it (a request body, trailers): what it
+/// sent since, against [`RESET_FRAME_ALLOWANCE`] and the stream window.
+#[derive(Clone, Copy, Debug)]
+struct ResetStream {
+    id: u32,
+    frames: u16,
+    received: i64,
 }
 
 /// A header block waiting for CONTINUATION frames.
@@ -71,6 +93,9 @@ struct PartialBlock {
     end_stream: bool,
     self_dependent: bool,
     fragments: Vec<u8>,
+    continuations: u32,
+    /// When its first fragment came: the header timeout runs from here.
+    started: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +163,7 @@ pub(crate) struct Connection {
     peer_goaway: bool,
     partial: Option<PartialBlock>,
     streams: Vec<Stream>,
-    reset: VecDeque<u32>,
+    reset: VecDeque<ResetStream>,
     budget: Budget,
     calmed: bool,
     /// Requests received (their count tells the caller when the last one came).
@@ -241,7 +266,12 @@ impl Connection {
             + self.decoder.retained_bytes()
     }
 
-    /// Whether a held response may send now.
+    /// When the header block still waiting for CONTINUATION frames began, if one does.
+    pub(crate) fn header_block_started(&self) -> Option<Instant> {
+        self.partial.as_ref().map(|p| p.started)
+    }
+
+    /// Whether a held response may send now (the windows allow it).
     fn can_send_held(&self) -> bool {
         self.send_window > 0 && self.streams.iter().any(|s| s.window > 0)
     }
@@ -370,16 +400,14 @@ impl Connection {
         {
             return Err(Reason::ProtocolError);
         }
-        let control = match header.kind {
-            kind::HEADERS | kind::CONTINUATION => false,
-            kind::DATA => payload.is_empty() && !header.end_stream(),
-            _ => true,
-        };
+        // HEADERS, CONTINUATION and DATA spend the budget where they carry nothing (below) or
+        // arrive on a reset stream; every other frame always does.
+        let control = !matches!(header.kind, kind::HEADERS | kind::CONTINUATION | kind::DATA);
         if control && !self.budget.spend(0, 1, writer.now) {
             return Err(Reason::EnhanceYourCalm);
         }
         match header.kind {
-            kind::DATA => self.data(header, payload, out),
+            kind::DATA => self.data(header, payload, writer.now, out),
             kind::HEADERS => self.headers(header, payload, writer, out, answer),
             kind::CONTINUATION => self.continuation(header, payload, writer, out, answer),
             kind::SETTINGS => self.settings(header, payload, out),
@@ -403,7 +431,9 @@ impl Connection {
                 if payload.len() != 4 {
                     return Err(Reason::FrameSizeError);
                 }
+                // The client closed it: nothing more may come on it.
                 self.streams.retain(|s| s.id != header.stream);
+                self.reset.retain(|r| r.id != header.stream);
                 Ok(())
             }
             kind::PRIORITY => {
@@ -421,7 +451,7 @@ impl Connection {
                 frame::put_reset(out, header.stream, reason);
                 if header.stream <= self.last_stream {
                     self.streams.retain(|s| s.id != header.stream);
-                    self.remember_reset(header.stream);
+                    self.remember_reset(header.stream, 0);
                 }
                 Ok(())
             }
@@ -551,15 +581,18 @@ impl Connection {
         &mut self,
         header: FrameHeader,
         payload: &[u8],
+        now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), ConnectionError> {
         if header.stream == 0 || header.stream > self.last_stream {
             return Err(Reason::ProtocolError);
         }
-        if frame::unpadded(header, payload).is_none() {
-            return Err(Reason::ProtocolError);
+        let data = frame::unpadded(header, payload).ok_or(Reason::ProtocolError)?;
+        // A DATA frame that carries nothing and ends nothing is a control frame.
+        if data.is_empty() && !header.end_stream() && !self.budget.spend(0, 1, now) {
+            return Err(Reason::EnhanceYourCalm);
         }
-        // The whole payload, padding included, counts against the window.
+        // The whole payload, padding included, counts against the windows.
         let len = payload.len() as i64;
         if len > self.receive_window {
             return Err(Reason::FlowControlError);
@@ -575,13 +608,50 @@ impl Connection {
             .iter_mut()
             .find(|s| s.id == header.stream && s.receiving)
         {
+            stream.received += len;
+            if stream.received > DEFAULT_WINDOW {
+                return Err(Reason::FlowControlError);
+            }
             stream.receiving = !header.end_stream();
             return Ok(());
         }
-        if self.reset.contains(&header.stream) {
-            return Ok(());
+        self.on_reset_stream(header, len, now)
+    }
+
+    /// A DATA or HEADERS frame on a stream that is not open: one that was reset while the
+    /// client could still send on it may take [`RESET_FRAME_ALLOWANCE`] frames, each spending
+    /// the budget, until its END_STREAM; anything else is a connection error (`STREAM_CLOSED`,
+    /// or `PROTOCOL_ERROR` past the allowance and for trailers that do not end the stream).
+    fn on_reset_stream(
+        &mut self,
+        header: FrameHeader,
+        len: i64,
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        let Some(at) = self.reset.iter().position(|r| r.id == header.stream) else {
+            return Err(Reason::StreamClosed);
+        };
+        if !self.budget.spend(0, 1, now) {
+            return Err(Reason::EnhanceYourCalm);
         }
-        Err(Reason::StreamClosed)
+        let reset = &mut self.reset[at];
+        reset.frames += 1;
+        reset.received += len;
+        if reset.frames > RESET_FRAME_ALLOWANCE {
+            return Err(Reason::ProtocolError);
+        }
+        if reset.received > DEFAULT_WINDOW {
+            return Err(Reason::FlowControlError);
+        }
+        if header.kind == kind::HEADERS && !header.end_stream() {
+            // Trailers end the stream (RFC 9113 section 8.1).
+            return Err(Reason::ProtocolError);
+        }
+        if header.end_stream() {
+            // Closed for good: a further frame on it is STREAM_CLOSED.
+            self.reset.remove(at);
+        }
+        Ok(())
     }
 
     fn headers<'a>(
@@ -597,6 +667,23 @@ impl Connection {
         }
         let fragment = frame::unpadded(header, payload).ok_or(Reason::ProtocolError)?;
         let self_dependent = frame::priority_dependency(header, payload) == Some(header.stream);
+        // A stream opened before: trailers of a request whose body is still coming, or a frame
+        // on a reset stream. Judged from the first fragment, before any is kept or decoded.
+        let trailers = header.stream <= self.last_stream;
+        if trailers {
+            let receiving = self
+                .streams
+                .iter()
+                .any(|s| s.id == header.stream && s.receiving);
+            if !receiving {
+                self.on_reset_stream(header, 0, writer.now)?;
+            } else if !header.end_stream() {
+                return Err(Reason::ProtocolError);
+            }
+        }
+        if fragment.is_empty() && !header.end_headers() && !self.budget.spend(0, 1, writer.now) {
+            return Err(Reason::EnhanceYourCalm);
+        }
         if header.end_headers() {
             return self.request(
                 header.stream,
@@ -613,6 +700,8 @@ impl Connection {
             end_stream: header.end_stream(),
             self_dependent,
             fragments: fragment.to_vec(),
+            continuations: 0,
+            started: writer.now,
         });
         Ok(())
     }
@@ -628,10 +717,17 @@ impl Connection {
         let Some(partial) = &mut self.partial else {
             return Err(Reason::ProtocolError);
         };
-        partial.fragments.extend_from_slice(payload);
-        if partial.fragments.len() > MAX_HEADER_BLOCK {
+        partial.continuations += 1;
+        if partial.continuations > MAX_CONTINUATIONS
+            || payload.is_empty() && !self.budget.spend(0, 1, writer.now)
+        {
             return Err(Reason::EnhanceYourCalm);
         }
+        if partial.fragments.len() + payload.len() > MAX_HEADER_BLOCK {
+            let partial = self.partial.take().expect("checked above");
+            return self.too_large(partial.stream, writer, out, answer);
+        }
+        partial.fragments.extend_from_slice(payload);
         if !header.end_headers() {
             return Ok(());
         }
@@ -647,7 +743,27 @@ impl Connection {
         )
     }
 
-    /// A complete header block on `id`: a new request (or trailers).
+    /// A header block larger than [`MAX_HEADER_BLOCK`]: a new request is answered 431 (as an
+    /// HTTP/1.1 head too large is), and the connection ends with GOAWAY `NO_ERROR` (it cannot
+    /// go on: the dynamic table would need the block decoded).
+    fn too_large<'a>(
+        &mut self,
+        id: u32,
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+        answer: &mut dyn FnMut(Asked<'_>) -> Reply<'a>,
+    ) -> Result<(), ConnectionError> {
+        if id > self.last_stream && self.goaway.is_none() {
+            self.last_stream = id;
+            self.requests += 1;
+            let reply = answer(Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+            self.respond(id, true, reply, writer, out);
+        }
+        Err(Reason::NoError)
+    }
+
+    /// A complete header block on `id`: a new request (or trailers, already judged by
+    /// [`Connection::headers`]).
     #[allow(clippy::too_many_arguments)]
     fn request<'a>(
         &mut self,
@@ -665,24 +781,17 @@ impl Connection {
             .decode(&mut self.decoder, block)
             .map_err(|_| Reason::CompressionError)?;
         if id <= self.last_stream {
+            // Trailers: they end the request.
             if let Some(stream) = self.streams.iter_mut().find(|s| s.id == id && s.receiving) {
-                // Trailers: they end the request.
-                if !end_stream {
-                    return Err(Reason::ProtocolError);
-                }
                 stream.receiving = false;
-                return Ok(());
             }
-            if self.reset.contains(&id) {
-                return Ok(());
-            }
-            return Err(Reason::StreamClosed);
+            return Ok(());
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {
             // Not answered (the client retries it elsewhere); its DATA may still come.
             if !end_stream {
-                self.remember_reset(id);
+                self.remember_reset(id, 0);
             }
             return Ok(());
         }
@@ -722,25 +831,37 @@ impl Connection {
     fn refuse(&mut self, id: u32, end_stream: bool, reason: Reason, out: &mut Vec<u8>) {
         frame::put_reset(out, id, reason);
         if !end_stream {
-            self.remember_reset(id);
+            self.remember_reset(id, 0);
         }
     }
 
     /// Resets an existing stream for a stream error.
     fn reset_stream(&mut self, id: u32, reason: Reason, out: &mut Vec<u8>) {
         frame::put_reset(out, id, reason);
+        let received = self
+            .streams
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(0, |s| s.received);
         self.streams.retain(|s| s.id != id);
-        self.remember_reset(id);
+        self.remember_reset(id, received);
     }
 
-    fn remember_reset(&mut self, id: u32) {
+    /// Remembers a stream reset while the client may still send on it, with the body bytes it
+    /// sent before.
+    fn remember_reset(&mut self, id: u32, received: i64) {
         if self.reset.len() == RESET_REMEMBERED {
             self.reset.pop_front();
         }
-        self.reset.push_back(id);
+        self.reset.push_back(ResetStream {
+            id,
+            frames: 0,
+            received,
+        });
     }
 
-    /// Writes a response: HEADERS, then as much of the body as the windows allow.
+    /// Writes a response: HEADERS, then as much of the body as the windows and the output's
+    /// high water allow (the rest is held: see `has_backlog`).
     fn respond(
         &mut self,
         id: u32,
@@ -771,19 +892,30 @@ impl Connection {
                 window,
                 body: reply.body.into_owned().slice(sent..),
                 receiving,
+                received: 0,
             });
         } else if receiving {
             frame::put_reset(out, id, Reason::NoError);
-            self.remember_reset(id);
+            self.remember_reset(id, 0);
         }
     }
 
-    /// Sends as much of `body` as `window` and the connection window allow, in DATA frames,
-    /// the last with END_STREAM; returns how many bytes were sent.
+    /// Sends as much of `body` as `window`, the connection window and the room below
+    /// [`OUTPUT_HIGH_WATER`] allow, in DATA frames, the last with END_STREAM; returns how many
+    /// bytes were sent. A frame smaller than [`MIN_DATA_FRAME`] is sent only to end the body
+    /// or when the window allows no more.
     fn send_data(&mut self, id: u32, body: &[u8], window: &mut i64, out: &mut Vec<u8>) -> usize {
         let mut sent = 0;
         while sent < body.len() {
-            let allowed = (*window).min(self.send_window).min(self.max_frame as i64);
+            let room = OUTPUT_HIGH_WATER.saturating_sub(out.len() + HEADER_LEN);
+            let left = body.len() - sent;
+            if room < left.min(MIN_DATA_FRAME) {
+                break;
+            }
+            let allowed = (*window)
+                .min(self.send_window)
+                .min(self.max_frame as i64)
+                .min(room as i64);
             if allowed <= 0 {
                 break;
             }
@@ -825,7 +957,7 @@ impl Connection {
             }
             if stream.receiving {
                 frame::put_reset(out, stream.id, Reason::NoError);
-                self.remember_reset(stream.id);
+                self.remember_reset(stream.id, stream.received);
             }
             false
         });
@@ -1020,23 +1152,207 @@ mod tests {
         );
     }
 
+    /// The last frame of `out`, which must be a GOAWAY, as (last stream, reason).
+    fn goaway(out: &[u8]) -> (u32, u32) {
+        let last = frames(out).pop().expect("a frame");
+        assert_eq!(last.0, kind::GOAWAY, "{:?}", frames(out));
+        (frame::read_u32(&last.3[..4]), frame::read_u32(&last.3[4..]))
+    }
+
     #[test]
-    fn an_endless_continuation_is_cut_off() {
+    fn a_header_block_over_16_kib_is_answered_431_and_the_connection_closed() {
         let now = Instant::now();
         let mut connection = open(now);
         let mut input = frame_bytes(kind::HEADERS, 0x1, 1, &get_block());
-        let fragment = frame_bytes(kind::CONTINUATION, 0, 1, &[0x82; DEFAULT_MAX_FRAME]);
-        for _ in 0..MAX_HEADER_BLOCK / DEFAULT_MAX_FRAME + 1 {
+        let fragment = frame_bytes(kind::CONTINUATION, 0, 1, &[0x82; 4096]);
+        for _ in 0..4 {
             input.extend_from_slice(&fragment);
+        }
+        let mut out = Vec::new();
+        let mut asked = Vec::new();
+        let status = connection.receive(&input, now, &DATE, &mut out, &mut |a| {
+            asked.push(a.err());
+            reply(a)
+        });
+        assert_eq!(status, Status::Close);
+        assert_eq!(asked, [Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)]);
+        assert_eq!(goaway(&out), (1, Reason::NoError as u32));
+        // What was held never passed the cap.
+        assert!(connection.retained_bytes() < MAX_HEADER_BLOCK + 4096);
+    }
+
+    #[test]
+    fn a_header_block_split_into_many_continuations_is_calmed() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        let mut input = frame_bytes(kind::HEADERS, 0x1, 1, &[0x82]);
+        for _ in 0..=MAX_CONTINUATIONS {
+            input.extend(frame_bytes(kind::CONTINUATION, 0, 1, &[0x82]));
         }
         let mut out = Vec::new();
         let status = connection.receive(&input, now, &DATE, &mut out, &mut reply);
         assert_eq!(status, Status::Close);
-        let goaway = frames(&out).pop().unwrap();
+        assert_eq!(goaway(&out).1, Reason::EnhanceYourCalm as u32);
+    }
+
+    #[test]
+    fn empty_header_fragments_spend_the_budget() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        let before = connection.budget.tokens;
+        let mut input = frame_bytes(kind::HEADERS, 0x1, 1, &[]);
+        for _ in 0..10 {
+            input.extend(frame_bytes(kind::CONTINUATION, 0, 1, &[]));
+        }
+        let mut out = Vec::new();
+        let status = connection.receive(&input, now, &DATE, &mut out, &mut reply);
+        assert_eq!(status, Status::Open);
+        assert_eq!(connection.budget.tokens, before - 11);
+    }
+
+    #[test]
+    fn headers_repeated_on_a_reset_stream_end_the_connection() {
+        let now = Instant::now();
+        let mut connection = open(now);
+        // A request whose body never comes: answered, then reset NO_ERROR.
+        let mut out = Vec::new();
+        let request = frame_bytes(kind::HEADERS, 0x4, 1, &get_block());
+        connection.receive(&request, now, &DATE, &mut out, &mut reply);
+        assert_eq!(frames(&out).last().unwrap().0, kind::RST_STREAM);
+        // Header blocks without END_STREAM on it: not trailers, a protocol error at once.
+        out.clear();
+        let again = frame_bytes(kind::HEADERS, 0x4, 1, &get_block());
+        let status = connection.receive(&again, now, &DATE, &mut out, &mut reply);
+        assert_eq!(status, Status::Close);
+        assert_eq!(goaway(&out).1, Reason::ProtocolError as u32);
+
+        // Trailers (END_STREAM) are taken once; the stream is then closed.
+        let mut connection = open(now);
+        out.clear();
+        connection.receive(&request, now, &DATE, &mut out, &mut reply);
+        let trailers = frame_bytes(kind::HEADERS, 0x5, 1, &[]);
+        out.clear();
         assert_eq!(
-            goaway.3[4..],
-            (Reason::EnhanceYourCalm as u32).to_be_bytes()
+            connection.receive(&trailers, now, &DATE, &mut out, &mut reply),
+            Status::Open
         );
+        let status = connection.receive(&trailers, now, &DATE, &mut out, &mut reply);
+        assert_eq!(status, Status::Close);
+        assert_eq!(goaway(&out).1, Reason::StreamClosed as u32);
+    }
+
+    #[test]
+    fn data_on_a_reset_stream_is_allowed_a_few_frames_and_its_window() {
+        let now = Instant::now();
+        let request = frame_bytes(kind::HEADERS, 0x4, 1, &get_block());
+        // 1-byte DATA frames: the allowance runs out.
+        let mut connection = open(now);
+        let mut out = Vec::new();
+        connection.receive(&request, now, &DATE, &mut out, &mut reply);
+        let byte = frame_bytes(kind::DATA, 0, 1, b"x");
+        let mut sent = 0;
+        let mut status = Status::Open;
+        while status == Status::Open && sent < 1000 {
+            out.clear();
+            status = connection.receive(&byte, now, &DATE, &mut out, &mut reply);
+            sent += 1;
+        }
+        assert_eq!(sent, usize::from(RESET_FRAME_ALLOWANCE) + 1);
+        assert_eq!(goaway(&out).1, Reason::ProtocolError as u32);
+        // Padded DATA with no data: each spends the budget besides.
+        let mut connection = open(now);
+        out.clear();
+        connection.receive(&request, now, &DATE, &mut out, &mut reply);
+        let padded = frame_bytes(kind::DATA, flag::PADDED, 1, &[0]);
+        let before = connection.budget.tokens;
+        connection.receive(&padded, now, &DATE, &mut out, &mut reply);
+        assert_eq!(connection.budget.tokens, before - 2);
+        // More than the stream window in a few large frames: a flow-control error.
+        let mut connection = open(now);
+        out.clear();
+        connection.receive(&request, now, &DATE, &mut out, &mut reply);
+        let big = frame_bytes(kind::DATA, 0, 1, &[0; DEFAULT_MAX_FRAME]);
+        let mut status = Status::Open;
+        for _ in 0..5 {
+            out.clear();
+            status = connection.receive(&big, now, &DATE, &mut out, &mut reply);
+            if status == Status::Close {
+                break;
+            }
+        }
+        assert_eq!(status, Status::Close);
+        assert_eq!(goaway(&out).1, Reason::FlowControlError as u32);
+    }
+
+    #[test]
+    fn an_unfinished_header_block_says_when_it_began() {
+        let start = Instant::now();
+        let mut connection = open(start);
+        assert_eq!(connection.header_block_started(), None);
+        let later = start + Duration::from_secs(3);
+        let mut out = Vec::new();
+        let first = frame_bytes(kind::HEADERS, 0x1, 1, &[0x82]);
+        connection.receive(&first, later, &DATE, &mut out, &mut reply);
+        assert_eq!(connection.header_block_started(), Some(later));
+        // A further fragment does not move it.
+        let more = frame_bytes(kind::CONTINUATION, 0, 1, &[0x87]);
+        connection.receive(
+            &more,
+            later + Duration::from_secs(5),
+            &DATE,
+            &mut out,
+            &mut reply,
+        );
+        assert_eq!(connection.header_block_started(), Some(later));
+        let end = frame_bytes(kind::CONTINUATION, 0x4, 1, &[0x84]);
+        connection.receive(&end, later, &DATE, &mut out, &mut reply);
+        assert_eq!(connection.header_block_started(), None);
+    }
+
+    #[test]
+    fn output_per_step_stays_near_16_kib_whatever_the_windows_allow() {
+        let now = Instant::now();
+        let mut connection = Connection::new(now);
+        let mut input = PREFACE.to_vec();
+        // Windows and frames as large as a client may make them.
+        input.extend(frame_bytes(
+            kind::SETTINGS,
+            0,
+            0,
+            &[0, 4, 0x7f, 0xff, 0xff, 0xff, 0, 5, 0, 0xff, 0xff, 0xff],
+        ));
+        input.extend(frame_bytes(
+            kind::WINDOW_UPDATE,
+            0,
+            0,
+            &(1u32 << 30).to_be_bytes(),
+        ));
+        for i in 0..4 {
+            input.extend(frame_bytes(kind::HEADERS, 0x5, 1 + 2 * i, &get_block()));
+        }
+        let big = Bytes::from(vec![b'y'; 100_000]);
+        let mut big_reply = |_: Asked<'_>| Reply {
+            block: Cow::Borrowed(&[0x88][..]),
+            body: Cow::Owned(big.clone()),
+        };
+        let mut data: &[u8] = &input;
+        let mut sent = 0;
+        loop {
+            let mut out = Vec::new();
+            connection.receive(data, now, &DATE, &mut out, &mut big_reply);
+            data = &[];
+            assert!(out.len() <= OUTPUT_HIGH_WATER + 512, "{} bytes", out.len());
+            sent += frames(&out)
+                .iter()
+                .filter(|f| f.0 == kind::DATA)
+                .map(|f| f.3.len())
+                .sum::<usize>();
+            if !connection.has_backlog() {
+                break;
+            }
+        }
+        assert_eq!(sent, 4 * 100_000);
+        assert!(connection.idle());
     }
 
     #[test]

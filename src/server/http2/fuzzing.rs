@@ -128,7 +128,7 @@ impl HpackDecoder {
     pub fn decode(&mut self, block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
         let mut fields = Vec::new();
         self.decoder
-            .decode(block, |name, value| {
+            .decode(block, |name, value, _| {
                 fields.push((name.to_vec(), value.to_vec()));
             })
             .map_err(|error| error.to_string())?;
@@ -139,7 +139,7 @@ impl HpackDecoder {
     pub fn decode_count(&mut self, block: &[u8]) -> Result<usize, String> {
         let mut count = 0;
         self.decoder
-            .decode(block, |_, _| count += 1)
+            .decode(block, |_, _, _| count += 1)
             .map_err(|error| error.to_string())?;
         Ok(count)
     }

@@ -1,11 +1,16 @@
 //! HPACK decoding of request header blocks (RFC 7541): integers, string literals (Huffman ones
 //! through `httlib-huffman`'s table-driven decoder), the static table and the connection's
-//! dynamic table. Fields are handed to a callback as borrowed slices: a request whose fields
-//! are all indexed, as a client's repeated requests are, costs no allocation.
+//! dynamic table. Fields are handed to a callback as borrowed slices, with their validity
+//! (`field.rs`): a request whose fields are all indexed, as a client's repeated requests are,
+//! costs no allocation, and a reference to a large entry costs no more than a small one (the
+//! entry was judged once, when it was inserted). Work per block is linear in its bytes plus
+//! what the caller copies of the fields.
 
 use std::collections::VecDeque;
 
 use thiserror::Error;
+
+use super::field::{self, Validity};
 
 /// The dynamic table size every connection starts with, and the largest issuerd allows
 /// (its SETTINGS_HEADER_TABLE_SIZE stays at the default).
@@ -106,8 +111,20 @@ pub(crate) enum DecodeError {
     TooLarge,
 }
 
-/// A dynamic table entry: name and value.
-type Entry = (Box<[u8]>, Box<[u8]>);
+/// A dynamic table entry: name, value and what RFC 9113 says of them.
+#[derive(Debug)]
+struct Entry {
+    name: Box<[u8]>,
+    value: Box<[u8]>,
+    validity: Validity,
+}
+
+impl Entry {
+    /// Its size in the table (RFC 7541 section 4.1).
+    fn size(&self) -> usize {
+        self.name.len() + self.value.len() + ENTRY_OVERHEAD
+    }
+}
 
 /// One connection's HPACK decoder.
 #[derive(Debug)]
@@ -141,12 +158,12 @@ enum Str {
 }
 
 impl Decoder {
-    /// Decodes `block`, calling `field` with each name and value in order, and updating the
-    /// dynamic table as the block says.
+    /// Decodes `block`, calling `field` with each name, value and their validity in order, and
+    /// updating the dynamic table as the block says.
     pub(crate) fn decode(
         &mut self,
         block: &[u8],
-        mut field: impl FnMut(&[u8], &[u8]),
+        mut field: impl FnMut(&[u8], &[u8], Validity),
     ) -> Result<(), DecodeError> {
         let mut at = 0;
         let mut first = true;
@@ -164,9 +181,9 @@ impl Decoder {
             if byte & 0x80 != 0 {
                 // Indexed field (section 6.1).
                 let index = integer(block, &mut at, 7)?;
-                let (name, value) = self.entry(index)?;
+                let (name, value, validity) = self.entry(index)?;
                 count(name, value)?;
-                field(name, value);
+                field(name, value, validity);
             } else if byte & 0xe0 == 0x20 {
                 // Dynamic table size update (section 6.3): only before the first field.
                 let size = integer(block, &mut at, 5)?;
@@ -192,15 +209,27 @@ impl Decoder {
                     Str::Raw(start, end) => &block[start..end],
                     Str::Scratch => &self.value,
                 };
-                let name_bytes: &[u8] = match name {
-                    Some(Str::Raw(start, end)) => &block[start..end],
-                    Some(Str::Scratch) => &self.name,
-                    None => self.entry(index)?.0,
+                // A literal name is judged here; an indexed one was when it was inserted.
+                let (name_bytes, name_valid): (&[u8], bool) = match name {
+                    Some(Str::Raw(start, end)) => {
+                        let name = &block[start..end];
+                        (name, field::name_is_valid(name))
+                    }
+                    Some(Str::Scratch) => (&self.name, field::name_is_valid(&self.name)),
+                    None => {
+                        let (name, _, validity) = self.entry(index)?;
+                        (name, validity.name_valid())
+                    }
                 };
                 count(name_bytes, value_bytes)?;
-                field(name_bytes, value_bytes);
+                let validity = Validity::of(name_valid, field::value_is_valid(value_bytes));
+                field(name_bytes, value_bytes, validity);
                 if indexing {
-                    let entry = (Box::from(name_bytes), Box::from(value_bytes));
+                    let entry = Entry {
+                        name: Box::from(name_bytes),
+                        value: Box::from(value_bytes),
+                        validity,
+                    };
                     self.insert(entry);
                 }
             }
@@ -209,17 +238,18 @@ impl Decoder {
         Ok(())
     }
 
-    /// The field at `index` of the static then the dynamic table.
-    fn entry(&self, index: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+    /// The field at `index` of the static then the dynamic table, with its validity (every
+    /// static entry is valid).
+    fn entry(&self, index: usize) -> Result<(&[u8], &[u8], Validity), DecodeError> {
         if index == 0 {
             return Err(DecodeError::Index(index));
         }
         if let Some((name, value)) = STATIC_TABLE.get(index - 1) {
-            return Ok((name.as_bytes(), value.as_bytes()));
+            return Ok((name.as_bytes(), value.as_bytes(), Validity::Valid));
         }
         self.table
             .get(index - 1 - STATIC_TABLE.len())
-            .map(|(name, value)| (&name[..], &value[..]))
+            .map(|entry| (&entry.name[..], &entry.value[..], entry.validity))
             .ok_or(DecodeError::Index(index))
     }
 
@@ -266,7 +296,7 @@ impl Decoder {
 
     /// Adds an entry, evicting the oldest ones to make room (section 4.4).
     fn insert(&mut self, entry: Entry) {
-        let size = entry.0.len() + entry.1.len() + ENTRY_OVERHEAD;
+        let size = entry.size();
         if size > self.max_size {
             // Larger than the whole table: the table is emptied and nothing is added.
             self.evict(self.max_size);
@@ -280,10 +310,10 @@ impl Decoder {
     /// Evicts the oldest entries until `room` more bytes fit.
     fn evict(&mut self, room: usize) {
         while self.table_size + room > self.max_size {
-            let Some((name, value)) = self.table.pop_back() else {
+            let Some(entry) = self.table.pop_back() else {
                 break;
             };
-            self.table_size -= name.len() + value.len() + ENTRY_OVERHEAD;
+            self.table_size -= entry.size();
         }
     }
 
@@ -341,7 +371,7 @@ mod tests {
         block: &[u8],
     ) -> Result<Vec<(String, String)>, DecodeError> {
         let mut fields = Vec::new();
-        decoder.decode(block, |n, v| {
+        decoder.decode(block, |n, v, _| {
             fields.push((
                 String::from_utf8(n.to_vec()).unwrap(),
                 String::from_utf8(v.to_vec()).unwrap(),

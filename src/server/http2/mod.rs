@@ -10,14 +10,19 @@
 //! transport with the timeouts:
 //!
 //! - a client that has not sent its SETTINGS within the handshake timeout is closed;
+//! - a header block not complete within the header timeout of its first fragment is closed
+//!   (after GOAWAY `NO_ERROR`), and is never held beyond 16 KiB (431, then GOAWAY);
 //! - one that opens no stream for the keep-alive timeout is sent GOAWAY and closed (PINGs do
 //!   not keep it);
 //! - one that floods control frames is sent GOAWAY `ENHANCE_YOUR_CALM` (a budget of
-//!   [`connection::BUDGET_MAX`] frames, refilled by requests and over time);
+//!   [`connection::BUDGET_MAX`] frames, refilled by requests and over time; frames that carry
+//!   nothing, or come on a stream already reset, are control frames too), and one that keeps
+//!   sending on a reset stream past a small allowance, GOAWAY `PROTOCOL_ERROR`;
 //! - on shutdown, GOAWAY `NO_ERROR`, then close once owed responses are written;
 //! - a client that stops reading is cut off after the write timeout.
 
 mod connection;
+mod field;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -136,6 +141,8 @@ pub(crate) async fn serve<T: Transport>(
     let mut draining = false;
     let mut pending = Some(read);
     let mut backlog = false;
+    // Close as soon as the GOAWAY is written (an unfinished header block timed out).
+    let mut abandon = false;
     loop {
         let now = Instant::now();
         driver.observe(now);
@@ -144,11 +151,17 @@ pub(crate) async fn serve<T: Transport>(
             last_request = now;
         }
         let idle_at = last_request + timeouts.keep_alive;
+        // A header block must be complete within the header timeout of its first fragment.
+        let block_deadline = driver
+            .connection
+            .header_block_started()
+            .map(|started| started + timeouts.header_read);
         let deadline = match closing {
             Some(deadline) => deadline,
             None if driver.connection.settings_seen() => idle_at,
             None => idle_at.min(handshake_deadline),
         };
+        let deadline = block_deadline.map_or(deadline, |block| block.min(deadline));
         // `None`: the deadline passed. Checked before reading too, so that a client whose
         // input never stops cannot outlive it.
         let step = if let Some(read) = pending.take() {
@@ -181,6 +194,11 @@ pub(crate) async fn serve<T: Transport>(
                 debug!("HTTP/2 client sent no SETTINGS within the handshake timeout");
                 return Ok(());
             }
+            None if block_deadline.is_some_and(|block| Instant::now() >= block) => {
+                debug!("HTTP/2 header block not finished within the header timeout; closed");
+                abandon = true;
+                driver.go_away()
+            }
             None => {
                 closing = Some(Instant::now() + timeouts.write);
                 driver.go_away()
@@ -198,7 +216,8 @@ pub(crate) async fn serve<T: Transport>(
                 }
             }
         }
-        let done = step.status == Status::Close
+        let done = abandon
+            || step.status == Status::Close
             || step.eof
             || (closing.is_some() && driver.connection.idle());
         if done {
