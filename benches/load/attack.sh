@@ -21,7 +21,12 @@
 #   the attack for $ATTACK_SECS s (reconnecting at once whenever the server closes them).
 #   Reported per server: attacked/unattacked victim latency ratios, the server's CPU % during
 #   the attack (/proc/PID/stat; nginx master + worker), how and when the attackers'
-#   connections were closed (GOAWAY code, EOF, reset) and how many frames each had sent by then.
+#   connections were closed (GOAWAY code, EOF, reset), and from a probe connection run between
+#   the two (at most 1,000,000 frames or $PROBE_SECS s) how many attack frames the server takes
+#   before it closes: frames go in batches, a batch counts once the server's socket receive
+#   queue is empty (/proc/net/tcp) and it has not closed (exact to within a batch: 100 frames
+#   up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 requests). Sending as fast as
+#   the socket takes cannot tell this: MBs sit in the kernel buffers when the GOAWAY comes.
 #     1. reset-headers ($ATTACKERS conns): GET on stream 1 without END_STREAM (answered, stream
 #        reset NO_ERROR), then a small trailer HEADERS (END_STREAM) on stream 1, again and again.
 #     2. hpack ($HPACK_ATTACKERS conns): a 4,000-byte field inserted into the HPACK dynamic
@@ -31,9 +36,12 @@
 #        stream, b) 1-byte DATA on the reset stream, c) empty CONTINUATIONs after a HEADERS
 #        without END_HEADERS, d) empty HEADERS (END_STREAM) cycling over 100 reset streams.
 #   4. partial header blocks: $PARTIAL_CONNS connections each send HEADERS without END_HEADERS
-#      plus CONTINUATIONs up to $PARTIAL_BLOCK bytes of block, then go silent. RssAnon per
-#      connection, and how long the server keeps them (polled until closed, cap
-#      $PARTIAL_CAP s). All servers at once (fresh processes), each its own connections.
+#      plus CONTINUATIONs up to $PARTIAL_BLOCK bytes of block, then go silent: the largest
+#      block (a multiple of 1 KiB) the server leaves unanswered, searched first with test
+#      connections (nginx refuses more than 32 KiB of header list). RssAnon per connection,
+#      when and how the server answers (GOAWAY, RST_STREAM), RssAnon then, and how long it
+#      keeps the connections (polled until closed, cap $PARTIAL_CAP s). All servers at once
+#      (fresh processes), each its own connections.
 #   5. idle memory: $IDLE_H1 HTTP/1.1 keep-alive connections, each sent one request and read the
 #      response, then idle: RssAnon before/after per connection (fresh processes; nginx
 #      worker_connections 15000). Then $IDLE_H2 idle h2c connections the same way.
@@ -42,7 +50,7 @@
 #      ($CAP_PROBES of them, 0.3 s apart): served or not, and how fast (cap 5 s).
 #
 # Environment (all optional):
-#   ATTACKERS=2 HPACK_ATTACKERS=4 ATTACK_SECS=10 BASELINE_SECS=3 INTERVAL=0.05
+#   ATTACKERS=2 HPACK_ATTACKERS=4 ATTACK_SECS=8 BASELINE_SECS=3 INTERVAL=0.05 PROBE_SECS=2
 #   HEADER_TIMEOUT=10s PARTIAL_CONNS=2000 PARTIAL_BLOCK=65536 PARTIAL_CAP=60
 #   IDLE_H1=10000 IDLE_H2=2000 CAP=300 CAP_PROBES=3
 #   ONLY=REGEX      phases to run, among: reset-headers hpack pad-data data1 empty-cont
@@ -59,7 +67,8 @@ TOOL=(python3 "$HERE/h2_attack.py")
 
 ATTACKERS=${ATTACKERS:-2}
 HPACK_ATTACKERS=${HPACK_ATTACKERS:-4}
-ATTACK_SECS=${ATTACK_SECS:-10}
+ATTACK_SECS=${ATTACK_SECS:-8}
+PROBE_SECS=${PROBE_SECS:-2}
 BASELINE_SECS=${BASELINE_SECS:-3}
 INTERVAL=${INTERVAL:-0.05}
 HEADER_TIMEOUT=${HEADER_TIMEOUT:-10s}
@@ -338,7 +347,8 @@ for a in "${ATTACKS[@]}"; do
     mapfile -t pa < <(pid_args "$s")
     timeout $((BASELINE_SECS + ATTACK_SECS + 60)) "${TOOL[@]}" scenario --name "$name" --server "$s" \
       --port "${PORT[$s]}" "${pa[@]}" --kind "$kind" --conns "$n" --baseline "$BASELINE_SECS" \
-      --duration "$ATTACK_SECS" --interval "$INTERVAL" >>"$RESULTS" || log "$name $s: failed"
+      --duration "$ATTACK_SECS" --interval "$INTERVAL" --probe-secs "$PROBE_SECS" >>"$RESULTS" ||
+      log "$name $s: failed"
     died "$s" "$name" && start "$s"
   done
 done

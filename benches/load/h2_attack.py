@@ -344,21 +344,78 @@ class Kind:
 SETUP = PREFACE + settings((4, 1 << 20)) + window_update(0, 1 << 30)
 
 
-async def handshake(r, w, timeout=5.0):
+class Raw:
+    """A non-blocking socket driven by the event loop's sock_* calls. Unlike asyncio streams, a
+    failed send does not close it, so what the server sent before closing (its GOAWAY) can
+    still be read. Frames from the reader (acknowledgements, WINDOW_UPDATE) are queued and go
+    out before the writer's next chunk, never inside one."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.rbuf = b""
+        self.pending = []
+
+    @classmethod
+    async def connect(cls, port, timeout=5.0):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (HOST, port)), timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def queue(self, data):
+        self.pending.append(data)
+
+    async def send(self, data=b""):
+        if self.pending:
+            data = b"".join(self.pending) + data
+            self.pending.clear()
+        if data:
+            await self.loop.sock_sendall(self.sock, data)
+
+    async def recv(self):
+        if self.rbuf:
+            data, self.rbuf = self.rbuf, b""
+            return data
+        return await self.loop.sock_recv(self.sock, 262144)
+
+    def close(self):
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+async def handshake(raw, timeout=5.0):
     """Preface and SETTINGS, then the server's SETTINGS acknowledged before anything else is
     sent (an acknowledgement later could land inside a header block)."""
-    w.write(SETUP)
+    await raw.send(SETUP)
     deadline = time.monotonic() + timeout
+    buf = b""
     while True:
-        left = max(0.001, deadline - time.monotonic())
-        head = await asyncio.wait_for(r.readexactly(9), left)
-        n = int.from_bytes(head[:3], "big")
-        payload = await asyncio.wait_for(r.readexactly(n), left) if n else b""
-        if head[3] == SETTINGS and not head[4] & ACK:
-            w.write(frame(SETTINGS, ACK, 0))
-            return
-        if head[3] == GOAWAY:
-            raise ConnectionError("GOAWAY " + reason(int.from_bytes(payload[4:8], "big")))
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            typ, flags, payload = buf[3], buf[4], buf[9:9 + n]
+            buf = buf[9 + n:]
+            if typ == SETTINGS and not flags & ACK:
+                raw.rbuf = buf
+                await raw.send(frame(SETTINGS, ACK, 0))
+                return
+            if typ == GOAWAY:
+                raise ConnectionError("GOAWAY " + reason(int.from_bytes(payload[4:8], "big")))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise asyncio.TimeoutError()
+        data = await asyncio.wait_for(raw.recv(), left)
+        if not data:
+            raise ConnectionError("EOF")
+        buf += data
 
 
 def server_rx_queue(server_port, client_port):
@@ -377,21 +434,22 @@ class Peer:
     """Reads a server's frames for an attacking connection: answers SETTINGS and PING, gives
     back connection window, counts responses, and notes GOAWAY, EOF or reset."""
 
-    def __init__(self, r, w, on_end, quiet=False):
-        self.r, self.w, self.on_end = r, w, on_end
+    def __init__(self, raw, on_end, quiet=False):
+        self.raw, self.on_end = raw, on_end
         # Nothing is written (a frame in the middle of a header block is a protocol error).
         self.quiet = quiet
         self.responses = 0
         self.rst = 0
         self.progress = asyncio.Event()
+        self.done = asyncio.Event()
 
     async def run(self):
         buf = b""
         data_owed = 0
-        r, w = self.r, self.w
+        raw = self.raw
         try:
             while True:
-                chunk = await r.read(262144)
+                chunk = await raw.recv()
                 if not chunk:
                     self.on_end("closed (EOF)")
                     return
@@ -414,17 +472,17 @@ class Peer:
                         self.rst += 1
                     elif typ == SETTINGS:
                         if not flags & ACK and not self.quiet:
-                            w.write(frame(SETTINGS, ACK, 0))
+                            raw.queue(frame(SETTINGS, ACK, 0))
                     elif typ == PING:
                         if not flags & ACK and not self.quiet:
-                            w.write(frame(PING, ACK, 0, buf[pos + 9:pos + 17]))
+                            raw.queue(frame(PING, ACK, 0, buf[pos + 9:pos + 17]))
                     elif typ == GOAWAY:
                         code = int.from_bytes(buf[pos + 13:pos + 17], "big")
                         self.on_end("GOAWAY " + reason(code))
                     pos += 9 + ln
                 buf = buf[pos:]
                 if data_owed > (8 << 20) and not self.quiet:
-                    w.write(window_update(0, data_owed))
+                    raw.queue(window_update(0, data_owed))
                     data_owed = 0
                 self.progress.set()
         except (ConnectionError, OSError) as e:
@@ -433,6 +491,20 @@ class Peer:
             pass
         finally:
             self.progress.set()
+            self.done.set()
+
+
+async def finish(peer, rt, grace):
+    """Lets the reader see what the server sent last (GOAWAY, EOF), then stops it."""
+    try:
+        await asyncio.wait_for(peer.done.wait(), grace)
+    except asyncio.TimeoutError:
+        pass
+    rt.cancel()
+    try:
+        await rt
+    except BaseException:  # noqa: BLE001 - the reader's end is already recorded
+        pass
 
 
 async def attack_conn(a, stop_at, t_start, record):
@@ -441,29 +513,32 @@ async def attack_conn(a, stop_at, t_start, record):
     rec = {"opened_s": round(time.monotonic() - t_start, 3), "end": None, "end_s": None,
            "frames_written": 0}
     record.append(rec)
-    w = None
+    raw = None
     try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(HOST, a.port), 5)
-        await handshake(r, w)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+        raw = await Raw.connect(a.port)
+        await handshake(raw)
+    except (OSError, asyncio.TimeoutError) as e:
         rec["end"] = "handshake failed (" + (str(e) if isinstance(e, ConnectionError) and str(e) else type(e).__name__) + ")"
         rec["end_s"] = round(time.monotonic() - t_start, 3)
-        if w is not None:
-            abort(w)
+        if raw is not None:
+            raw.close()
         await asyncio.sleep(0.05)
         return
     ended = asyncio.Event()
 
     def end(what):
-        if rec["end"] is None:
+        # A GOAWAY read after a failed send or a reset still says why the server closed.
+        if rec["end"] is None or (what.startswith("GOAWAY") and not rec["end"].startswith("GOAWAY")):
+            if rec["end"] is None:
+                rec["end_s"] = round(time.monotonic() - t_start, 3)
             rec["end"] = what
-            rec["end_s"] = round(time.monotonic() - t_start, 3)
         ended.set()
 
-    peer = Peer(r, w, end, quiet=kind.in_block)
-    w.write(kind.prelude)
-    sent = kind.prelude_frames
+    peer = Peer(raw, end, quiet=kind.in_block)
     rt = asyncio.ensure_future(peer.run())
+    sent = kind.prelude_frames
+    data = kind.prelude
+    write_error = None
     try:
         while not ended.is_set() and time.monotonic() < stop_at:
             if kind.requests:
@@ -475,28 +550,22 @@ async def attack_conn(a, stop_at, t_start, record):
                         await asyncio.wait_for(peer.progress.wait(), 1.0)
                     except asyncio.TimeoutError:
                         pass
+                    await raw.send()
                     continue
                 n = room
             else:
                 n = kind.chunk_frames
-            w.write(kind.take(n))
+            await raw.send(data + kind.take(n))
+            data = b""
             sent += n
-            await w.drain()
     except (ConnectionError, OSError) as e:
-        end("reset (" + type(e).__name__ + ", writing)")
+        write_error = type(e).__name__
     rec["frames_written"] = sent
-    if rec["end"] is not None:
-        try:  # a GOAWAY may still be on its way after a write error
-            await asyncio.wait_for(ended.wait(), 0.2)
-        except asyncio.TimeoutError:
-            pass
-    rt.cancel()
-    try:
-        await rt
-    except BaseException:  # noqa: BLE001 - the reader's end is already recorded
-        pass
+    await finish(peer, rt, 0.5 if write_error or ended.is_set() else 0.0)
+    if write_error and rec["end"] is None:
+        end("reset (" + write_error + ", sending)")
     rec["responses"], rec["rst"] = peer.responses, peer.rst
-    abort(w)
+    raw.close()
 
 
 async def attacker_loop(a, stop_at, t_start, record):
@@ -535,73 +604,68 @@ def cmd_attack(a):
 async def probe(port, kind_name, max_frames, max_secs):
     """How many attack frames the server reads and accepts before it ends the connection, to
     within a batch: frames go in batches, and a batch counts once the server's socket has no
-    unread byte left (/proc/net/tcp) and no GOAWAY or close followed within 2 ms. Batches of
+    unread byte left (/proc/net/tcp) and no GOAWAY or close followed within 1 ms. Batches of
     100 frames up to 10,000, then 1,000 up to 100,000, then 10,000 (hpack: 100 requests
     always, under the concurrent-stream limits)."""
     kind = Kind(kind_name, port)
     t0 = time.monotonic()
     res = {"kind": kind_name, "end": None, "acked": 0, "sent": 0, "secs": None}
-    w = None
+    raw = None
     try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
-        await handshake(r, w)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+        raw = await Raw.connect(port)
+        await handshake(raw)
+    except (OSError, asyncio.TimeoutError) as e:
         res["end"] = "handshake failed (" + type(e).__name__ + ")"
-        if w is not None:
-            abort(w)
+        if raw is not None:
+            raw.close()
         return res
-    sock = w.get_extra_info("socket")
-    cport = sock.getsockname()[1]
+    cport = raw.sock.getsockname()[1]
     ended = asyncio.Event()
 
     def end(what):
-        if res["end"] is None:
+        if res["end"] is None or (what.startswith("GOAWAY") and not res["end"].startswith("GOAWAY")):
+            if res["end"] is None:
+                res["secs"] = round(time.monotonic() - t0, 3)
             res["end"] = what
-            res["secs"] = round(time.monotonic() - t0, 3)
         ended.set()
 
-    peer = Peer(r, w, end, quiet=kind.in_block)
+    peer = Peer(raw, end, quiet=kind.in_block)
     rt = asyncio.ensure_future(peer.run())
-    w.write(kind.prelude)
     deadline = t0 + max_secs
+    data = kind.prelude
+    write_error = None
     try:
         while not ended.is_set() and res["sent"] < max_frames and time.monotonic() < deadline:
             sent = res["sent"]
             b = 100 if (sent < 10000 or kind.requests) else 1000 if sent < 100000 else 10000
-            w.write(kind.take(b))
+            await raw.send(data + kind.take(b))
+            data = b""
             res["sent"] += b
-            await w.drain()
             read = False
             while not ended.is_set() and time.monotonic() < deadline:
-                if w.transport.get_write_buffer_size() == 0 and unsent(sock) == 0:
+                if unsent(raw.sock) == 0:
                     q = server_rx_queue(port, cport)
                     if q is None:  # the server closed: its GOAWAY or EOF is on the way
-                        try:
-                            await asyncio.wait_for(ended.wait(), 0.2)
-                        except asyncio.TimeoutError:
-                            end("closed (socket gone)")
                         break
                     if q == 0 and (not kind.requests or peer.responses >= res["sent"]):
                         read = True
                         break
                 await asyncio.sleep(0.0005)
             if read:
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.001)
                 if not ended.is_set():
                     res["acked"] = res["sent"]
-        if not ended.is_set():
-            await asyncio.sleep(0.05)  # a GOAWAY right behind the last batch
+            elif not ended.is_set():
+                break
     except (ConnectionError, OSError) as e:
-        end("reset (" + type(e).__name__ + ", writing)")
+        write_error = type(e).__name__
+    await finish(peer, rt, 0.3)
+    if res["end"] is None and write_error:
+        end("reset (" + write_error + ", sending)")
     if res["secs"] is None:
         res["secs"] = round(time.monotonic() - t0, 3)
-    rt.cancel()
-    try:
-        await rt
-    except BaseException:  # noqa: BLE001
-        pass
     res["responses"] = peer.responses
-    abort(w)
+    raw.close()
     return res
 
 
@@ -769,10 +833,16 @@ async def hold_partial(name, port, pids, conns, block_limit, cap, parallel):
     rss1 = proc_status_kib(pids, "RssAnon")
     open_now = sum(1 for c in held if "closed_t" not in c)
     deadline = t0 + cap
+    rss_reacted = None  # once every connection was answered (GOAWAY, RST_STREAM...) or closed
     while time.monotonic() < deadline and any("closed_t" not in c for c in held):
+        if rss_reacted is None and all(c["end_t"] is not None for c in held):
+            await asyncio.sleep(0.5)
+            rss_reacted = proc_status_kib(pids, "RssAnon")
+            continue
         await asyncio.sleep(0.25)
     still = [c for c in held if "closed_t" not in c]
     kept = sorted(c["closed_t"] - c["sent"] for c in held if "closed_t" in c)
+    reacted = sorted(c["end_t"] - c["sent"] for c in held if c["end_t"] is not None)
     ends = Counter(c["end"] for c in held if c["end"] is not None)
     if still:
         ends[f"still open at {cap:.0f} s"] += len(still)
@@ -790,6 +860,9 @@ async def hold_partial(name, port, pids, conns, block_limit, cap, parallel):
             "kib_per_conn": round((rss1 - rss0) / max(1, len(held)), 2),
             "kept_median_s": round(statistics.median(kept), 2) if kept else None,
             "kept_max_s": round(max(kept), 2) if kept else None,
+            "reacted": len(reacted),
+            "reacted_median_s": round(statistics.median(reacted), 2) if reacted else None,
+            "rss_reacted_kib": rss_reacted,
             "still_open_at_cap": len(still), "cap_s": cap, "ends": dict(ends),
             "server_alive": alive(pids)}
 
@@ -1010,30 +1083,43 @@ def cmd_report(a):
                    "\"Frames taken before close\": one more connection sends the attack frames in "
                    "batches (100 up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 "
                    "requests) and counts a batch once the server has read all of it "
-                   "(/proc/net/tcp receive queue empty) and not closed 2 ms later, for at most "
-                   "1,000,000 frames or 3 s.")
+                   "(/proc/net/tcp receive queue empty) and not closed 1 ms later, for at most "
+                   "1,000,000 frames or 2 s.")
         out.append("")
     part = [r for r in rows if r.get("scenario") == "partial"]
     if part:
         out.append("### Memory: connections holding a partial header block\n")
         out.append("| server | connections | block held (largest kept, ≤ limit) | RssAnon held (Δ) "
-                   "| per connection | kept: median / max | still open at cap | how they ended "
-                   "| header timeout | RssAnon after close |")
-        out.append("|---|--:|--:|--:|--:|---|--:|---|---|--:|")
+                   "| per connection | server's answer (median time) | connections closed after: "
+                   "median / max | still open at cap | RssAnon once answered "
+                   "| RssAnon after the client closed |")
+        out.append("|---|--:|--:|--:|--:|---|---|--:|--:|--:|")
         for r in part:
             if not r.get("established"):
                 out.append(f"| {r['server']} | 0/{r['conns']} | none (limit {r['block_limit']:,} B): "
                            f"{r.get('note', '')} | | | | | | | |")
                 continue
-            ends = ", ".join(f"{e} ×{n}" for e, n in sorted(r["ends"].items(), key=lambda kv: -kv[1]))
+            ends = ", ".join(f"{e} ×{n}" for e, n in sorted(r["ends"].items(), key=lambda kv: -kv[1])
+                             if not e.startswith("still open"))
+            if r.get("reacted_median_s") is not None:
+                ends += f" ({r['reacted_median_s']} s)"
+            if not ends:
+                ends = "none"
             kept = "n/a" if r["kept_median_s"] is None else f"{r['kept_median_s']} s / {r['kept_max_s']} s"
             dead = "" if r.get("server_alive", True) else " **(server died)**"
+            reacted = "n/a" if r.get("rss_reacted_kib") is None else f"{r['rss_reacted_kib'] / 1024:.1f} MiB"
             out.append(
                 f"| {r['server']}{dead} | {r['established']}/{r['conns']} | "
                 f"{r['block_bytes']:,} B (limit {r['block_limit']:,}) | "
-                f"{(r['rss_held_kib'] - r['rss_before_kib']) / 1024:.1f} MiB | "
-                f"{r['kib_per_conn']:.1f} KiB | {kept} | {r['still_open_at_cap']} (cap {r['cap_s']:.0f} s) | "
-                f"{ends} | {r.get('header_timeout', '')} | {r['rss_after_kib'] / 1024:.1f} MiB |")
+                f"{r['rss_before_kib'] / 1024:.1f} → {r['rss_held_kib'] / 1024:.1f} MiB | "
+                f"{r['kib_per_conn']:.1f} KiB | {ends} | {kept} | {r['still_open_at_cap']} (cap {r['cap_s']:.0f} s) | "
+                f"{reacted} | {r['rss_after_kib'] / 1024:.1f} MiB |")
+        if part:
+            out.append("")
+            out.append(f"Header timeout: {part[0].get('header_timeout', '')}. The block is the largest "
+                       "multiple of 1 KiB (at most the limit) that a test connection could leave "
+                       "unanswered for 0.3 s; all servers are loaded at once, each with its own "
+                       "connections; RssAnon is the server's (nginx: master + worker).")
         out.append("")
     idle = [r for r in rows if r.get("scenario") == "idle"]
     if idle:
@@ -1098,7 +1184,7 @@ def main():
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false")
     p.add_argument("--probe-frames", type=int, default=1000000)
-    p.add_argument("--probe-secs", type=float, default=3.0)
+    p.add_argument("--probe-secs", type=float, default=2.0)
     p.set_defaults(fn=cmd_scenario)
 
     p = sub.add_parser("probe")
