@@ -115,6 +115,9 @@ impl H2Connection {
     }
 }
 
+/// A decoded header field: name and value.
+pub type Field = (Vec<u8>, Vec<u8>);
+
 /// An HPACK decoder (RFC 7541) for request header blocks, as the connection uses it.
 #[derive(Debug, Default)]
 pub struct HpackDecoder {
@@ -125,7 +128,7 @@ pub struct HpackDecoder {
 impl HpackDecoder {
     /// Decodes one header block into its fields (name, value), updating the dynamic table;
     /// `Err` names the reason the block is a `COMPRESSION_ERROR`.
-    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<Field>, String> {
         let mut fields = Vec::new();
         self.decoder
             .decode(block, |name, value, _| {
