@@ -14,6 +14,9 @@
 # defaults (keepalive_requests 1000, http2_max_concurrent_streams 128, 32 KiB of header list,
 # ...) except worker_connections and client_header_timeout. Both get the same header timeout:
 # issuerd --header-timeout $HEADER_TIMEOUT, nginx client_header_timeout $HEADER_TIMEOUT.
+# issuerd runs its default runtime (a thread per core), nginx one worker: the victim shares
+# nginx's one event loop with the attackers. The attacker (Python) itself keeps about one core
+# busy, so on 2 cores a victim ratio of 1-2.5x is the floor of any attack, whatever the server.
 #
 # Scenarios (benches/load/h2_attack.py, stdlib-only Python asyncio raw sockets):
 #   Attacks 1-3: a victim opens a fresh h2c connection every 50 ms and GETs /openid/v1/jwks:

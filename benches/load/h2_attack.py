@@ -1092,7 +1092,7 @@ def cmd_report(a):
         out.append("| server | connections | block held (largest kept, ≤ limit) | RssAnon held (Δ) "
                    "| per connection | server's answer (median time) | connections closed after: "
                    "median / max | still open at cap | RssAnon once answered "
-                   "| RssAnon after the client closed |")
+                   "| RssAnon once all closed |")
         out.append("|---|--:|--:|--:|--:|---|---|--:|--:|--:|")
         for r in part:
             if not r.get("established"):
@@ -1107,7 +1107,12 @@ def cmd_report(a):
                 ends = "none"
             kept = "n/a" if r["kept_median_s"] is None else f"{r['kept_median_s']} s / {r['kept_max_s']} s"
             dead = "" if r.get("server_alive", True) else " **(server died)**"
-            reacted = "n/a" if r.get("rss_reacted_kib") is None else f"{r['rss_reacted_kib'] / 1024:.1f} MiB"
+            if r.get("rss_reacted_kib") is not None:
+                reacted = f"{r['rss_reacted_kib'] / 1024:.1f} MiB"
+            elif r["still_open_at_cap"] == 0 and r.get("reacted"):
+                reacted = "(closed with the answer)"
+            else:
+                reacted = "n/a"
             out.append(
                 f"| {r['server']}{dead} | {r['established']}/{r['conns']} | "
                 f"{r['block_bytes']:,} B (limit {r['block_limit']:,}) | "
