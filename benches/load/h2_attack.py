@@ -629,7 +629,7 @@ def cmd_attack(a):
 async def probe(port, kind_name, max_frames, max_secs):
     """How many attack frames the server reads and accepts before it ends the connection, to
     within a batch: frames go in batches, and a batch counts once the server's socket has no
-    unread byte left (/proc/net/tcp) and no GOAWAY or close followed within 1 ms. Batches of
+    unread byte left (sock_diag) and no GOAWAY or close followed within 1 ms. Batches of
     100 frames up to 10,000, then 1,000 up to 100,000, then 10,000 (hpack: 100 requests
     always, under the concurrent-stream limits)."""
     kind = Kind(kind_name, port)
@@ -1108,7 +1108,7 @@ def cmd_report(a):
                    "\"Frames taken before close\": one more connection sends the attack frames in "
                    "batches (100 up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 "
                    "requests) and counts a batch once the server has read all of it "
-                   "(/proc/net/tcp receive queue empty) and not closed 1 ms later, for at most "
+                   "(its socket receive queue empty, from sock_diag) and not closed 1 ms later, for at most "
                    "1,000,000 frames or 2 s.")
         out.append("")
     part = [r for r in rows if r.get("scenario") == "partial"]
