@@ -28,8 +28,9 @@
 #   the two (at most 1,000,000 frames or $PROBE_SECS s) how many attack frames the server takes
 #   before it closes: frames go in batches, a batch counts once the server's socket receive
 #   queue is empty (sock_diag, as ss reads it) and it has not closed (exact to within a batch:
-#   100 frames up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 requests). Sending as fast as
-#   the socket takes cannot tell this: MBs sit in the kernel buffers when the GOAWAY comes.
+#   100 frames up to 10,000, 1,000 up to 100,000, then 10,000; hpack: 100 requests). Sending
+#   as fast as the socket takes cannot tell this: MBs sit in the kernel buffers when the GOAWAY
+#   comes.
 #     1. reset-headers ($ATTACKERS conns): GET on stream 1 without END_STREAM (answered, stream
 #        reset NO_ERROR), then a small trailer HEADERS (END_STREAM) on stream 1, again and again.
 #     2. hpack ($HPACK_ATTACKERS conns): a 4,000-byte field inserted into the HPACK dynamic
