@@ -54,7 +54,6 @@ pub struct Reclaim {
     waiting: AtomicBool,
     /// A request was answered on it.
     served: AtomicBool,
-    notify: Notify,
     /// The task polling [`Signal::poll_requested`].
     waker: Mutex<Option<Waker>>,
     /// Made by a signal for itself (outside a listener).
@@ -65,7 +64,6 @@ impl Reclaim {
     /// Asks the connection to close: its [`Signal::requested`] completes.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.notify.notify_waiters();
         let waker = self
             .waker
             .lock()
@@ -92,12 +90,13 @@ impl Reclaim {
     }
 }
 
-/// Marks a [`Reclaim`] as waiting while it lives.
-struct Waiting<'a>(&'a Reclaim);
+/// A connection's signal while it waits in [`Signal::requested`]: no longer counted as waiting
+/// once the wait ends (or is dropped for other work).
+struct Waiting<'a>(&'a mut Signal);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiting.store(false, Ordering::Relaxed);
+        self.0.busy();
     }
 }
 
@@ -225,21 +224,20 @@ impl Signal {
         reason = "an async fn stores its arguments twice"
     )]
     pub fn requested(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        let shared = &*self.shared;
-        let reclaim = self.reclaim.as_deref();
         async move {
-            // A reclaimable connection waits on its own notify: the listener passes shutdown on.
-            let notify = reclaim.map_or(&shared.notify, |r| &r.notify);
-            let _waiting = reclaim.map(Waiting);
+            if self.reclaim.is_some() {
+                // A connection's: its waker is kept in its Reclaim, which the listener stops.
+                let waiting = Waiting(self);
+                std::future::poll_fn(|cx| waiting.0.poll_requested(cx)).await;
+                return;
+            }
+            let shared = &*self.shared;
             loop {
-                // Created before the flags are read: a `Notified` sees every later
+                // Created before the flag is read: a `Notified` sees every later
                 // `notify_waiters`.
-                let notified = notify.notified();
-                if shared.stopped.load(Ordering::Acquire) || reclaim.is_some_and(Reclaim::stopped) {
+                let notified = shared.notify.notified();
+                if shared.stopped.load(Ordering::Acquire) {
                     return;
-                }
-                if let Some(reclaim) = reclaim {
-                    reclaim.waiting.store(true, Ordering::Relaxed);
                 }
                 notified.await;
             }
