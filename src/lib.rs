@@ -22,11 +22,13 @@
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
 //! - [`retry`]: backoff with jitter for background tasks that retry (mirror, ACME).
-//! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, the HTTP/1.1
-//!   loop over any [`server::Transport`], and h2 through hyper behind a guard (handshake and
-//!   idle timeouts, control-frame floods); request metrics ([`server::metrics`]) and the admin
-//!   listener ([`server::admin`]: `/metrics`, `/statusz`).
-//! - [`shutdown`]: signals, the shutdown broadcast, and the readiness latch.
+//! - [`server`]: the accept loop, per-generation HTTP encodings of the documents, issuerd's own
+//!   HTTP/1.1 loop and HTTP/2 engine over any [`server::Transport`] (every frame budgeted or
+//!   bounded); request metrics ([`server::metrics`]) and the admin listener ([`server::admin`]:
+//!   `/metrics`, `/statusz`).
+//! - [`shutdown`]: signals, the shutdown broadcast (and each connection's own stop request, by
+//!   which a listener at its cap reclaims connections that wait for their client), and the
+//!   readiness latch.
 //! - [`dev`]: the ephemeral key of `serve --dev`.
 //! - [`log`]: logging conventions (list fields).
 //! - [`listener`]: bind with a backlog, accept until shutdown under a connection cap (EMFILE

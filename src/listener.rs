@@ -31,6 +31,8 @@ pub const RESERVED_FDS: u64 = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause after failed `accept`s.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How often the connections whose wait is due (keep-alive, header timeout) are woken.
+const DEADLINE_TICK: Duration = Duration::from_millis(250);
 /// Connections asked to close at once when the cap is reached and a new one waits.
 const RECLAIM_BATCH: usize = 8;
 /// How long a new connection waits for a reclaimed one to go before it is refused.
@@ -105,7 +107,13 @@ pub async fn accept_until_shutdown<S, F>(
         shutdown,
         grace,
         default_max_connections(),
-        serve,
+        move |stream, shutdown, admission| {
+            let connection = serve(stream, shutdown);
+            async move {
+                connection.await;
+                drop(admission);
+            }
+        },
     )
     .await;
 }
@@ -130,11 +138,9 @@ pub async fn accept_limited<S, F>(
     max_connections: usize,
     serve: S,
 ) where
-    S: Fn(TcpStream, shutdown::Signal) -> F + Send + Sync + 'static,
+    S: Fn(TcpStream, shutdown::Signal, Admission) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    // The future is made inside the task (not moved into it), so the task stores it once.
-    let serve = Arc::new(serve);
     // One permit per connection; the drain waits until every permit is back.
     let permits = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let connections = Arc::new(Semaphore::new(permits));
@@ -146,10 +152,15 @@ pub async fn accept_limited<S, F>(
     };
     let mut failed = Throttled::new();
     let mut backoff = BACKOFF_MIN;
+    // The connections' deadlines are kept here, not by a timer in each: a few times a second,
+    // those due are woken (a timeout fires up to one tick late).
+    let mut deadlines = tokio::time::interval(DEADLINE_TICK);
+    deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = shutdown.requested() => break,
+            _ = deadlines.tick() => registry.wake_due(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     backoff = BACKOFF_MIN;
@@ -184,14 +195,15 @@ pub async fn accept_limited<S, F>(
                         drop(stream);
                         continue;
                     };
-                    let serve = Arc::clone(&serve);
                     let (registered, reclaim) = Registry::register(&registry);
-                    let shutdown = shutdown.reclaimable(reclaim);
-                    tokio::spawn(async move {
-                        serve(stream, shutdown).await;
-                        drop(registered);
-                        drop(permit);
-                    });
+                    let admission = Admission {
+                        _registered: registered,
+                        _permit: permit,
+                    };
+                    // The connection's own future is the task: not wrapped in one that would
+                    // store the stream and signal a second time (each idle connection is its
+                    // future), though spawning it moves it.
+                    tokio::spawn(serve(stream, shutdown.reclaimable(reclaim), admission));
                 }
                 Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
@@ -255,7 +267,7 @@ impl Registry {
 
     /// A new connection: registered until the guard drops, and its stop request.
     fn register(registry: &Arc<Self>) -> (Registered, Arc<Reclaim>) {
-        let reclaim = Arc::new(Reclaim::default());
+        let reclaim = Arc::new(Reclaim::registered());
         let mut connections = registry.lock();
         let id = connections.0;
         connections.0 += 1;
@@ -286,6 +298,14 @@ impl Registry {
         asked
     }
 
+    /// Wakes the connections whose wait is due (their keep-alive or header deadline).
+    fn wake_due(&self) {
+        let now = shutdown::millis(Instant::now());
+        for reclaim in self.lock().1.values() {
+            reclaim.wake_if_due(now);
+        }
+    }
+
     /// Shutdown: every connection is asked to close (idle ones at once, busy ones once they
     /// have answered).
     fn stop_all(&self) {
@@ -295,7 +315,16 @@ impl Registry {
     }
 }
 
+/// A connection's admission under the cap (its permit and its place in the registry): the
+/// connection's future holds it until the connection ends.
+#[derive(Debug)]
+pub struct Admission {
+    _registered: Registered,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// A connection's place in the [`Registry`], given up when it ends (or its task panics).
+#[derive(Debug)]
 struct Registered {
     registry: Arc<Registry>,
     id: u64,

@@ -1,8 +1,10 @@
 //! Shutdown: the OS signals that start it, the signal every task waits on, and the readiness latch.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
+
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -58,12 +60,48 @@ pub struct Reclaim {
     waker: Mutex<Option<Waker>>,
     /// Made by a signal for itself (outside a listener).
     own: bool,
+    /// Its listener wakes it at its deadline ([`Reclaim::wake_if_due`]): the connection needs
+    /// no timer of its own.
+    reaped: bool,
+    /// When the connection's wait is due ([`millis`]; 0: none).
+    deadline: AtomicU64,
+}
+
+/// How a connection's wait in [`Signal::poll_wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// Shutdown, or the connection was reclaimed.
+    Stopped,
+    /// Its deadline passed.
+    Due,
+}
+
+/// `instant` as milliseconds since the first call, plus one (0 stands for no deadline); the
+/// clock of [`Reclaim`] deadlines, which fit an atomic.
+pub fn millis(instant: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let since = instant.saturating_duration_since(epoch);
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX - 1) + 1
 }
 
 impl Reclaim {
+    /// The stop request of a connection its listener registers, which also keeps its deadlines
+    /// (see [`Reclaim::wake_if_due`]).
+    pub fn registered() -> Self {
+        Self {
+            reaped: true,
+            ..Self::default()
+        }
+    }
+
     /// Asks the connection to close: its [`Signal::requested`] completes.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
         let waker = self
             .waker
             .lock()
@@ -71,6 +109,15 @@ impl Reclaim {
             .take();
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+
+    /// Wakes the connection if it waits in [`Signal::poll_wait`] and its deadline is `now`
+    /// ([`millis`]) or earlier: its listener calls this a few times a second.
+    pub fn wake_if_due(&self, now: u64) {
+        let deadline = self.deadline.load(Ordering::Relaxed);
+        if deadline != 0 && deadline <= now && self.waiting() {
+            self.wake();
         }
     }
 
@@ -190,6 +237,31 @@ impl Signal {
             return Poll::Ready(());
         }
         reclaim.waiting.store(true, Ordering::Relaxed);
+        Poll::Pending
+    }
+
+    /// Whether the connection's listener keeps its deadlines ([`Signal::poll_wait`] may be
+    /// used; otherwise the connection keeps a timer).
+    pub fn reaped(&self) -> bool {
+        self.reclaim.as_ref().is_some_and(|r| r.reaped)
+    }
+
+    /// [`Signal::poll_requested`] with a deadline, for a connection whose listener keeps
+    /// deadlines ([`Signal::reaped`]): ready when stopped, or when `deadline` has passed (the
+    /// listener wakes the task within its tick of it; no timer is kept here).
+    pub fn poll_wait(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<Woken> {
+        if self.poll_requested(cx).is_ready() {
+            return Poll::Ready(Woken::Stopped);
+        }
+        let reclaim = self
+            .reclaim
+            .as_ref()
+            .expect("polled: a stop request is kept");
+        if Instant::now() >= deadline {
+            reclaim.waiting.store(false, Ordering::Relaxed);
+            return Poll::Ready(Woken::Due);
+        }
+        reclaim.deadline.store(millis(deadline), Ordering::Relaxed);
         Poll::Pending
     }
 

@@ -156,6 +156,24 @@ enum Step {
     },
 }
 
+/// How a wait for input ended.
+enum Waited {
+    Step(io::Result<Step>),
+    /// Shutdown, or the connection was reclaimed.
+    Stopped,
+    /// The keep-alive or header deadline passed.
+    Due,
+}
+
+impl From<shutdown::Woken> for Waited {
+    fn from(woken: shutdown::Woken) -> Self {
+        match woken {
+            shutdown::Woken::Stopped => Self::Stopped,
+            shutdown::Woken::Due => Self::Due,
+        }
+    }
+}
+
 /// Connection state kept across reads.
 struct Connection<'a, T> {
     io: &'a mut T,
@@ -257,22 +275,31 @@ pub(crate) fn serve<'a, T: Transport>(
                     (deadline, false)
                 };
                 // Input first; then shutdown (or this connection reclaimed at the connection
-                // cap), polled without a future of its own: an idle connection's future is what
-                // every idle connection costs.
-                let waited = tokio::time::timeout_at(
-                    deadline,
+                // cap) and the deadline, polled without futures of their own: an idle
+                // connection's future is what every idle connection costs. A listener's
+                // connection has its deadline kept by the listener (woken when due); any other
+                // keeps a timer, boxed.
+                let waited = if shutdown.reaped() {
                     poll_fn(|cx| match connection.poll_step(cx, true) {
-                        Poll::Ready(step) => Poll::Ready(Some(step)),
-                        Poll::Pending => shutdown.poll_requested(cx).map(|()| None),
-                    }),
-                )
-                .await;
+                        Poll::Ready(step) => Poll::Ready(Waited::Step(step)),
+                        Poll::Pending => shutdown.poll_wait(cx, deadline).map(Waited::from),
+                    })
+                    .await
+                } else {
+                    let step = poll_fn(|cx| match connection.poll_step(cx, true) {
+                        Poll::Ready(step) => Poll::Ready(Waited::Step(step)),
+                        Poll::Pending => shutdown.poll_requested(cx).map(|()| Waited::Stopped),
+                    });
+                    Box::pin(tokio::time::timeout_at(deadline, step))
+                        .await
+                        .unwrap_or(Waited::Due)
+                };
                 shutdown.busy();
                 match waited {
-                    Ok(Some(step)) => step?,
-                    Ok(None) => return Ok(Outcome::Closed),
-                    Err(_) if idle => return Ok(Outcome::Closed),
-                    Err(_) => {
+                    Waited::Step(step) => step?,
+                    Waited::Stopped => return Ok(Outcome::Closed),
+                    Waited::Due if idle => return Ok(Outcome::Closed),
+                    Waited::Due => {
                         let mut out = Vec::new();
                         refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
                         let status = StatusCode::REQUEST_TIMEOUT;

@@ -120,7 +120,13 @@ impl Server {
         tls: bool,
         serve: F,
     ) where
-        F: Fn(Arc<Self>, TcpStream, shutdown::Signal, ConnectionInfo, OpenConnection) -> Fut
+        F: Fn(
+                Arc<Self>,
+                TcpStream,
+                shutdown::Signal,
+                ConnectionInfo,
+                (OpenConnection, listener::Admission),
+            ) -> Fut
             + Clone
             + Send
             + Sync
@@ -135,14 +141,13 @@ impl Server {
             shutdown,
             grace,
             max_connections,
-            move |stream, shutdown| {
+            move |stream, shutdown, admission| {
                 let server = Arc::clone(&self);
                 let info = server.connection_info(&stream, tls);
                 let open = server.service.metrics().connection(tls);
                 // The connection's future itself, not wrapped in another that would store
-                // the stream, signal and info a second time; it is built where the listener's
-                // task stores it (a move would be a copy).
-                serve(server, stream, shutdown, info, open)
+                // the stream, signal and info a second time.
+                serve(server, stream, shutdown, info, (open, admission))
             },
         )
         .await;
