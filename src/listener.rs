@@ -2,12 +2,13 @@
 //! accept until shutdown under a connection cap, one task per connection, then a bounded drain;
 //! and a hyper connection that finishes its request in flight on shutdown.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::shutdown;
+use crate::shutdown::{self, Reclaim};
 
 /// Descriptors kept free for everything that is not a connection (key files, the watcher,
 /// the mirror's and the STS's sockets, logs), when the connection cap is sized from the fd limit:
@@ -30,6 +31,10 @@ pub const RESERVED_FDS: u64 = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause after failed `accept`s.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Connections asked to close at once when the cap is reached and a new one waits.
+const RECLAIM_BATCH: usize = 8;
+/// How long a new connection waits for a reclaimed one to go before it is refused.
+const RECLAIM_WAIT: Duration = Duration::from_secs(1);
 /// Accept failures and refusals are logged at most once per this interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -109,8 +114,12 @@ pub async fn accept_until_shutdown<S, F>(
 /// task; then stops accepting and waits at most `grace` for the connections to end. `name`
 /// labels the log lines.
 ///
-/// At most `max_connections` are served at once: one more is accepted and closed at once, so
-/// it is neither left waiting in the backlog nor costs more than an accept. When `accept` itself
+/// At most `max_connections` are served at once. At the cap, connections that wait for their
+/// client are reclaimed to admit a new one: up to 8 are asked to close (those never served a
+/// request first, then idle ones, oldest first; each gets its stop request through the
+/// [`shutdown::Signal`] handed to `serve`), and the new connection waits up to a second for one
+/// of them to go. When none waits, the new connection is closed at once, so it is neither left
+/// waiting in the backlog nor costs more than an accept. When `accept` itself
 /// fails (EMFILE: out of descriptors), the loop pauses, 10 ms doubling up to 1 s, instead of
 /// spinning. Both are logged at most once per 10 s, with a count.
 pub async fn accept_limited<S, F>(
@@ -129,7 +138,12 @@ pub async fn accept_limited<S, F>(
     // One permit per connection; the drain waits until every permit is back.
     let permits = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let connections = Arc::new(Semaphore::new(permits));
-    let mut refused = Throttled::new();
+    let registry = Arc::new(Registry::default());
+    let mut at_cap = AtCap {
+        throttle: Throttled::new(),
+        reclaimed: 0,
+        refused: 0,
+    };
     let mut failed = Throttled::new();
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -139,19 +153,43 @@ pub async fn accept_limited<S, F>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     backoff = BACKOFF_MIN;
-                    let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    let permit = match Arc::clone(&connections).try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        // At the cap: close connections that wait for their client (those
+                        // never served first, then the oldest), and admit this one in their
+                        // place once one has gone.
+                        Err(_) => {
+                            let asked = registry.reclaim(RECLAIM_BATCH);
+                            at_cap.reclaimed += asked;
+                            let permit = if asked > 0 {
+                                let permit = Arc::clone(&connections).acquire_owned();
+                                tokio::time::timeout(RECLAIM_WAIT, permit).await.ok().and_then(Result::ok)
+                            } else {
+                                None
+                            };
+                            at_cap.refused += usize::from(permit.is_none());
+                            if let Some(count) = at_cap.throttle.tick() {
+                                warn!(listener = name, max_connections = permits, times = count,
+                                    reclaimed = at_cap.reclaimed, refused = at_cap.refused,
+                                    "connection limit reached; reclaiming connections that wait \
+                                     for their client, refusing new ones when none does");
+                                at_cap.reclaimed = 0;
+                                at_cap.refused = 0;
+                            }
+                            permit
+                        }
+                    };
+                    let Some(permit) = permit else {
                         // Closed at once: the client sees the connection end instead of a hang.
                         drop(stream);
-                        if let Some(count) = refused.tick() {
-                            warn!(listener = name, max_connections = permits, refused = count,
-                                "connection limit reached; refusing new connections");
-                        }
                         continue;
                     };
                     let serve = Arc::clone(&serve);
-                    let shutdown = shutdown.clone();
+                    let (registered, reclaim) = Registry::register(&registry);
+                    let shutdown = shutdown.reclaimable(reclaim);
                     tokio::spawn(async move {
                         serve(stream, shutdown).await;
+                        drop(registered);
                         drop(permit);
                     });
                 }
@@ -174,6 +212,8 @@ pub async fn accept_limited<S, F>(
         }
     }
     drop(listener);
+    // Connections wait on their own stop request, not on the shared one: pass it on.
+    registry.stop_all();
     info!(
         listener = name,
         grace_secs = grace.as_secs_f64(),
@@ -188,6 +228,82 @@ pub async fn accept_limited<S, F>(
             listener = name,
             "grace period elapsed; closing the remaining connections"
         );
+    }
+}
+
+/// What happened at the connection cap since it was last logged.
+struct AtCap {
+    throttle: Throttled,
+    /// Connections asked to close for new ones.
+    reclaimed: usize,
+    /// New connections closed at once (none could be reclaimed in time).
+    refused: usize,
+}
+
+/// The connections of one listener, oldest first, each with its stop request.
+#[derive(Debug, Default)]
+struct Registry {
+    connections: Mutex<(u64, BTreeMap<u64, Arc<Reclaim>>)>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<u64, Arc<Reclaim>>)> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new connection: registered until the guard drops, and its stop request.
+    fn register(registry: &Arc<Self>) -> (Registered, Arc<Reclaim>) {
+        let reclaim = Arc::new(Reclaim::default());
+        let mut connections = registry.lock();
+        let id = connections.0;
+        connections.0 += 1;
+        connections.1.insert(id, Arc::clone(&reclaim));
+        let registered = Registered {
+            registry: Arc::clone(registry),
+            id,
+        };
+        (registered, reclaim)
+    }
+
+    /// Asks up to `most` connections that wait for their client to close: first those that
+    /// were never served a request (silent or trickling clients), then idle ones, oldest first
+    /// (as nginx reclaims its reusable connections). Returns how many were asked.
+    fn reclaim(&self, most: usize) -> usize {
+        let connections = self.lock();
+        let candidates = |served: bool| {
+            connections
+                .1
+                .values()
+                .filter(move |r| r.waiting() && !r.stopped() && r.served() == served)
+        };
+        let mut asked = 0;
+        for reclaim in candidates(false).chain(candidates(true)).take(most) {
+            reclaim.stop();
+            asked += 1;
+        }
+        asked
+    }
+
+    /// Shutdown: every connection is asked to close (idle ones at once, busy ones once they
+    /// have answered).
+    fn stop_all(&self) {
+        for reclaim in self.lock().1.values() {
+            reclaim.stop();
+        }
+    }
+}
+
+/// A connection's place in the [`Registry`], given up when it ends (or its task panics).
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().1.remove(&self.id);
     }
 }
 

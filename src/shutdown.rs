@@ -24,6 +24,54 @@ pub struct Trigger {
 #[derive(Clone, Debug)]
 pub struct Signal {
     shared: Arc<Shared>,
+    /// A connection's own stop request, when its listener may reclaim it.
+    reclaim: Option<Arc<Reclaim>>,
+}
+
+/// One connection's stop request beside the shared shutdown: when the connection cap is reached,
+/// the listener asks connections that are waiting for input (and so lose nothing by closing) to
+/// close, to admit new clients. It also says whether the connection is waiting now and whether
+/// it was ever served a request, so the listener can choose.
+#[derive(Debug, Default)]
+pub struct Reclaim {
+    stopped: AtomicBool,
+    /// Waiting in [`Signal::requested`]: for input (or, on HTTP/2, for the client's window).
+    waiting: AtomicBool,
+    /// A request was answered on it.
+    served: AtomicBool,
+    notify: Notify,
+}
+
+impl Reclaim {
+    /// Asks the connection to close: its [`Signal::requested`] completes.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether it was asked to close.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection waits for its client (in [`Signal::requested`]).
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request was answered on it.
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a [`Reclaim`] as waiting while it lives.
+struct Waiting<'a>(&'a Reclaim);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.store(false, Ordering::Relaxed);
+    }
 }
 
 /// A connected trigger and signal.
@@ -33,7 +81,10 @@ pub fn channel() -> (Trigger, Signal) {
         Trigger {
             shared: Arc::clone(&shared),
         },
-        Signal { shared },
+        Signal {
+            shared,
+            reclaim: None,
+        },
     )
 }
 
@@ -52,8 +103,45 @@ impl Drop for Trigger {
 }
 
 impl Signal {
-    /// Completes once shutdown has been triggered (or the trigger was dropped).
+    /// This signal for one connection that its listener may reclaim: it also completes when
+    /// `reclaim` is stopped, and only then — the listener stops every connection it registered
+    /// when shutdown is triggered (connections check the shared flag whenever they wait).
+    #[must_use]
+    pub fn reclaimable(&self, reclaim: Arc<Reclaim>) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            reclaim: Some(reclaim),
+        }
+    }
+
+    /// Says that a request was answered on this connection (reclaimed after those that never
+    /// were).
+    pub fn served(&self) {
+        if let Some(reclaim) = &self.reclaim {
+            reclaim.served.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether shutdown was triggered, or this connection was asked to close.
+    pub fn is_requested(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+            || self.reclaim.as_ref().is_some_and(|r| r.stopped())
+    }
+
+    /// Completes once shutdown has been triggered (or the trigger was dropped), or this
+    /// connection is reclaimed. While it waits, the connection counts as waiting for its client.
     pub async fn requested(&mut self) {
+        if let Some(reclaim) = &self.reclaim {
+            let _waiting = Waiting(reclaim);
+            loop {
+                let notified = reclaim.notify.notified();
+                if self.shared.stopped.load(Ordering::Acquire) || reclaim.stopped() {
+                    return;
+                }
+                reclaim.waiting.store(true, Ordering::Relaxed);
+                notified.await;
+            }
+        }
         loop {
             // Created before the flag is read: a `Notified` sees every later `notify_waiters`.
             let notified = self.shared.notify.notified();

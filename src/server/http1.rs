@@ -277,6 +277,9 @@ pub(crate) async fn serve<T: Transport>(
                 linger,
                 more,
             } => {
+                if !connection.served_any {
+                    shutdown.served();
+                }
                 connection.served_any = true;
                 backlog = more;
                 head_deadline = None;

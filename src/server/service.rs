@@ -488,6 +488,33 @@ fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuer::{DiscoveryProfile, Issuer, Publication};
+    use crate::keys::{KeySet, PublicKey};
+    use crate::store::Store;
+
+    #[test]
+    fn statusz_responses_within_a_second_share_one_body() {
+        let pem = include_str!("../../tests/fixtures/keys/ec256.pub.pem");
+        let keys = KeySet::from_public_keys(PublicKey::from_pem(pem.as_bytes()).unwrap());
+        let publication = Publication {
+            issuer: Issuer::new("https://h.example", None, false).unwrap(),
+            profile: DiscoveryProfile::Kubernetes,
+            max_age_secs: 60,
+        };
+        let store = Store::new(publication, keys.unwrap());
+        let service = IssuerService::new(store.reader(), Readiness::default());
+        let encoded = service.encoder().current();
+        // Two in the same second (tried again if a second boundary fell between them).
+        let shared = (0..3).any(|_| {
+            let first = service.status(&encoded).into_body();
+            let second = service.status(&encoded).into_body();
+            first.as_ptr() == second.as_ptr()
+        });
+        assert!(shared, "each /statusz response has its own copy");
+        let body: serde_json::Value =
+            serde_json::from_slice(&service.status(&encoded).into_body()).unwrap();
+        assert_eq!(body["generation"], 1);
+    }
 
     #[test]
     fn etag_comparison() {

@@ -122,8 +122,8 @@ impl H2Connection {
     }
 }
 
-/// A decoded header list: (name, value) pairs, in order.
-pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// A decoded header field: name and value.
+pub type Field = (Vec<u8>, Vec<u8>);
 
 /// An HPACK decoder (RFC 7541) for request header blocks, as the connection uses it.
 #[derive(Debug, Default)]
@@ -135,7 +135,7 @@ pub struct HpackDecoder {
 impl HpackDecoder {
     /// Decodes one header block into its fields (name, value), updating the dynamic table;
     /// `Err` names the reason the block is a `COMPRESSION_ERROR`.
-    pub fn decode(&mut self, block: &[u8]) -> Result<Fields, String> {
+    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<Field>, String> {
         let mut fields = Vec::new();
         self.decoder
             .decode(block, |name, value, _| {

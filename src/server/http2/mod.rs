@@ -147,6 +147,9 @@ pub(crate) async fn serve<T: Transport>(
         let now = Instant::now();
         driver.observe(now);
         if driver.connection.requests() != requests {
+            if requests == 0 {
+                shutdown.served();
+            }
             requests = driver.connection.requests();
             last_request = now;
         }
