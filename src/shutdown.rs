@@ -130,25 +130,31 @@ impl Signal {
 
     /// Completes once shutdown has been triggered (or the trigger was dropped), or this
     /// connection is reclaimed. While it waits, the connection counts as waiting for its client.
-    pub async fn requested(&mut self) {
-        if let Some(reclaim) = &self.reclaim {
-            let _waiting = Waiting(reclaim);
+    /// (Not an `async fn`, whose argument would be stored twice: every idle connection waits
+    /// on one of these.)
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub fn requested(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        let shared = &*self.shared;
+        let reclaim = self.reclaim.as_deref();
+        async move {
+            // A reclaimable connection waits on its own notify: the listener passes shutdown on.
+            let notify = reclaim.map_or(&shared.notify, |r| &r.notify);
+            let _waiting = reclaim.map(Waiting);
             loop {
-                let notified = reclaim.notify.notified();
-                if self.shared.stopped.load(Ordering::Acquire) || reclaim.stopped() {
+                // Created before the flags are read: a `Notified` sees every later
+                // `notify_waiters`.
+                let notified = notify.notified();
+                if shared.stopped.load(Ordering::Acquire) || reclaim.is_some_and(Reclaim::stopped) {
                     return;
                 }
-                reclaim.waiting.store(true, Ordering::Relaxed);
+                if let Some(reclaim) = reclaim {
+                    reclaim.waiting.store(true, Ordering::Relaxed);
+                }
                 notified.await;
             }
-        }
-        loop {
-            // Created before the flag is read: a `Notified` sees every later `notify_waiters`.
-            let notified = self.shared.notify.notified();
-            if self.shared.stopped.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
         }
     }
 }

@@ -165,7 +165,7 @@ struct Connection<'a, T> {
     /// while the connection is idle.
     pending: Vec<u8>,
     served_any: bool,
-    info: ConnectionInfo,
+    info: &'a ConnectionInfo,
     /// The requests of the last step, timed once their answers are written: when the step's
     /// read returned, and the requests by route.
     unobserved: Option<(Instant, [u64; 4])>,
@@ -213,95 +213,102 @@ impl Tally<'_> {
     }
 }
 
-/// Serves HTTP/1.x requests on `io` until the connection ends.
-pub(crate) async fn serve<T: Transport>(
-    io: &mut T,
-    service: &IssuerService,
-    shutdown: &mut shutdown::Signal,
-    timeouts: &Timeouts,
-    info: ConnectionInfo,
-) -> io::Result<Outcome> {
-    let mut connection = Connection {
-        io,
-        service,
-        view: service.view(),
-        pending: Vec::new(),
-        served_any: false,
-        info,
-        unobserved: None,
-    };
-    let mut backlog = false;
-    // A request head must be complete this long after its first byte, however it trickles in.
-    let mut head_deadline: Option<Instant> = None;
-    loop {
-        // The answers of the last step are written: time them with the clock read the
-        // keep-alive deadline needs anyway.
-        let now = Instant::now();
-        connection.observe(now);
-        let step = if backlog {
-            // Complete requests are already buffered: answer them without waiting for input.
-            poll_fn(|cx| connection.poll_step(cx, false)).await?
-        } else {
-            let (deadline, idle) = if connection.pending.is_empty() {
-                head_deadline = None;
-                (now + timeouts.keep_alive, true)
+/// Serves HTTP/1.x requests on `io` until the connection ends. (Not an `async fn`, whose
+/// arguments would be stored twice in every idle connection's future: rust-lang/rust#62958.)
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+pub(crate) fn serve<'a, T: Transport>(
+    io: &'a mut T,
+    service: &'a IssuerService,
+    shutdown: &'a mut shutdown::Signal,
+    timeouts: &'a Timeouts,
+    info: &'a ConnectionInfo,
+) -> impl Future<Output = io::Result<Outcome>> + Send + 'a {
+    async move {
+        let mut connection = Connection {
+            io,
+            service,
+            view: service.view(),
+            pending: Vec::new(),
+            served_any: false,
+            info,
+            unobserved: None,
+        };
+        let mut backlog = false;
+        // A request head must be complete this long after its first byte, however it trickles in.
+        let mut head_deadline: Option<Instant> = None;
+        loop {
+            // The answers of the last step are written: time them with the clock read the
+            // keep-alive deadline needs anyway.
+            let now = Instant::now();
+            connection.observe(now);
+            let step = if backlog {
+                // Complete requests are already buffered: answer them without waiting for input.
+                poll_fn(|cx| connection.poll_step(cx, false)).await?
             } else {
-                let deadline = *head_deadline.get_or_insert_with(|| now + timeouts.header_read);
-                (deadline, false)
+                let (deadline, idle) = if connection.pending.is_empty() {
+                    head_deadline = None;
+                    (now + timeouts.keep_alive, true)
+                } else {
+                    let deadline = *head_deadline.get_or_insert_with(|| now + timeouts.header_read);
+                    (deadline, false)
+                };
+                tokio::select! {
+                    biased;
+                    step = tokio::time::timeout_at(deadline, poll_fn(|cx| connection.poll_step(cx, true))) => match step {
+                        Ok(step) => step?,
+                        Err(_) if idle => return Ok(Outcome::Closed),
+                        Err(_) => {
+                            let mut out = Vec::new();
+                            refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
+                            let status = StatusCode::REQUEST_TIMEOUT;
+                            service.metrics().local().count(Route::Other, Protocol::Http1, info.tls, status, 0);
+                            let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
+                            return Ok(Outcome::Closed);
+                        }
+                    },
+                    () = shutdown.requested() => return Ok(Outcome::Closed),
+                }
             };
-            tokio::select! {
-                biased;
-                step = tokio::time::timeout_at(deadline, poll_fn(|cx| connection.poll_step(cx, true))) => match step {
-                    Ok(step) => step?,
-                    Err(_) if idle => return Ok(Outcome::Closed),
-                    Err(_) => {
-                        let mut out = Vec::new();
-                        refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
-                        let status = StatusCode::REQUEST_TIMEOUT;
-                        service.metrics().local().count(Route::Other, Protocol::Http1, info.tls, status, 0);
-                        let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
+            match step {
+                Step::Incomplete => backlog = false,
+                Step::Eof => return Ok(Outcome::Closed),
+                Step::Http2 => return Ok(Outcome::Http2(connection.pending)),
+                Step::Answered {
+                    unwritten,
+                    unflushed,
+                    close,
+                    linger,
+                    more,
+                } => {
+                    if !connection.served_any {
+                        shutdown.served();
+                    }
+                    connection.served_any = true;
+                    backlog = more;
+                    head_deadline = None;
+                    // A client that stops reading must not hold the connection (and its unwritten
+                    // output) forever; nothing more is parsed until this is written.
+                    if !unwritten.is_empty() || unflushed {
+                        let written = tokio::time::timeout(
+                            timeouts.write,
+                            write_all_flushed(connection.io, &unwritten),
+                        )
+                        .await;
+                        match written {
+                            Ok(result) => result?,
+                            Err(_) => return Ok(Outcome::Closed),
+                        }
+                    }
+                    if close {
+                        connection.observe(Instant::now());
+                        if linger {
+                            linger_close(connection.io, *timeouts).await;
+                        }
                         return Ok(Outcome::Closed);
                     }
-                },
-                () = shutdown.requested() => return Ok(Outcome::Closed),
-            }
-        };
-        match step {
-            Step::Incomplete => backlog = false,
-            Step::Eof => return Ok(Outcome::Closed),
-            Step::Http2 => return Ok(Outcome::Http2(connection.pending)),
-            Step::Answered {
-                unwritten,
-                unflushed,
-                close,
-                linger,
-                more,
-            } => {
-                if !connection.served_any {
-                    shutdown.served();
-                }
-                connection.served_any = true;
-                backlog = more;
-                head_deadline = None;
-                // A client that stops reading must not hold the connection (and its unwritten
-                // output) forever; nothing more is parsed until this is written.
-                if !unwritten.is_empty() || unflushed {
-                    let written = tokio::time::timeout(
-                        timeouts.write,
-                        write_all_flushed(connection.io, &unwritten),
-                    )
-                    .await;
-                    match written {
-                        Ok(result) => result?,
-                        Err(_) => return Ok(Outcome::Closed),
-                    }
-                }
-                if close {
-                    connection.observe(Instant::now());
-                    if linger {
-                        linger_close(connection.io, *timeouts).await;
-                    }
-                    return Ok(Outcome::Closed);
                 }
             }
         }
@@ -402,7 +409,7 @@ impl<T: Transport> Connection<'_, T> {
         let encoded = self.view.get(self.service.encoder());
         let io = &mut *self.io;
         let mut tally = Tally {
-            info: &self.info,
+            info: self.info,
             counters: self.service.metrics().local(),
             started: Instant::now(),
             routes: [0; 4],

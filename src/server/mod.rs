@@ -23,6 +23,7 @@ pub use self::http2::DELIBERATE_DIFFERENCES as H2_DELIBERATE_DIFFERENCES;
 #[doc(hidden)]
 pub use self::http2::fuzzing;
 pub use self::metrics::ConnectionInfo;
+use self::metrics::OpenConnection;
 pub use self::service::{Attached, IssuerService};
 pub use self::tls::{TlsSettings, TlsSetupError, server_config};
 pub use self::transport::Transport;
@@ -105,16 +106,8 @@ impl Server {
         shutdown: shutdown::Signal,
         grace: Duration,
     ) {
-        self.accept(
-            listener,
-            shutdown,
-            grace,
-            false,
-            |server, stream, shutdown, info| async move {
-                server.serve_connection(stream, shutdown, info).await;
-            },
-        )
-        .await;
+        self.accept(listener, shutdown, grace, false, serve_on)
+            .await;
     }
 
     /// The accept loop of the plain and TLS listeners: TCP_NODELAY, the connection cap, each
@@ -127,7 +120,7 @@ impl Server {
         tls: bool,
         serve: F,
     ) where
-        F: Fn(Arc<Self>, TcpStream, shutdown::Signal, ConnectionInfo) -> Fut
+        F: Fn(Arc<Self>, TcpStream, shutdown::Signal, ConnectionInfo, OpenConnection) -> Fut
             + Clone
             + Send
             + Sync
@@ -145,13 +138,11 @@ impl Server {
             move |stream, shutdown| {
                 let server = Arc::clone(&self);
                 let info = server.connection_info(&stream, tls);
-                // Built inside the task's future, not moved into it: a connection future is
-                // large, and a move is a copy.
-                let serve = serve.clone();
-                async move {
-                    let _open = server.service.metrics().connection(tls);
-                    serve(server, stream, shutdown, info).await;
-                }
+                let open = server.service.metrics().connection(tls);
+                // The connection's future itself, not wrapped in another that would store
+                // the stream, signal and info a second time; it is built where the listener's
+                // task stores it (a move would be a copy).
+                serve(server, stream, shutdown, info, open)
             },
         )
         .await;
@@ -172,21 +163,13 @@ impl Server {
     /// which hands over to HTTP/2 on the prior knowledge preface (h2c). Idle connections close
     /// on shutdown; a request being answered is finished first. `info` says whether it is TLS
     /// (and who the peer is, for the access log).
-    pub async fn serve_connection<T: Transport>(
+    pub fn serve_connection<T: Transport>(
         &self,
-        mut io: T,
-        mut shutdown: shutdown::Signal,
+        io: T,
+        shutdown: shutdown::Signal,
         info: ConnectionInfo,
-    ) {
-        match http1::serve(&mut io, &self.service, &mut shutdown, &self.timeouts, info).await {
-            Ok(Outcome::Closed) => {}
-            Ok(Outcome::Http2(preface)) => {
-                // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
-                // be as large as the HTTP/2 one, and cost that much memory each.
-                Box::pin(self.serve_h2_read(io, shutdown, info, preface)).await;
-            }
-            Err(error) => debug!(%error, "connection ended with an error"),
-        }
+    ) -> impl Future<Output = ()> + Send + '_ {
+        serve_on(self, io, shutdown, info, ())
     }
 
     /// An HTTP/2 connection (h2 negotiated by ALPN), until it ends or is drained on shutdown.
@@ -220,6 +203,47 @@ impl Server {
         if let Err(error) = served {
             debug!(%error, "HTTP/2 connection ended with an error");
         }
+    }
+}
+
+/// [`Server::serve_connection`] over a server borrowed or shared, holding `guard` until the
+/// connection ends. Not an `async fn` (one stores its arguments twice, rust-lang/rust#62958),
+/// and no further wrapper: this future is what every idle connection costs.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn serve_on<S, T, G>(
+    server: S,
+    mut io: T,
+    mut shutdown: shutdown::Signal,
+    info: ConnectionInfo,
+    guard: G,
+) -> impl Future<Output = ()> + Send
+where
+    S: std::ops::Deref<Target = Server> + Send,
+    T: Transport,
+    G: Send,
+{
+    async move {
+        let served = http1::serve(
+            &mut io,
+            &server.service,
+            &mut shutdown,
+            &server.timeouts,
+            &info,
+        )
+        .await;
+        match served {
+            Ok(Outcome::Closed) => {}
+            Ok(Outcome::Http2(preface)) => {
+                // Boxed: every connection future (idle HTTP/1.1 ones included) would otherwise
+                // be as large as the HTTP/2 one, and cost that much memory each.
+                Box::pin(server.serve_h2_read(io, shutdown, info, preface)).await;
+            }
+            Err(error) => debug!(%error, "connection ended with an error"),
+        }
+        drop(guard);
     }
 }
 

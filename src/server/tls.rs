@@ -47,6 +47,9 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsSet
     Ok(Arc::new(config))
 }
 
+/// Bytes of TLS records a connection's rustls buffers for a client that does not read.
+const TLS_BUFFER_LIMIT: usize = 16 * 1024;
+
 impl Server {
     /// Serves HTTPS on `listener` until `shutdown` fires, then drains as [`Server::serve`] does.
     pub async fn serve_tls(
@@ -62,12 +65,13 @@ impl Server {
             shutdown,
             grace,
             true,
-            move |server, stream, shutdown, info| {
+            move |server, stream, shutdown, info, open| {
                 let acceptor = acceptor.clone();
                 async move {
                     server
                         .serve_tls_connection(stream, acceptor, shutdown, info)
                         .await;
+                    drop(open);
                 }
             },
         )
@@ -98,6 +102,10 @@ impl Server {
                 return;
             }
         };
+        // What a client that stops reading can make rustls hold (written, not yet sent): as
+        // much as the HTTP engines themselves keep (16 KiB), not rustls's default 64 KiB.
+        let mut stream = stream;
+        stream.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         match stream.get_ref().1.alpn_protocol() {
             Some(b"h2") => self.serve_h2(stream, shutdown, info).await,
             // The challenge was the handshake; RFC 8737 has no application data.

@@ -76,7 +76,57 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         "a request whose DATA does not add up to its content-length",
         "answered (its body is never read), then the stream is reset NO_ERROR",
-        "RST_STREAM PROTOCOL_ERROR",
+        "RST_STREAM PROTOCOL_ERROR when it reads the DATA before answering, else like issuerd",
+    ),
+    (
+        "h2c on the plain port: bytes that are not the HTTP/2 preface (h2spec http2/3.5/2)",
+        "read as HTTP/1.1: a request line whose version is not HTTP/1.x is answered 505 with \
+         connection: close (over TLS with ALPN h2: GOAWAY PROTOCOL_ERROR)",
+        "hyper-util's auto server reads them as HTTP/1.1 too: 400 with connection: close \
+         (hyper's HTTP/2 server alone sends its SETTINGS and closes)",
+    ),
+    (
+        "DATA or HEADERS on a stream after the client's own RST_STREAM, the request already \
+         answered and reset NO_ERROR (h2spec http2/5.1/8, http2/5.1/9)",
+        "GOAWAY STREAM_CLOSED (a frame on a closed stream, RFC 9113 section 5.1)",
+        "depends on whether its answer went out before it read them: RST_STREAM STREAM_CLOSED \
+         (DATA) or GOAWAY PROTOCOL_ERROR (HEADERS), or the answer, RST_STREAM NO_ERROR and the \
+         frames ignored",
+    ),
+    (
+        "trailers without END_STREAM (or also with a pseudo-header) after the request was \
+         answered and reset NO_ERROR (h2spec http2/8.1/1, http2/8.1.2.1/3)",
+        "GOAWAY PROTOCOL_ERROR (the stream is already reset: a connection error, RFC 9113 \
+         section 5.4.1)",
+        "RST_STREAM PROTOCOL_ERROR when it reads them before answering, else the answer, \
+         RST_STREAM NO_ERROR and the trailers ignored",
+    ),
+    (
+        "more than 16 DATA or HEADERS frames on a stream after it was answered and reset \
+         NO_ERROR (a request body in small frames; issuerd serves no request body)",
+        "GOAWAY PROTOCOL_ERROR at the 17th, each before it spending the frame budget (frames on \
+         reset streams cost a connection nothing otherwise)",
+        "ignored while the reset is recent, within its limits on pending resets",
+    ),
+    (
+        "WINDOW_UPDATEs taking a stream window above 2^31-1 once its response is out in full \
+         (h2spec http2/6.9.1/3)",
+        "ignored: the stream was answered and reset NO_ERROR when its HEADERS came (a response \
+         still held by flow control gets RST_STREAM FLOW_CONTROL_ERROR)",
+        "RST_STREAM FLOW_CONTROL_ERROR when it reads them before answering, else like issuerd",
+    ),
+    (
+        "HEADERS on a stream id below the highest one opened, whether used (h2spec \
+         http2/5.1/12) or skipped (h2spec http2/5.1.1/2)",
+        "GOAWAY STREAM_CLOSED (only the highest id is kept; every lower stream is closed)",
+        "GOAWAY PROTOCOL_ERROR (RFC 9113 section 5.1.1)",
+    ),
+    (
+        "a PING after the client's GOAWAY, read in a later step, with nothing owed (h2spec \
+         http2/7/1)",
+        "not answered: the connection is closed cleanly once the client has sent GOAWAY and \
+         nothing is owed",
+        "PING ACK and the connection kept open (at times GOAWAY NO_ERROR and close)",
     ),
 ];
 
