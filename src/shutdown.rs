@@ -1,7 +1,8 @@
 //! Shutdown: the OS signals that start it, the signal every task waits on, and the readiness latch.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
@@ -10,6 +11,9 @@ use tokio::sync::Notify;
 struct Shared {
     stopped: AtomicBool,
     notify: Notify,
+    /// Stop requests made for signals polled with [`Signal::poll_requested`] outside a
+    /// listener, stopped on shutdown like a listener stops its connections'.
+    polled: Mutex<Vec<Weak<Reclaim>>>,
 }
 
 /// The trigger side: `trigger` (or dropping it) starts a graceful shutdown of every task holding
@@ -19,13 +23,24 @@ pub struct Trigger {
     shared: Arc<Shared>,
 }
 
-/// The waiting side, one clone per task. Waiting on it is small (a `Notified`, about 64 bytes),
-/// which counts: every idle connection waits on one.
-#[derive(Clone, Debug)]
+/// The waiting side, one clone per task. An idle HTTP/1.1 connection polls it
+/// ([`Signal::poll_requested`]: its waker is kept in the connection's [`Reclaim`], so waiting
+/// costs the connection's future nothing); other tasks await [`Signal::requested`].
+#[derive(Debug)]
 pub struct Signal {
     shared: Arc<Shared>,
-    /// A connection's own stop request, when its listener may reclaim it.
+    /// A connection's own stop request, when its listener may reclaim it (or one made for
+    /// [`Signal::poll_requested`], which clones do not share).
     reclaim: Option<Arc<Reclaim>>,
+}
+
+impl Clone for Signal {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            reclaim: self.reclaim.clone().filter(|r| !r.own),
+        }
+    }
 }
 
 /// One connection's stop request beside the shared shutdown: when the connection cap is reached,
@@ -39,14 +54,24 @@ pub struct Reclaim {
     waiting: AtomicBool,
     /// A request was answered on it.
     served: AtomicBool,
-    notify: Notify,
+    /// The task polling [`Signal::poll_requested`].
+    waker: Mutex<Option<Waker>>,
+    /// Made by a signal for itself (outside a listener).
+    own: bool,
 }
 
 impl Reclaim {
     /// Asks the connection to close: its [`Signal::requested`] completes.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.notify.notify_waiters();
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Whether it was asked to close.
@@ -65,12 +90,13 @@ impl Reclaim {
     }
 }
 
-/// Marks a [`Reclaim`] as waiting while it lives.
-struct Waiting<'a>(&'a Reclaim);
+/// A connection's signal while it waits in [`Signal::requested`]: no longer counted as waiting
+/// once the wait ends (or is dropped for other work).
+struct Waiting<'a>(&'a mut Signal);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiting.store(false, Ordering::Relaxed);
+        self.0.busy();
     }
 }
 
@@ -93,6 +119,16 @@ impl Trigger {
     pub fn trigger(&self) {
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.notify.notify_waiters();
+        let polled = std::mem::take(
+            &mut *self
+                .shared
+                .polled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for reclaim in polled.iter().filter_map(Weak::upgrade) {
+            reclaim.stop();
+        }
     }
 }
 
@@ -111,6 +147,57 @@ impl Signal {
         Self {
             shared: Arc::clone(&self.shared),
             reclaim: Some(reclaim),
+        }
+    }
+
+    /// Polls for [`Signal::requested`] without a future to keep: ready once shutdown was
+    /// triggered or this connection reclaimed; pending, the task's waker is kept in the
+    /// connection's [`Reclaim`] (and the connection counts as waiting) until the next poll.
+    pub fn poll_requested(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let reclaim = match &self.reclaim {
+            Some(reclaim) => reclaim,
+            None => {
+                // Outside a listener: a stop request of its own, which shutdown reaches.
+                let reclaim = Arc::new(Reclaim {
+                    own: true,
+                    ..Reclaim::default()
+                });
+                let mut polled = self
+                    .shared
+                    .polled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if polled.len() >= 64 && polled.len().is_power_of_two() {
+                    polled.retain(|r| r.strong_count() > 0);
+                }
+                polled.push(Arc::downgrade(&reclaim));
+                drop(polled);
+                self.reclaim.insert(reclaim)
+            }
+        };
+        {
+            let mut waker = reclaim.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *waker {
+                Some(kept) if kept.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+        }
+        // Checked after the waker is kept: a stop in between wakes it.
+        if reclaim.stopped() || self.shared.stopped.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        reclaim.waiting.store(true, Ordering::Relaxed);
+        Poll::Pending
+    }
+
+    /// Says that the connection is no longer waiting (its poll of [`Signal::poll_requested`]
+    /// was pending, and it has work now).
+    pub fn busy(&self) {
+        if let Some(reclaim) = &self.reclaim {
+            reclaim.waiting.store(false, Ordering::Relaxed);
         }
     }
 
@@ -137,21 +224,20 @@ impl Signal {
         reason = "an async fn stores its arguments twice"
     )]
     pub fn requested(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        let shared = &*self.shared;
-        let reclaim = self.reclaim.as_deref();
         async move {
-            // A reclaimable connection waits on its own notify: the listener passes shutdown on.
-            let notify = reclaim.map_or(&shared.notify, |r| &r.notify);
-            let _waiting = reclaim.map(Waiting);
+            if self.reclaim.is_some() {
+                // A connection's: its waker is kept in its Reclaim, which the listener stops.
+                let waiting = Waiting(self);
+                std::future::poll_fn(|cx| waiting.0.poll_requested(cx)).await;
+                return;
+            }
+            let shared = &*self.shared;
             loop {
-                // Created before the flags are read: a `Notified` sees every later
+                // Created before the flag is read: a `Notified` sees every later
                 // `notify_waiters`.
-                let notified = notify.notified();
-                if shared.stopped.load(Ordering::Acquire) || reclaim.is_some_and(Reclaim::stopped) {
+                let notified = shared.notify.notified();
+                if shared.stopped.load(Ordering::Acquire) {
                     return;
-                }
-                if let Some(reclaim) = reclaim {
-                    reclaim.waiting.store(true, Ordering::Relaxed);
                 }
                 notified.await;
             }

@@ -168,7 +168,8 @@ struct Connection<'a, T> {
     info: &'a ConnectionInfo,
     /// The requests of the last step, timed once their answers are written: when the step's
     /// read returned, and the requests by route.
-    unobserved: Option<(Instant, [u64; 4])>,
+    /// (Counts as `u32`: a step answers a few dozen requests; every idle connection keeps this.)
+    unobserved: Option<(Instant, [u32; 4])>,
 }
 
 /// The requests of one read-and-answer step, for the metrics and the access log.
@@ -255,21 +256,37 @@ pub(crate) fn serve<'a, T: Transport>(
                     let deadline = *head_deadline.get_or_insert_with(|| now + timeouts.header_read);
                     (deadline, false)
                 };
-                tokio::select! {
-                    biased;
-                    step = tokio::time::timeout_at(deadline, poll_fn(|cx| connection.poll_step(cx, true))) => match step {
-                        Ok(step) => step?,
-                        Err(_) if idle => return Ok(Outcome::Closed),
-                        Err(_) => {
-                            let mut out = Vec::new();
-                            refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
-                            let status = StatusCode::REQUEST_TIMEOUT;
-                            service.metrics().local().count(Route::Other, Protocol::Http1, info.tls, status, 0);
-                            let _ = tokio::time::timeout(timeouts.write, write_all_flushed(connection.io, &out)).await;
-                            return Ok(Outcome::Closed);
-                        }
-                    },
-                    () = shutdown.requested() => return Ok(Outcome::Closed),
+                // Input first; then shutdown (or this connection reclaimed at the connection
+                // cap), polled without a future of its own: an idle connection's future is what
+                // every idle connection costs.
+                let waited = tokio::time::timeout_at(
+                    deadline,
+                    poll_fn(|cx| match connection.poll_step(cx, true) {
+                        Poll::Ready(step) => Poll::Ready(Some(step)),
+                        Poll::Pending => shutdown.poll_requested(cx).map(|()| None),
+                    }),
+                )
+                .await;
+                shutdown.busy();
+                match waited {
+                    Ok(Some(step)) => step?,
+                    Ok(None) => return Ok(Outcome::Closed),
+                    Err(_) if idle => return Ok(Outcome::Closed),
+                    Err(_) => {
+                        let mut out = Vec::new();
+                        refuse(StatusCode::REQUEST_TIMEOUT, &mut out);
+                        let status = StatusCode::REQUEST_TIMEOUT;
+                        service.metrics().local().count(
+                            Route::Other,
+                            Protocol::Http1,
+                            info.tls,
+                            status,
+                            0,
+                        );
+                        let write = write_all_flushed(connection.io, &out);
+                        let _ = Box::pin(tokio::time::timeout(timeouts.write, write)).await;
+                        return Ok(Outcome::Closed);
+                    }
                 }
             };
             match step {
@@ -292,10 +309,12 @@ pub(crate) fn serve<'a, T: Transport>(
                     // A client that stops reading must not hold the connection (and its unwritten
                     // output) forever; nothing more is parsed until this is written.
                     if !unwritten.is_empty() || unflushed {
-                        let written = tokio::time::timeout(
+                        // Boxed, as the linger below: rare waits, kept out of the future that
+                        // every idle connection stores.
+                        let written = Box::pin(tokio::time::timeout(
                             timeouts.write,
                             write_all_flushed(connection.io, &unwritten),
-                        )
+                        ))
                         .await;
                         match written {
                             Ok(result) => result?,
@@ -305,7 +324,7 @@ pub(crate) fn serve<'a, T: Transport>(
                     if close {
                         connection.observe(Instant::now());
                         if linger {
-                            linger_close(connection.io, *timeouts).await;
+                            Box::pin(linger_close(connection.io, *timeouts)).await;
                         }
                         return Ok(Outcome::Closed);
                     }
@@ -359,7 +378,7 @@ impl<T: Transport> Connection<'_, T> {
             Protocol::Http1,
             self.info.tls,
             elapsed,
-            routes,
+            routes.map(u64::from),
         );
     }
 
@@ -436,7 +455,8 @@ impl<T: Transport> Connection<'_, T> {
             unwritten.map(|u| (batch, u, unflushed))
         })?;
         if tally.routes != [0; 4] {
-            self.unobserved = Some((tally.started, tally.routes));
+            let routes = tally.routes.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            self.unobserved = Some((tally.started, routes));
         }
         let Batch {
             consumed,

@@ -71,12 +71,13 @@ impl Protocol {
 }
 
 /// What the server knows of a connection when it starts serving it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnectionInfo {
     /// The connection is TLS (the `tls` label).
     pub tls: bool,
-    /// The client's address, when known (the access log's `peer`).
-    pub peer: Option<std::net::SocketAddr>,
+    /// The client's address, when known (the access log's `peer`). Boxed: asked only for the
+    /// access log, and every idle connection keeps this.
+    pub peer: Option<Box<std::net::SocketAddr>>,
 }
 
 /// Status codes counted under their own `code` label; the server sends no others. Anything

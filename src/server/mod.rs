@@ -152,7 +152,7 @@ impl Server {
     /// syscall: asked only for the access log.
     fn connection_info(&self, stream: &TcpStream, tls: bool) -> ConnectionInfo {
         let peer = if self.service.access_log() {
-            stream.peer_addr().ok()
+            stream.peer_addr().ok().map(Box::new)
         } else {
             None
         };

@@ -127,7 +127,7 @@ impl IssuerService {
         bytes: usize,
         elapsed: Duration,
     ) {
-        let peer = info.peer.map(|p| p.to_string());
+        let peer = info.peer.as_ref().map(|p| p.to_string());
         tracing::info!(
             target: "issuerd::access",
             method,
