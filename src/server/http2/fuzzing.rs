@@ -21,6 +21,12 @@ pub const OUTPUT_HIGH_WATER: usize = super::connection::OUTPUT_HIGH_WATER;
 pub const DEFAULT_MAX_FRAME: usize = super::frame::DEFAULT_MAX_FRAME;
 /// The client connection preface.
 pub const PREFACE: &[u8] = super::frame::PREFACE;
+/// The largest dynamic table the HPACK decoder allows: the SETTINGS_HEADER_TABLE_SIZE issuerd
+/// leaves at its default (a size update above it is a `COMPRESSION_ERROR`).
+pub const MAX_TABLE_SIZE: usize = super::hpack::MAX_TABLE_SIZE;
+/// Most bytes one header block may decode to (names, values and 32 per field) before the
+/// decoder stops with a `COMPRESSION_ERROR`.
+pub const MAX_DECODED: usize = super::hpack::MAX_DECODED;
 
 const DATE: [u8; DATE_LEN] = *b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -38,15 +44,16 @@ pub struct H2Connection {
 /// What one [`H2Connection::receive`] call did.
 #[derive(Debug)]
 pub struct Received {
-    /// The frames written (the first call's start with the server's SETTINGS).
+    /// The frames written (the server's own SETTINGS are not among them: see
+    /// [`H2Connection::start`]).
     pub out: Vec<u8>,
     /// The connection ends (GOAWAY was sent, or the client's GOAWAY and nothing owed).
     pub closed: bool,
 }
 
 impl H2Connection {
-    /// A connection whose preface is still to come; the server's SETTINGS are in the first
-    /// [`Received::out`].
+    /// A connection whose preface is still to come; the server's SETTINGS, which the driver
+    /// writes first, are [`H2Connection::start`]'s.
     pub fn new(body_len: usize) -> Self {
         Self {
             connection: Connection::new(Instant::now()),
