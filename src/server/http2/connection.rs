@@ -262,8 +262,9 @@ impl Connection {
         self.input.capacity()
             + self.partial.as_ref().map_or(0, |p| p.fragments.capacity())
             + self.streams.capacity() * std::mem::size_of::<Stream>()
-            + self.reset.capacity() * std::mem::size_of::<u32>()
+            + self.reset.capacity() * std::mem::size_of::<ResetStream>()
             + self.decoder.retained_bytes()
+            + self.head.retained_bytes()
     }
 
     /// When the header block still waiting for CONTINUATION frames began, if one does.

@@ -188,15 +188,23 @@ impl RequestHead {
             .map(Vec::as_slice)
     }
 
-    /// Forgets buffers grown by an unusually large request.
+    /// Forgets buffers grown by an unusually large request (a long path, many or long
+    /// `If-None-Match` values), so an idle connection keeps at most a few KiB here.
     pub(crate) fn shrink(&mut self) {
         if self.target.capacity() > 1024 {
             self.target = Vec::new();
         }
-        if self.if_none_match.len() > 8 {
+        if self.if_none_match.len() > 8 || self.if_none_match.iter().any(|v| v.capacity() > 1024) {
             self.if_none_match = Vec::new();
             self.if_none_match_count = 0;
         }
+    }
+
+    /// Bytes kept between requests: the path and `If-None-Match` buffers.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.target.capacity()
+            + self.if_none_match.capacity() * std::mem::size_of::<Vec<u8>>()
+            + self.if_none_match.iter().map(Vec::capacity).sum::<usize>()
     }
 }
 
