@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Response, StatusCode};
-use tokio::io::{AsyncWriteExt as _, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::time::Instant;
 
 use super::Timeouts;
@@ -31,7 +31,7 @@ use super::encoded::{Encoded, View};
 use super::http2::PREFACE as H2_PREFACE;
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
-use super::transport::Transport;
+use super::transport::{Transport, linger_close, write_all_flushed};
 use crate::shutdown;
 
 /// Largest request head accepted (request line and headers).
@@ -43,8 +43,6 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Pipelined requests are answered until about this much output is waiting; then no further
 /// request is parsed until it is written. This bounds what a client that stops reading pins.
 pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
-/// How much unread input a closing connection drains at most.
-const LINGER_BYTES: usize = 64 * 1024;
 /// Output buffers larger than this are not kept for reuse.
 const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
 
@@ -351,45 +349,12 @@ pub(crate) fn serve<'a, T: Transport>(
                     if close {
                         connection.observe(Instant::now());
                         if linger {
-                            Box::pin(linger_close(connection.io, *timeouts)).await;
+                            Box::pin(linger_close(connection.io, timeouts.linger)).await;
                         }
                         return Ok(Outcome::Closed);
                     }
                 }
             }
-        }
-    }
-}
-
-/// Writes `bytes` and flushes what the transport buffers (nothing for TCP, records for TLS).
-pub(super) async fn write_all_flushed<T: Transport>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
-    io.write_all(bytes).await?;
-    io.flush().await
-}
-
-/// Closing a socket with unread input makes the kernel send a reset, which can destroy the
-/// response before the client reads it. So: stop sending, and read and discard what the client
-/// still sends, for a bounded time and amount, before closing.
-pub(super) async fn linger_close<T: Transport>(io: &mut T, timeouts: Timeouts) {
-    let deadline = Instant::now() + timeouts.linger;
-    // A TLS shutdown writes a close_notify, which a client that does not read can hold up.
-    if tokio::time::timeout_at(deadline, io.shutdown())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut discarded = 0;
-    while discarded < LINGER_BYTES {
-        let read = poll_fn(|cx| {
-            let mut sink = [MaybeUninit::<u8>::uninit(); 4096];
-            let mut sink = ReadBuf::uninit(&mut sink);
-            io.poll_read_some(cx, &mut sink)
-                .map_ok(|()| sink.filled().len())
-        });
-        match tokio::time::timeout_at(deadline, read).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => discarded += n,
         }
     }
 }

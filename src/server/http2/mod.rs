@@ -49,10 +49,9 @@ use self::connection::{Asked, Connection, Reply, Status};
 pub(crate) use self::frame::PREFACE;
 use super::date::http_date;
 use super::encoded::{Encoded, View};
-use super::http1::{linger_close, write_all_flushed};
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::service::{Answer, IssuerService, error_response};
-use super::transport::Transport;
+use super::transport::{Transport, linger_close, write_all_flushed};
 use super::{Limits, Timeouts};
 use crate::shutdown;
 
@@ -279,7 +278,7 @@ pub(crate) async fn serve<T: Transport>(
                 debug!("HTTP/2 control frame flood; sent GOAWAY ENHANCE_YOUR_CALM and closed");
             }
             if !step.eof {
-                linger_close(driver.io, *timeouts).await;
+                linger_close(driver.io, timeouts.linger).await;
             }
             return Ok(());
         }
