@@ -12,11 +12,9 @@
 //! Where it decides differently from hyper's HTTP/1.1 server, on purpose, is listed in
 //! [`DELIBERATE_DIFFERENCES`]; `tests/differential.rs` holds both to that list.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -25,11 +23,12 @@ use http::{Method, Response, StatusCode};
 use tokio::io::ReadBuf;
 use tokio::time::Instant;
 
-use super::Timeouts;
 use super::date::append_date_line;
 use super::encoded::{Encoded, View};
 use super::http2::PREFACE as H2_PREFACE;
+use super::limits::Timeouts;
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
+use super::output::{self, Written};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::{Transport, linger_close, write_all_flushed};
 use crate::shutdown;
@@ -43,8 +42,6 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Pipelined requests are answered until about this much output is waiting; then no further
 /// request is parsed until it is written. This bounds what a client that stops reading pins.
 pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
-/// Output buffers larger than this are not kept for reuse.
-const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
 
 /// Where this loop and hyper's HTTP/1.1 server decide differently on purpose, as
 /// (input, issuerd, hyper). The differential test accepts exactly these differences; the README's
@@ -117,11 +114,6 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
         "400 or 431 without a body, or a bare close",
     ),
 ];
-
-thread_local! {
-    /// Responses are assembled here, written, and the buffer kept for the next request.
-    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// How a connection ended.
 pub(crate) enum Outcome {
@@ -425,26 +417,15 @@ impl<T: Transport> Connection<'_, T> {
             started: Instant::now(),
             routes: [0; 4],
         };
-        let (batch, unwritten, unflushed) = OUTPUT.with(|output| {
-            let mut out = output.borrow_mut();
-            out.clear();
-            let batch = answer_all(data, self.service, encoded, &mut out, &mut tally);
-            let unwritten = if out.is_empty() {
-                Ok(Vec::new())
-            } else {
-                match Pin::new(&mut *io).poll_write(cx, &out) {
-                    Poll::Ready(Ok(n)) => Ok(out[n..].to_vec()),
-                    Poll::Pending => Ok(out.clone()),
-                    Poll::Ready(Err(e)) => Err(e),
-                }
-            };
-            // TCP flushes at once; a transport that buffers (TLS) is flushed by the caller.
-            let unflushed = !out.is_empty()
-                && !matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Ok(())));
-            if out.capacity() > MAX_RETAINED_OUTPUT {
-                *out = Vec::new();
-            }
-            unwritten.map(|u| (batch, u, unflushed))
+        let (
+            batch,
+            Written {
+                unwritten,
+                unflushed,
+            },
+        ) = output::with_buffer(|out| {
+            let batch = answer_all(data, self.service, encoded, out, &mut tally);
+            output::write_once(io, cx, out).map(|written| (batch, written))
         })?;
         if tally.routes != [0; 4] {
             let routes = tally.routes.map(|n| u32::try_from(n).unwrap_or(u32::MAX));

@@ -6,7 +6,9 @@ mod date;
 mod encoded;
 mod http1;
 mod http2;
+mod limits;
 pub mod metrics;
+mod output;
 pub mod service;
 mod tls;
 mod transport;
@@ -22,56 +24,13 @@ use self::http1::Outcome;
 pub use self::http2::DELIBERATE_DIFFERENCES as H2_DELIBERATE_DIFFERENCES;
 #[doc(hidden)]
 pub use self::http2::fuzzing;
+pub use self::limits::{Limits, Timeouts};
 pub use self::metrics::ConnectionInfo;
 use self::metrics::OpenConnection;
 pub use self::service::{Attached, IssuerService};
 pub use self::tls::{TlsSettings, TlsSetupError, server_config};
 pub use self::transport::Transport;
 use crate::{listener, shutdown};
-
-/// Connection timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Time a client has to finish a request head once it has sent its first byte (408 after).
-    pub header_read: Duration,
-    /// Time an idle keep-alive connection is kept (nginx's default is 75 s).
-    pub keep_alive: Duration,
-    /// Time a response may take to be written; a client that stops reading is cut off after it.
-    pub write: Duration,
-    /// Time a closing connection spends draining input it will not read, so the kernel does not
-    /// reset the connection before the client has read the response.
-    pub linger: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            header_read: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(75),
-            write: Duration::from_secs(30),
-            linger: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Connection limits beyond the timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Most connections served at once; more are accepted and closed at once.
-    pub max_connections: usize,
-    /// Time an HTTP/2 client has, from the start of the connection, to send its preface and
-    /// SETTINGS; it is closed after that.
-    pub h2_handshake: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: listener::default_max_connections(),
-            h2_handshake: Duration::from_secs(10),
-        }
-    }
-}
 
 /// Serves connections: HTTP/1.1 and HTTP/2 (prior knowledge, or by ALPN over TLS).
 #[derive(Debug)]

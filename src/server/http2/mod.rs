@@ -31,11 +31,9 @@ mod request;
 pub(crate) mod response_block;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -49,10 +47,11 @@ use self::connection::{Asked, Connection, Reply, Status};
 pub(crate) use self::frame::PREFACE;
 use super::date::http_date;
 use super::encoded::{Encoded, View};
+use super::limits::{Limits, Timeouts};
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
+use super::output::{self, Written};
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::{Transport, linger_close, write_all_flushed};
-use super::{Limits, Timeouts};
 use crate::shutdown;
 
 /// Where this engine and hyper's HTTP/2 server (the `h2` crate) decide differently on purpose, as
@@ -131,13 +130,6 @@ pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
 
 /// Bytes read per `read` call: one largest frame.
 const READ_CHUNK: usize = 16 * 1024;
-/// Output buffers larger than this are not kept for reuse.
-const MAX_RETAINED_OUTPUT: usize = 256 * 1024;
-
-thread_local! {
-    /// Frames are assembled here, written, and the buffer kept for the next batch.
-    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// What one read-and-answer step did.
 struct Step {
@@ -349,33 +341,15 @@ impl<T: Transport> Driver<'_, T> {
         cx: Option<&mut Context<'_>>,
         fill: impl FnOnce(&mut Self, &mut Vec<u8>) -> Status,
     ) -> io::Result<Step> {
-        OUTPUT.with(|output| {
-            let mut out = output.borrow_mut();
-            out.clear();
-            let status = fill(self, &mut out);
-            let (unwritten, unflushed) = match cx {
-                None => (out.clone(), true),
-                Some(_) if out.is_empty() => (Vec::new(), false),
-                Some(cx) => {
-                    let io = &mut *self.io;
-                    let unwritten = match Pin::new(&mut *io).poll_write(cx, &out) {
-                        Poll::Ready(Ok(n)) => out[n..].to_vec(),
-                        Poll::Pending => out.clone(),
-                        Poll::Ready(Err(e)) => return Err(e),
-                    };
-                    // TCP flushes at once; a transport that buffers (TLS) is flushed by the
-                    // caller.
-                    let unflushed =
-                        !matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Ok(())));
-                    (unwritten, unflushed)
-                }
+        output::with_buffer(|out| {
+            let status = fill(self, out);
+            let written = match cx {
+                None => Written::nothing_of(out),
+                Some(cx) => output::write_once(&mut *self.io, cx, out)?,
             };
-            if out.capacity() > MAX_RETAINED_OUTPUT {
-                *out = Vec::new();
-            }
             Ok(Step {
-                unwritten,
-                unflushed,
+                unwritten: written.unwritten,
+                unflushed: written.unflushed,
                 status,
                 eof: false,
             })
