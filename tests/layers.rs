@@ -130,3 +130,51 @@ fn the_store_knows_nothing_of_http() {
         assert!(!store.contains(word), "store.rs mentions {word:?}");
     }
 }
+
+#[test]
+fn lib_rs_maps_every_public_module() {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let map: String = lib
+        .lines()
+        .filter(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    assert!(
+        modules.len() > 10,
+        "found only {modules:?}: is the scan broken?"
+    );
+    let missing: Vec<_> = modules
+        .iter()
+        .filter(|m| !map.contains(&format!("[`{m}`]")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lib.rs's map has no bullet for {missing:?}"
+    );
+}
+
+/// Inside the server, the HTTP/2 engine is on its own: it does not reach into the HTTP/1.1 loop
+/// (which hands h2c over to it, and may name its preface).
+#[test]
+fn the_http2_engine_does_not_import_the_http1_loop() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/http2");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() > 3, "found only {files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines().filter(|l| l.trim_start().starts_with("use ")) {
+            assert!(
+                !line.contains("http1"),
+                "{} imports the HTTP/1.1 loop: {line}",
+                file.display()
+            );
+        }
+    }
+}
