@@ -539,7 +539,7 @@ async fn ping_flood(addr: SocketAddr) -> (u32, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ping_flood_gets_goaway_enhance_your_calm_and_others_keep_their_latency() {
+async fn a_ping_flood_gets_goaway_enhance_your_calm_and_others_are_still_served() {
     let server = start(&[]).await;
     let addr = server.addr;
     let (code, sent) = ping_flood(addr).await;
@@ -561,21 +561,16 @@ async fn a_ping_flood_gets_goaway_enhance_your_calm_and_others_keep_their_latenc
             })
         })
         .collect();
+    // Every request of an ordinary client is answered meanwhile. (How its latency holds up is
+    // measured in release builds by benches/load/attack.sh, not asserted here.)
     let mut client = served_connection(addr).await;
-    let mut latencies = Vec::new();
     for _ in 0..200 {
-        let started = Instant::now();
         assert_eq!(get_on(&mut client).await, Some(200));
-        latencies.push(started.elapsed());
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for flooder in flooders {
         assert!(flooder.await.unwrap() >= 1);
     }
-    latencies.sort();
-    let p50 = latencies[latencies.len() / 2];
-    // Unprotected, four flooders raise a release build's p50 from 0.4 ms to about 20 ms.
-    assert!(p50 < Duration::from_millis(20), "p50 {p50:?} under a flood");
 }
 
 // === drain delay and backlog ===
