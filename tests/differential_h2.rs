@@ -21,7 +21,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
 const DEFAULT_CASES: u32 = 1024;
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use common::{H2_PREFACE as PREFACE, h2_frame as frame};
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const PRIORITY: u8 = 0x2;
@@ -239,14 +239,6 @@ fn request_strategy(etags: Vec<String>) -> impl Strategy<Value = RequestSpec> {
 
 fn connection_strategy(etags: Vec<String>) -> impl Strategy<Value = Vec<RequestSpec>> {
     prop::collection::vec(request_strategy(etags), 1..8)
-}
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    let mut out = vec![len[1], len[2], len[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 /// The client's bytes for `requests`, on streams 1, 3, 5...

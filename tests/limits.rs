@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const JWKS: &str = "/openid/v1/jwks";
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use common::{H2_PREFACE as PREFACE, h2_frame as frame};
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
@@ -74,14 +74,6 @@ async fn get_on(stream: &mut TcpStream) -> Option<u16> {
     }
     let status = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
     Some(status)
-}
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len();
-    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 /// Reads one frame: (type, flags, payload); `None` at the end of the connection.

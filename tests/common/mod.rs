@@ -485,3 +485,16 @@ pub fn served_serial(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Str
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The HTTP/2 client connection preface (RFC 9113 section 3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// One raw HTTP/2 frame, for clients that misbehave on purpose: length, type, flags, stream.
+pub fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    assert_eq!(len[0], 0, "a frame payload is at most 2^24 - 1 bytes");
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
