@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Route, fake_issuer, key, published_jwks, start_local_issuer, unused_port};
+use common::{Route, fake_issuer, key, published_jwks, refusing_port, start_local_issuer};
 use issuerd::check::{Level, Report, check};
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
@@ -126,7 +126,7 @@ async fn anonymous_access_denied_and_unreachable_issuers_fail() {
     assert_finding(&report, Level::Fail, "discovery", "anonymously");
     task.abort();
 
-    let port = unused_port().await;
+    let (_refusing, port) = refusing_port();
     let report = check(&format!("http://127.0.0.1:{port}"), true).await;
     assert_finding(&report, Level::Fail, "discovery", "cannot fetch");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use common::{
-    Route, TestServer, fake_issuer, key, published_jwks, start_local_issuer, unused_port,
+    Route, TestServer, fake_issuer, key, published_jwks, refusing_port, start_local_issuer,
 };
 use issuerd::keys::PublicKey;
 use issuerd::token::claims::{Subject, unix};
@@ -287,7 +287,7 @@ async fn malformed_tokens_and_unreachable_issuers_are_named() {
     let (error, text) = failure("not-a-jwt", "http://127.0.0.1:9").await;
     assert!(matches!(error, VerifyError::Malformed(_)), "{text}");
 
-    let port = unused_port().await;
+    let (_refusing, port) = refusing_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let (error, text) = failure(&token("ec256.pkcs8.pem", &request(&issuer)), &issuer).await;
     assert!(

@@ -435,6 +435,17 @@ pub async fn unused_port() -> u16 {
         .port()
 }
 
+/// A port on 127.0.0.1 where connections are refused, and stay refused while the guard lives:
+/// it is bound but not listening, so no other process can take it meanwhile (as it could a
+/// port found free and closed again).
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 /// One store's documents served by issuerd's `Server` and by the same `IssuerService` handed to
 /// hyper: the two sides of the differential tests (EC P-256 key, issuer `https://h.example`).
 pub struct DifferentialFixture {
