@@ -1,5 +1,8 @@
 //! Wiring: load keys, build the store, spawn the watcher and the server, wait for a signal, drain.
 
+mod acme_cmd;
+mod irsa_cmd;
+
 use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
@@ -277,9 +280,6 @@ pub async fn serve_on(
     info!("stopped");
     Ok(())
 }
-
-mod acme_cmd;
-mod irsa_cmd;
 
 /// HTTPS from `--tls-cert`/`--tls-key`: loads the pair (a bad pair stops the start, naming the
 /// file), checks the issuer's host against it, and starts reloading it on change.
