@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
-//! (the server today, a mirror or an STS verifier later) is a reader of the same snapshots.
+//! (the server, the bucket mirror, `/statusz` and metrics) is a reader of the same snapshots.
 //! Data and imports flow one way: keys -> document/bucket -> store -> server/watcher/mirror -> app
 //! (`tests/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
 //! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
