@@ -1,10 +1,12 @@
 //! Shutdown: the OS signals that start it, the signal every task waits on, and the readiness latch.
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use tokio::sync::Notify;
 
@@ -34,6 +36,9 @@ pub struct Signal {
     /// A connection's own stop request, when its listener may reclaim it (or one made for
     /// [`Signal::poll_requested`], which clones do not share).
     reclaim: Option<Arc<Reclaim>>,
+    /// The deadline timer of [`Signal::poll_wait`] outside a listener (a listener keeps its
+    /// connections' deadlines itself), boxed: made only there.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Clone for Signal {
@@ -41,6 +46,7 @@ impl Clone for Signal {
         Self {
             shared: Arc::clone(&self.shared),
             reclaim: self.reclaim.clone().filter(|r| !r.own),
+            timer: None,
         }
     }
 }
@@ -157,6 +163,7 @@ pub fn channel() -> (Trigger, Signal) {
         Signal {
             shared,
             reclaim: None,
+            timer: None,
         },
     )
 }
@@ -194,6 +201,7 @@ impl Signal {
         Self {
             shared: Arc::clone(&self.shared),
             reclaim: Some(reclaim),
+            timer: None,
         }
     }
 
@@ -240,15 +248,9 @@ impl Signal {
         Poll::Pending
     }
 
-    /// Whether the connection's listener keeps its deadlines ([`Signal::poll_wait`] may be
-    /// used; otherwise the connection keeps a timer).
-    pub fn reaped(&self) -> bool {
-        self.reclaim.as_ref().is_some_and(|r| r.reaped)
-    }
-
-    /// [`Signal::poll_requested`] with a deadline, for a connection whose listener keeps
-    /// deadlines ([`Signal::reaped`]): ready when stopped, or when `deadline` has passed (the
-    /// listener wakes the task within its tick of it; no timer is kept here).
+    /// [`Signal::poll_requested`] with a deadline: ready when stopped, or when `deadline` has
+    /// passed. A listener's connection keeps no timer: its listener wakes the task within its
+    /// tick of the deadline ([`Reclaim::wake_if_due`]). Any other keeps a boxed one here.
     pub fn poll_wait(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<Woken> {
         if self.poll_requested(cx).is_ready() {
             return Poll::Ready(Woken::Stopped);
@@ -257,6 +259,15 @@ impl Signal {
             .reclaim
             .as_ref()
             .expect("polled: a stop request is kept");
+        if !reclaim.reaped {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            return timer.as_mut().poll(cx).map(|()| Woken::Due);
+        }
         if Instant::now() >= deadline {
             reclaim.waiting.store(false, Ordering::Relaxed);
             return Poll::Ready(Woken::Due);

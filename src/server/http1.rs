@@ -44,8 +44,8 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
 
 /// Where this loop and hyper's HTTP/1.1 server decide differently on purpose, as
-/// (input, issuerd, hyper). The differential test accepts exactly these differences; the README's
-/// "HTTP conformance" section repeats the table.
+/// (input, issuerd, hyper). The differential test accepts exactly these differences; `docs/http.md`
+/// repeats the table (`tests/readme.rs`).
 pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         "HTTP/1.1 request without Host, or any request with several Host lines",
@@ -266,24 +266,12 @@ pub(crate) fn serve<'a, T: Transport>(
                 };
                 // Input first; then shutdown (or this connection reclaimed at the connection
                 // cap) and the deadline, polled without futures of their own: an idle
-                // connection's future is what every idle connection costs. A listener's
-                // connection has its deadline kept by the listener (woken when due); any other
-                // keeps a timer, boxed.
-                let waited = if shutdown.reaped() {
-                    poll_fn(|cx| match connection.poll_step(cx, true) {
-                        Poll::Ready(step) => Poll::Ready(Waited::Step(step)),
-                        Poll::Pending => shutdown.poll_wait(cx, deadline).map(Waited::from),
-                    })
-                    .await
-                } else {
-                    let step = poll_fn(|cx| match connection.poll_step(cx, true) {
-                        Poll::Ready(step) => Poll::Ready(Waited::Step(step)),
-                        Poll::Pending => shutdown.poll_requested(cx).map(|()| Waited::Stopped),
-                    });
-                    Box::pin(tokio::time::timeout_at(deadline, step))
-                        .await
-                        .unwrap_or(Waited::Due)
-                };
+                // connection's future is what every idle connection costs.
+                let waited = poll_fn(|cx| match connection.poll_step(cx, true) {
+                    Poll::Ready(step) => Poll::Ready(Waited::Step(step)),
+                    Poll::Pending => shutdown.poll_wait(cx, deadline).map(Waited::from),
+                })
+                .await;
                 shutdown.busy();
                 match waited {
                     Waited::Step(step) => step?,

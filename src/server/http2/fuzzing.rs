@@ -37,8 +37,6 @@ pub struct H2Connection {
     connection: Connection,
     now: Instant,
     body: Bytes,
-    /// Requests answered with a body (200) or refused (431) so far.
-    pub answered: u64,
 }
 
 /// What one [`H2Connection::receive`] call did.
@@ -59,7 +57,6 @@ impl H2Connection {
             connection: Connection::new(Instant::now()),
             now: Instant::now(),
             body: Bytes::from(vec![b'x'; body_len]),
-            answered: 0,
         }
     }
 
@@ -79,26 +76,21 @@ impl H2Connection {
     pub fn receive(&mut self, data: &[u8]) -> Received {
         let mut out = Vec::new();
         let body = &self.body;
-        let mut answered = 0;
-        let mut answer = |asked: Asked<'_>| {
-            answered += 1;
-            match asked {
-                // :status 200
-                Ok(_) => Reply {
-                    block: Cow::Borrowed(&[0x88][..]),
-                    body: Cow::Borrowed(body),
-                },
-                // :status 431 (literal, not indexed)
-                Err(_) => Reply {
-                    block: Cow::Borrowed(&[0x08, 0x03, b'4', b'3', b'1'][..]),
-                    body: Cow::Owned(Bytes::new()),
-                },
-            }
+        let mut answer = |asked: Asked<'_>| match asked {
+            // :status 200
+            Ok(_) => Reply {
+                block: Cow::Borrowed(&[0x88][..]),
+                body: Cow::Borrowed(body),
+            },
+            // :status 431 (literal, not indexed)
+            Err(_) => Reply {
+                block: Cow::Borrowed(&[0x08, 0x03, b'4', b'3', b'1'][..]),
+                body: Cow::Owned(Bytes::new()),
+            },
         };
         let status = self
             .connection
             .receive(data, self.now, &DATE, &mut out, &mut answer);
-        self.answered += answered;
         Received {
             out,
             closed: status == Status::Close,
@@ -143,15 +135,6 @@ impl HpackDecoder {
             })
             .map_err(|error| error.to_string())?;
         Ok(fields)
-    }
-
-    /// Decodes one block without collecting its fields (for benchmarks): the number of fields.
-    pub fn decode_count(&mut self, block: &[u8]) -> Result<usize, String> {
-        let mut count = 0;
-        self.decoder
-            .decode(block, |_, _, _| count += 1)
-            .map_err(|error| error.to_string())?;
-        Ok(count)
     }
 
     /// Decodes one block as the connection does a request's (fields checked against RFC 9113
