@@ -363,7 +363,7 @@ pub struct StsArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
-    /// OIDC providers and roles (JSON; see the README, "Local IRSA").
+    /// OIDC providers and roles (JSON; see docs/guides/local-irsa.md).
     #[arg(long, value_name = "FILE")]
     pub roles: PathBuf,
 

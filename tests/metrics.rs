@@ -365,7 +365,7 @@ async fn the_access_log_has_one_json_line_per_request() {
     child.kill().unwrap();
 }
 
-/// The alert rules the README recommends load, and fire as their unit tests say.
+/// The alert rules docs/operating.md recommends load, and fire as their unit tests say.
 #[test]
 fn the_alert_rules_pass_promtool() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");

@@ -217,3 +217,4 @@ fn set_nodelay(listener: &TcpListener) {
         warn!(%error, "cannot set TCP_NODELAY on the listener");
     }
 }
+
