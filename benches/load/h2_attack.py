@@ -40,6 +40,8 @@ import sys
 import time
 from collections import Counter
 
+from loadtool import read_h1_response  # beside this file
+
 HOST = "127.0.0.1"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 JWKS = "/openid/v1/jwks"
@@ -929,15 +931,7 @@ async def hold_idle(port, pids, conns, proto, parallel):
             try:
                 if proto == "h1":
                     w.write(h1)
-                    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-                    status = int(head.split(b" ", 2)[1])
-                    clen = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        k, _, v = line.partition(b":")
-                        if k.strip().lower() == b"content-length":
-                            clen = int(v.strip())
-                    if clen:
-                        await asyncio.wait_for(r.readexactly(clen), 10)
+                    status = await read_h1_response(r)
                 else:
                     w.write(h2)
                     status = None

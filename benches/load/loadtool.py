@@ -33,6 +33,20 @@ def _loopback_url(url):
     return host, u.port or 80, (u.path or "/") + (("?" + u.query) if u.query else "")
 
 
+async def read_h1_response(r, timeout=10):
+    """Reads one HTTP/1.1 response (head, then a Content-Length body); returns its status."""
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
+    status = int(head.split(b" ", 2)[1])
+    clen = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            clen = int(v.strip())
+    if clen:
+        await asyncio.wait_for(r.readexactly(clen), timeout)
+    return status
+
+
 def _proc_status(pid, key):
     """Value in kB of a /proc/PID/status line such as VmRSS, or None."""
     try:
@@ -172,15 +186,7 @@ async def _hold(a):
                 return
             try:
                 w.write(req)
-                head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-                status = int(head.split(b" ", 2)[1])
-                clen = 0
-                for line in head.split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length":
-                        clen = int(v.strip())
-                if clen:
-                    await asyncio.wait_for(r.readexactly(clen), 10)
+                status = await read_h1_response(r)
                 if status != 200:
                     failures[f"status {status}"] = failures.get(f"status {status}", 0) + 1
                 conns.append((r, w))
