@@ -217,4 +217,3 @@ fn set_nodelay(listener: &TcpListener) {
         warn!(%error, "cannot set TCP_NODELAY on the listener");
     }
 }
-
