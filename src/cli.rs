@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bucket::MirrorAcl;
@@ -104,10 +105,11 @@ pub struct PublishArgs {
     #[arg(long, env = "ISSUERD_DISCOVERY_PROFILE", value_name = "PROFILE")]
     pub discovery_profile: Option<DiscoveryProfile>,
 
-    /// Allow an http:// issuer, for local testing only. Env: ISSUERD_ALLOW_INSECURE_ISSUER
-    /// (1/0, yes/no, true/false).
-    #[arg(long)]
-    pub allow_insecure_issuer: bool,
+    /// Allow an http:// issuer, for local testing only. A value may follow `=`: 1/0, yes/no,
+    /// true/false, on/off (env too).
+    #[arg(long, env = "ISSUERD_ALLOW_INSECURE_ISSUER", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_insecure_issuer: Option<bool>,
 
     /// Cache-Control max-age in seconds [default: 3600].
     #[arg(long, env = "ISSUERD_MAX_AGE", value_name = "SECONDS")]
@@ -152,36 +154,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
 
-    /// Time a client has to send a whole request head once it started (then 408) [default: 30s].
-    #[arg(long, env = "ISSUERD_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub header_timeout: Option<Duration>,
+    /// Connection timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 
-    /// Time an idle keep-alive connection is kept open [default: 75s].
-    #[arg(long, env = "ISSUERD_KEEP_ALIVE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub keep_alive_timeout: Option<Duration>,
-
-    /// Time a response may take to be written to a client that reads slowly [default: 30s].
-    #[arg(long, env = "ISSUERD_WRITE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub write_timeout: Option<Duration>,
-
-    /// Time a closing connection drains input it will not read, so the response is not lost to
-    /// a reset [default: 2s].
-    #[arg(long, env = "ISSUERD_LINGER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub linger_timeout: Option<Duration>,
-
-    /// Most connections served at once; one more is accepted and closed at once [default: the
-    /// open-files limit less 64].
-    #[arg(long, env = "ISSUERD_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-
-    /// Listen backlog: connections the kernel queues before they are accepted (capped by
-    /// net.core.somaxconn) [default: 1024].
-    #[arg(long, env = "ISSUERD_BACKLOG", value_name = "N")]
-    pub backlog: Option<u32>,
-
-    /// Time an HTTP/2 client has to send its preface and SETTINGS [default: 10s].
-    #[arg(long, env = "ISSUERD_H2_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub h2_handshake_timeout: Option<Duration>,
+    /// Connection limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// After SIGTERM, keep accepting and serving this long with /readyz answering 503 (so load
     /// balancers move traffic away), then drain [default: 0s].
@@ -192,10 +171,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub mirror: MirrorArgs,
 
-    /// Answer /readyz with 503 while the bucket is behind what is served. Env:
-    /// ISSUERD_MIRROR_REQUIRED (1/0, yes/no, true/false).
-    #[arg(long)]
-    pub mirror_required: bool,
+    /// Answer /readyz with 503 while the bucket is behind what is served. A value may follow
+    /// `=`: 1/0, yes/no, true/false, on/off (env too).
+    #[arg(long, env = "ISSUERD_MIRROR_REQUIRED", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub mirror_required: Option<bool>,
 
     /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes.
     #[arg(
@@ -215,19 +195,21 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
-    /// Allow a port in an https issuer served over TLS (AWS IAM refuses such an issuer). Env:
-    /// ISSUERD_ALLOW_ISSUER_PORT (1/0, yes/no, true/false).
-    #[arg(long)]
-    pub allow_issuer_port: bool,
+    /// Allow a port in an https issuer served over TLS (AWS IAM refuses such an issuer). A value
+    /// may follow `=`: 1/0, yes/no, true/false, on/off (env too).
+    #[arg(long, env = "ISSUERD_ALLOW_ISSUER_PORT", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_issuer_port: Option<bool>,
     /// Serve /metrics, /statusz, /healthz and /readyz on this address; /statusz then leaves
     /// the issuer listener [default: off].
     #[arg(long, env = "ISSUERD_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
 
     /// Log every request (target issuerd::access: method, path, status, bytes, duration,
-    /// protocol, peer). Env: ISSUERD_ACCESS_LOG (1/0, yes/no, true/false).
-    #[arg(long)]
-    pub access_log: bool,
+    /// protocol, peer). A value may follow `=`: 1/0, yes/no, true/false, on/off (env too).
+    #[arg(long, env = "ISSUERD_ACCESS_LOG", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub access_log: Option<bool>,
 
     /// Obtain and renew the serving certificate with ACME.
     #[command(flatten)]
@@ -251,10 +233,11 @@ pub struct AcmeArgs {
     #[arg(long, env = "ISSUERD_ACME_EMAIL", value_name = "ADDR")]
     pub acme_email: Option<String>,
 
-    /// Accept the ACME server's terms of service (required with --acme-domain). Env:
-    /// ISSUERD_ACME_ACCEPT_TOS (1/0, yes/no, true/false).
-    #[arg(long)]
-    pub acme_accept_tos: bool,
+    /// Accept the ACME server's terms of service (required with --acme-domain). A value may
+    /// follow `=`: 1/0, yes/no, true/false, on/off (env too).
+    #[arg(long, env = "ISSUERD_ACME_ACCEPT_TOS", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub acme_accept_tos: Option<bool>,
 
     /// ACME directory URL [default: Let's Encrypt production].
     #[arg(long, env = "ISSUERD_ACME_DIRECTORY", value_name = "URL")]
@@ -505,4 +488,43 @@ pub struct ThumbprintArgs {
     /// Connection and handshake timeout for a URL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+/// `serve`'s connection timeouts (`[timeouts]` in the config file).
+#[derive(Debug, Args)]
+pub struct TimeoutArgs {
+    /// Time a client has to send a whole request head once it started (then 408) [default: 30s].
+    #[arg(long, env = "ISSUERD_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+
+    /// Time an idle keep-alive connection is kept open [default: 75s].
+    #[arg(long, env = "ISSUERD_KEEP_ALIVE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+
+    /// Time a response may take to be written to a client that reads slowly [default: 30s].
+    #[arg(long, env = "ISSUERD_WRITE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+
+    /// Time a closing connection drains input it will not read, so the response is not lost to
+    /// a reset [default: 2s].
+    #[arg(long, env = "ISSUERD_LINGER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub linger_timeout: Option<Duration>,
+
+    /// Time an HTTP/2 client has to send its preface and SETTINGS [default: 10s].
+    #[arg(long, env = "ISSUERD_H2_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub h2_handshake_timeout: Option<Duration>,
+}
+
+/// `serve`'s connection limits (`[limits]` in the config file).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Most connections served at once; one more is accepted and closed at once [default: the
+    /// open-files limit less 64].
+    #[arg(long, env = "ISSUERD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Listen backlog: connections the kernel queues before they are accepted (capped by
+    /// net.core.somaxconn) [default: 1024].
+    #[arg(long, env = "ISSUERD_BACKLOG", value_name = "N")]
+    pub backlog: Option<u32>,
 }

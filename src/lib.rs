@@ -9,7 +9,9 @@
 //! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
 //!
 //! - [`cli`]: raw command-line flags and env.
-//! - [`config`]: flags + env + TOML file -> validated [`config::Config`], `--dev` resolved.
+//! - [`config`]: flags + env + sectioned TOML file -> validated [`config::Config`]; pure: it
+//!   reads the file and nothing else (`--dev`'s key and issuer, binding, name resolution are
+//!   described there and carried out by `app`).
 //! - [`issuer`]: the issuer URL, JWKS URI, the paths they are served at, and the
 //!   [`issuer::Publication`] (issuer, document shape, cache lifetime).
 //! - [`keys`]: key files -> validated public keys -> [`keys::KeySet`] (kid, PEM, JWKS input).
@@ -29,7 +31,7 @@
 //! - [`shutdown`]: signals, the shutdown broadcast (and each connection's own stop request, by
 //!   which a listener at its cap reclaims connections that wait for their client), and the
 //!   readiness latch.
-//! - [`dev`]: the ephemeral key of `serve --dev`.
+//! - [`dev`]: what `serve --dev` generates: the ephemeral key pair and the local IRSA demo.
 //! - [`log`]: logging conventions (list fields).
 //! - [`listener`]: bind with a backlog, accept until shutdown under a connection cap (EMFILE
 //!   backs off), graceful connection drain; shared by every listener.
@@ -43,7 +45,8 @@
 //! - [`thumbprint`]: the SHA-1 thumbprint AWS IAM pins for an OIDC provider (`thumbprint`).
 //! - [`acme`]: obtains and renews the serving certificate (RFC 8555; tls-alpn-01, or http-01 on
 //!   a plain listener), cached in `--acme-cache`; writes into the live certificate store.
-//! - [`app`]: wiring of the above for each subcommand.
+//! - [`app`]: wiring of the above for each subcommand: dispatch, the `serve` composition (one
+//!   function per attached feature), the IRSA commands, the one-shot tools.
 
 pub mod acme;
 pub mod app;

@@ -744,8 +744,8 @@ fn acme_defaults_and_file_keys() {
     std::fs::write(
         &file,
         format!(
-            "issuer = \"https://issuer.example\"\nkey_files = [{:?}]\nacme_domains = [\"Issuer.Example.\"]\n\
-             acme_accept_tos = true\nacme_cache = \"acme\"\nacme_renew_before = \"10days\"\n",
+            "issuer = \"https://issuer.example\"\nkey_files = [{:?}]\n[acme]\ndomains = [\"Issuer.Example.\"]\n\
+             accept_tos = true\ncache = \"acme\"\nrenew_before = \"10days\"\n",
             key.display().to_string()
         ),
     )

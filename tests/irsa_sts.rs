@@ -363,7 +363,7 @@ fn serve_sts_flags_env_and_file_keys() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("issuerd.toml");
-    std::fs::write(&file, "issuer = \"https://i.example\"\nkey_files = [\"k.pem\"]\nsts_listen = \"127.0.0.1:8081\"\nsts_roles = \"roles.json\"\n").unwrap();
+    std::fs::write(&file, "issuer = \"https://i.example\"\nkey_files = [\"k.pem\"]\n[sts]\nlisten = \"127.0.0.1:8081\"\nroles = \"roles.json\"\n").unwrap();
     let Command::Serve(config) =
         Config::from_args(["issuerd", "serve", "--config", file.to_str().unwrap()])
             .unwrap()
@@ -371,8 +371,9 @@ fn serve_sts_flags_env_and_file_keys() {
     else {
         unreachable!()
     };
-    assert_eq!(config.sts_listen.unwrap().to_string(), "127.0.0.1:8081");
-    assert_eq!(config.sts_roles.unwrap(), dir.path().join("roles.json"));
+    let sts = config.sts.unwrap();
+    assert_eq!(sts.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(sts.roles.unwrap(), dir.path().join("roles.json"));
     let Command::Serve(config) = Config::from_args([
         "issuerd",
         "serve",
@@ -387,7 +388,7 @@ fn serve_sts_flags_env_and_file_keys() {
         unreachable!()
     };
     assert_eq!(
-        config.sts_listen.unwrap().to_string(),
+        config.sts.unwrap().listen.to_string(),
         "127.0.0.1:9",
         "the flag wins over the file"
     );
@@ -405,7 +406,7 @@ fn serve_sts_flags_env_and_file_keys() {
     else {
         unreachable!()
     };
-    assert!(config.sts_roles.is_none() && config.dev_key.is_some());
+    assert!(config.sts.unwrap().roles.is_none() && config.dev);
 }
 
 #[tokio::test]

@@ -11,7 +11,6 @@ const RANKS: &[(&str, u8)] = &[
     ("keys", 0),
     ("issuer", 0),
     ("shutdown", 0),
-    ("dev", 0),
     ("log", 0),
     ("retry", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
@@ -33,6 +32,8 @@ const RANKS: &[(&str, u8)] = &[
     // Tokens -> the IRSA generators and the issuer doctor.
     ("irsa", 2),
     ("check", 2),
+    // What `serve --dev` generates: the ephemeral key and the local IRSA demo (irsa, token).
+    ("dev", 3),
     // Readers and the writer of the store; the STS endpoint, a reader of issuers over HTTP.
     ("server", 3),
     ("watcher", 3),
@@ -48,9 +49,8 @@ const RANKS: &[(&str, u8)] = &[
 
 /// Configuration describes the inputs; it must not reach into the runtime (store, server, ...).
 const CONFIGURATION: [&str; 2] = ["cli", "config"];
-// listener: `--dev` on port 0 binds its socket while the configuration is resolved.
-const CONFIGURATION_MAY_IMPORT: [&str; 7] =
-    ["cli", "issuer", "keys", "dev", "bucket", "tls", "listener"];
+// server: only `server::limits`, the settings the engines take (one source of defaults).
+const CONFIGURATION_MAY_IMPORT: [&str; 6] = ["cli", "issuer", "keys", "bucket", "tls", "server"];
 
 fn rank(module: &str) -> u8 {
     RANKS

@@ -627,8 +627,8 @@ fn limit_settings_have_defaults_take_flags_and_refuse_zero() {
     let defaults = serve_config(&[]).unwrap();
     assert_eq!(defaults.max_connections, None);
     assert_eq!(defaults.backlog, 1024);
-    assert_eq!(defaults.h2_handshake_timeout, Duration::from_secs(10));
-    assert_eq!(defaults.drain_delay, Duration::ZERO);
+    assert_eq!(defaults.h2_handshake, Duration::from_secs(10));
+    assert_eq!(defaults.shutdown.drain_delay, Duration::ZERO);
 
     let set = serve_config(&[
         "--max-connections",
@@ -643,8 +643,8 @@ fn limit_settings_have_defaults_take_flags_and_refuse_zero() {
     .unwrap();
     assert_eq!(set.max_connections, Some(5));
     assert_eq!(set.backlog, 64);
-    assert_eq!(set.h2_handshake_timeout, Duration::from_secs(3));
-    assert_eq!(set.drain_delay, Duration::from_secs(5));
+    assert_eq!(set.h2_handshake, Duration::from_secs(3));
+    assert_eq!(set.shutdown.drain_delay, Duration::from_secs(5));
 
     for (flag, key) in [
         ("--max-connections", "max_connections"),

@@ -397,7 +397,7 @@ fn admin_listen_and_access_log_come_from_flags_then_the_file() {
     std::fs::write(
         &file,
         "issuer = \"https://i.example\"\nkey_files = [\"k.pem\"]\n\
-         admin_listen = \"127.0.0.1:9100\"\naccess_log = true\n",
+         [admin]\nlisten = \"127.0.0.1:9100\"\n[server]\naccess_log = true\n",
     )
     .unwrap();
     let config_path = file.to_str().unwrap();

@@ -928,10 +928,10 @@ fn mirror_settings_from_the_file_and_flags_over_the_file() {
     std::fs::write(
         &file,
         format!(
-            "issuer = \"{ISSUER}\"\nkey_files = [\"{}\"]\nmirror = \"s3://from-file/p\"\n\
-             s3_endpoint = \"http://127.0.0.1:9000\"\ns3_region = \"eu-west-1\"\n\
-             public_url = \"https://cdn.example.test/p\"\nmirror_acl = \"public-read\"\n\
-             mirror_required = true\n",
+            "issuer = \"{ISSUER}\"\nkey_files = [\"{}\"]\n[mirror]\nurl = \"s3://from-file/p\"\n\
+             endpoint = \"http://127.0.0.1:9000\"\nregion = \"eu-west-1\"\n\
+             public_url = \"https://cdn.example.test/p\"\nacl = \"public-read\"\n\
+             required = true\n",
             common::key("ec256.pub.pem").display()
         ),
     )

@@ -19,16 +19,24 @@ pub struct Timeouts {
     pub linger: Duration,
 }
 
+impl Timeouts {
+    /// The defaults, the only copy: the flags, the config file and the engines all start here.
+    pub const DEFAULT: Self = Self {
+        header_read: Duration::from_secs(30),
+        keep_alive: Duration::from_secs(75),
+        write: Duration::from_secs(30),
+        linger: Duration::from_secs(2),
+    };
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            header_read: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(75),
-            write: Duration::from_secs(30),
-            linger: Duration::from_secs(2),
-        }
+        Self::DEFAULT
     }
 }
+
+/// Default time an HTTP/2 client has to send its preface and SETTINGS.
+pub const DEFAULT_H2_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Connection limits beyond the timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: listener::default_max_connections(),
-            h2_handshake: Duration::from_secs(10),
+            h2_handshake: DEFAULT_H2_HANDSHAKE,
         }
     }
 }

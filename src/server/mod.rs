@@ -6,7 +6,7 @@ mod date;
 mod encoded;
 mod http1;
 mod http2;
-mod limits;
+pub mod limits;
 pub mod metrics;
 mod output;
 pub mod service;

@@ -3,7 +3,6 @@
 //! really evaluates the role's trust policy, answering with AWS's XML, codes and statuses.
 //!
 //! # Layout
-//! - [`dev`]: the demo role and token of `serve --dev --sts-listen`.
 //! - [`roles`]: the `--roles` file (IAM OIDC providers and roles).
 //! - [`policy`]: trust policy parsing and evaluation.
 //! - [`key_cache`]: issuer keys fetched over HTTP, cached (moka), refetched on an unknown kid.
@@ -12,7 +11,6 @@
 //!
 //! The listener is a small hyper HTTP/1.1 server of its own, separate from the issuer's.
 
-pub mod dev;
 pub mod key_cache;
 pub mod policy;
 pub mod response;

@@ -1,5 +1,7 @@
-//! Wiring of the IRSA commands: `mint`, `verify`, `sts`, and the STS beside `serve`.
+//! The IRSA commands, in one place: `mint`, `verify`, `check`, `sts`, the generators
+//! (`trust-policy`, `pod-env`), and the STS beside `serve` with the `--dev` demo.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,11 +12,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::cli::{CheckArgs, MintArgs, StsArgs, VerifyArgs};
-use crate::config::ServeConfig;
+use crate::cli::{CheckArgs, MintArgs, PodEnvArgs, StsArgs, TrustPolicyArgs, VerifyArgs};
+use crate::config::StsSettings;
+use crate::dev::{self, DevIrsa, DevKey};
+use crate::issuer::Issuer;
 use crate::keys::PublicKey;
 use crate::shutdown;
-use crate::sts::dev::DevIrsa;
 use crate::sts::key_cache::KeyCache;
 use crate::sts::roles::Roles;
 use crate::sts::{self, Sts};
@@ -150,28 +153,30 @@ pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
 /// The STS started by `serve --sts-listen`: its task, the demo of `--dev`, and its address.
 pub(super) type ServeSts = (JoinHandle<()>, Option<DevIrsa>, SocketAddr);
 
-/// Starts the STS beside the issuer when `sts_listen` is set. In `--dev` without a roles file,
-/// a demo role and token are generated for the dev issuer.
+/// Starts the STS beside the issuer when `sts` is set. In `--dev` without a roles file, a demo
+/// role and token are generated for the dev issuer, signed with the dev key.
 pub(super) async fn start_sts_beside_serve(
-    config: &ServeConfig,
+    settings: Option<&StsSettings>,
+    issuer: &Issuer,
+    dev_key: Option<&DevKey>,
+    grace: Duration,
     stop: shutdown::Signal,
 ) -> anyhow::Result<Option<ServeSts>> {
-    let Some(listen) = config.sts_listen else {
+    let Some(settings) = settings else {
         return Ok(None);
     };
     // An http issuer was allowed explicitly (--dev or --allow-insecure-issuer): so are http
     // providers, which is what the STS beside it is for.
-    let allow_insecure =
-        config.dev_key.is_some() || config.publication.issuer.url().starts_with("http://");
-    let issuer = config.publication.issuer.url();
-    let (roles, demo) = match (&config.sts_roles, &config.dev_key) {
+    let allow_insecure = dev_key.is_some() || issuer.url().starts_with("http://");
+    let (roles, demo) = match (&settings.roles, dev_key) {
         (Some(path), _) => (Roles::load(path, allow_insecure)?, None),
         (None, Some(key)) => {
-            let demo = DevIrsa::create(issuer, key.private_key())?;
+            let demo = DevIrsa::create(issuer.url(), key.private_key())?;
             (Roles::load(&demo.roles_file, true)?, Some(demo))
         }
         (None, None) => bail!("--sts-listen needs --sts-roles FILE (or --dev)"),
     };
+    let listen = settings.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (STS)"))?;
@@ -183,8 +188,59 @@ pub(super) async fn start_sts_beside_serve(
         roles,
         KeyCache::new(fetcher, SERVE_STS_CACHE_TTL, SERVE_STS_REFETCH),
     ));
-    let task = tokio::spawn(sts::serve(listener, sts, stop, config.shutdown_grace));
+    let task = tokio::spawn(sts::serve(listener, sts, stop, grace));
     Ok(Some((task, demo, addr)))
+}
+
+/// Prints the local IRSA demo of `--dev --sts-listen`: the role, the env an AWS SDK needs, and
+/// how to mint other tokens. A closed stdout is logged, never fatal.
+pub(super) fn print_demo_banner(issuer: &Issuer, key: &DevKey, demo: &DevIrsa, sts: SocketAddr) {
+    let printed = writeln!(
+        std::io::stdout().lock(),
+        "local IRSA: STS on http://{sts}\n  \
+         role:         {} (trust policy from `issuerd trust-policy`, in {})\n  \
+         token:        ServiceAccount {}, audience {}\n\n{}\ntry:\n  \
+         python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n\n\
+         mint other tokens (another --subject, --audience, --not-before -2h) into the same file:\n  \
+         issuerd mint --key {} --issuer {} --subject system:serviceaccount:default:demo --out \"$AWS_WEB_IDENTITY_TOKEN_FILE\"\n",
+        dev::irsa::ROLE_ARN,
+        demo.roles_file.display(),
+        dev::irsa::SERVICE_ACCOUNT,
+        dev::irsa::AUDIENCE,
+        demo.env(sts),
+        key.private_key().display(),
+        issuer.url(),
+    );
+    if let Err(error) = printed {
+        tracing::warn!(%error, "cannot print the local IRSA banner to stdout");
+    }
+}
+
+/// `trust-policy`.
+pub(super) fn trust_policy(args: &TrustPolicyArgs) -> anyhow::Result<()> {
+    print!(
+        "{}",
+        crate::irsa::trust_policy(
+            &args.issuer,
+            &args.account,
+            &args.service_accounts,
+            &args.audience
+        )?
+    );
+    Ok(())
+}
+
+/// `pod-env`.
+pub(super) fn pod_env(args: &PodEnvArgs) -> anyhow::Result<()> {
+    let env = crate::irsa::PodEnv {
+        role_arn: &args.role_arn,
+        audience: &args.audience,
+        region: args.region.as_deref(),
+        expiration_seconds: args.expiration_seconds,
+        container: &args.container,
+    };
+    print!("{}", env.to_yaml()?);
+    Ok(())
 }
 
 /// `check`: prints the report; fails (exit 1) when any check failed.

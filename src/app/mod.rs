@@ -1,0 +1,29 @@
+//! The wiring of everything, per subcommand: [`run`] dispatches; `serve` composes the server
+//! with its attached features ([`serve`]); the IRSA commands have one home ([`irsa`]); the
+//! one-shot tools another ([`tools`]).
+
+mod acme;
+mod irsa;
+mod serve;
+mod tools;
+
+use crate::config::{Command, Config};
+
+pub use serve::serve_on;
+
+/// Runs the configured command to completion.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    match config.command {
+        Command::Serve(serve) => serve::serve(serve).await,
+        Command::Render(render) => tools::render(&render),
+        Command::Publish(publish) => tools::publish(&publish).await,
+        Command::Probe(args) => Ok(crate::probe::probe(&args.url, args.timeout).await?),
+        Command::Thumbprint(args) => tools::thumbprint(args).await,
+        Command::Mint(args) => irsa::mint(&args),
+        Command::Verify(args) => irsa::verify(&args).await,
+        Command::Sts(args) => irsa::sts(args).await,
+        Command::Check(args) => irsa::check(&args).await,
+        Command::TrustPolicy(args) => irsa::trust_policy(&args),
+        Command::PodEnv(args) => irsa::pod_env(&args),
+    }
+}

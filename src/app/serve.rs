@@ -1,0 +1,437 @@
+//! `serve`: the issuer listener, the key watcher and store, and one function per attached
+//! feature (certificate from files or ACME, mirror, STS, admin listener). What the configuration
+//! only describes (`--dev`'s key and issuer, the address to bind) is carried out here.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::{acme, irsa};
+use crate::config::ServeConfig;
+use crate::dev::{DevIrsa, DevKey};
+use crate::issuer::{Issuer, Publication};
+use crate::keys::KeySet;
+use crate::log;
+use crate::mirror::{Mirror, MirrorStatus, S3Sink};
+use crate::server::{self, Attached, IssuerService, Limits, Server, TlsSettings};
+use crate::shutdown::{self, Readiness};
+use crate::store::{Snapshot, Store};
+use crate::tls::{self, CertificateFiles, Certificates, CertifiedPair};
+use crate::watcher::{CertificateReload, WatchConfig, Watcher};
+
+/// `serve`: raises the open-files limit, binds the listen address, serves until SIGTERM/SIGINT.
+pub(super) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let signal = shutdown::os_signal().context("cannot install signal handlers")?;
+    // As Go does: the soft open-files limit up to the hard one, so that the connection cap
+    // (sized from it) is not needlessly low.
+    match crate::listener::raise_fd_limit() {
+        Ok((before, after)) if before != after => {
+            info!(from = before, to = after, "raised the open-files limit");
+        }
+        Ok(_) => {}
+        Err(error) => warn!(%error, "cannot raise the open-files limit"),
+    }
+    let addr = config.listen.resolve()?;
+    let listener = crate::listener::bind(addr, config.backlog)
+        .and_then(TcpListener::from_std)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    serve_on(listener, config, async {
+        let signal = signal.await;
+        info!(signal, "shutting down");
+    })
+    .await
+}
+
+/// Serves on an already bound listener until `stop` completes (tests pass their own). With
+/// `--dev`, the key is generated here and, unless one was given, the issuer names `listener`'s
+/// address.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: ServeConfig,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr().context("listener has no address")?;
+    // A listener bound elsewhere (tests) gets the configured backlog too.
+    if let Err(error) = crate::listener::set_backlog(&listener, config.backlog) {
+        warn!(%error, backlog = config.backlog, "cannot set the listen backlog");
+    }
+    let publication = config.issuer.publication(local)?;
+    for warning in publication.issuer.warnings() {
+        warn!("{warning}");
+    }
+    let dev_key = match config.dev {
+        true => Some(DevKey::generate().context("--dev")?),
+        false => None,
+    };
+    let running = start(listener, &config, publication, dev_key.as_ref()).await?;
+    stop.await;
+    running.stop(&config).await
+}
+
+/// Everything `serve` started, to be stopped in order.
+struct Running {
+    readiness: Readiness,
+    trigger: shutdown::Trigger,
+    server: JoinHandle<()>,
+    watch: JoinHandle<()>,
+    sts: Option<irsa::ServeSts>,
+    mirror: Option<JoinHandle<()>>,
+    acme: Option<acme::Started>,
+    admin: Option<JoinHandle<()>>,
+}
+
+/// The composition: keys and store first, then each feature, then the listener.
+async fn start(
+    listener: TcpListener,
+    config: &ServeConfig,
+    publication: Publication,
+    dev_key: Option<&DevKey>,
+) -> anyhow::Result<Running> {
+    let local = listener.local_addr().context("listener has no address")?;
+    let (watcher, store) = load_keys(config, &publication, dev_key)?;
+
+    let readiness = Readiness::default();
+    let (trigger, signal) = shutdown::channel();
+    // Bound before anything is spawned: a bind error leaves nothing running.
+    let admin_listener = bind_admin(config.admin_listen).await?;
+    let certificate = start_certificate(config, &publication.issuer, &signal).await?;
+    // Before the server is spawned: on a roles file or bind error, what TLS and ACME started
+    // stops with the shutdown trigger, dropped on return.
+    let sts = irsa::start_sts_beside_serve(
+        config.sts.as_ref(),
+        &publication.issuer,
+        dev_key,
+        config.shutdown.grace,
+        signal.clone(),
+    )
+    .await?;
+    let mut service =
+        IssuerService::new(store.reader(), readiness.clone()).with_access_log(config.access_log);
+    if admin_listener.is_some() {
+        service = service.with_admin_listener();
+    }
+    let (tls, acme) = match certificate {
+        Some(certificate) => {
+            service = certificate.attach(service);
+            (Some(certificate.tls), certificate.acme)
+        }
+        None => (None, None),
+    };
+    let (service, mirror) = start_mirror(config, &publication.issuer, &store, service, &signal)?;
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(server::admin::serve(
+            listener,
+            service.clone(),
+            signal.clone(),
+            config.shutdown.grace,
+        ))
+    });
+    let server = start_server(config, service, listener, tls, &signal);
+    let watch = tokio::spawn(watcher.run(store, signal));
+    readiness.set_ready();
+    info!(listen = %local, issuer = publication.issuer.url(), "ready");
+    if let Some(key) = dev_key {
+        print_dev_banners(config, &publication.issuer, key, local, sts.as_ref());
+    }
+    Ok(Running {
+        readiness,
+        trigger,
+        server,
+        watch,
+        sts,
+        mirror,
+        acme,
+        admin,
+    })
+}
+
+impl Running {
+    /// Not ready, the drain delay, then shutdown: every task joined.
+    async fn stop(self, config: &ServeConfig) -> anyhow::Result<()> {
+        self.readiness.set_draining();
+        // Load balancers see /readyz fail and move traffic away while it is still served.
+        let delay = config.shutdown.drain_delay;
+        if !delay.is_zero() {
+            info!(
+                delay_secs = delay.as_secs_f64(),
+                "not ready; serving on for the drain delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        self.trigger.trigger();
+        self.server.await.context("server task panicked")?;
+        self.watch.await.context("watcher task panicked")?;
+        // The demo's files live until its STS has stopped.
+        let _demo: Option<DevIrsa> = match self.sts {
+            Some((task, demo, _)) => {
+                task.await.context("STS task panicked")?;
+                demo
+            }
+            None => None,
+        };
+        if let Some(mirror) = self.mirror {
+            mirror.await.context("mirror task panicked")?;
+        }
+        if let Some(acme) = self.acme {
+            acme.join().await?;
+        }
+        if let Some(admin) = self.admin {
+            admin.await.context("admin listener task panicked")?;
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// The key sources (and the dev key) watched, loaded and published as the first snapshot.
+fn load_keys(
+    config: &ServeConfig,
+    publication: &Publication,
+    dev_key: Option<&DevKey>,
+) -> anyhow::Result<(Watcher, Store)> {
+    let mut key_files = config.key_files.clone();
+    key_files.extend(dev_key.map(|key| key.private_key().to_owned()));
+    // Watch first, then load: a change in between waits as an event instead of being missed.
+    let watcher = Watcher::start(watch_config(config, key_files.clone()))?;
+    let store = Store::new(publication.clone(), KeySet::load(&key_files)?);
+    log_first_snapshot(&store.reader().snapshot());
+    Ok((watcher, store))
+}
+
+fn watch_config(config: &ServeConfig, sources: Vec<std::path::PathBuf>) -> WatchConfig {
+    WatchConfig {
+        sources,
+        debounce: config.watch.debounce,
+        poll_interval: config.watch.poll_interval,
+    }
+}
+
+/// The admin listener (`/metrics`, `/statusz`), bound now so that an error stops the start.
+async fn bind_admin(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?;
+    Ok(Some(listener))
+}
+
+/// The issuer listener, plain or TLS, with its timeouts and connection cap.
+fn start_server(
+    config: &ServeConfig,
+    service: IssuerService,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    signal: &shutdown::Signal,
+) -> JoinHandle<()> {
+    let limits = Limits {
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(crate::listener::default_max_connections),
+        h2_handshake: config.h2_handshake,
+    };
+    info!(max_connections = limits.max_connections, "connection limit");
+    let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
+    let grace = config.shutdown.grace;
+    match tls {
+        Some(tls) => tokio::spawn(server.serve_tls(listener, tls, signal.clone(), grace)),
+        None => tokio::spawn(server.serve(listener, signal.clone(), grace)),
+    }
+}
+
+/// The serving certificate, from files (`--tls-cert`) or ACME, and what reports on it.
+struct Certificate {
+    tls: Arc<rustls::ServerConfig>,
+    certificates: Certificates,
+    acme: Option<acme::Started>,
+}
+
+impl Certificate {
+    /// The `/statusz` sections `tls` (and `acme`).
+    fn attach(&self, mut service: IssuerService) -> IssuerService {
+        let certificates = self.certificates.clone();
+        service = service.with_attached(Attached {
+            name: "tls",
+            status: Arc::new(move || certificates.to_json()),
+            not_ready: Arc::new(|| None),
+        });
+        match &self.acme {
+            Some(acme) => service.with_attached(acme.attached()),
+            None => service,
+        }
+    }
+}
+
+/// HTTPS: the pair from files (reloaded on change), or ACME's (never both); warns before expiry.
+async fn start_certificate(
+    config: &ServeConfig,
+    issuer: &Issuer,
+    signal: &shutdown::Signal,
+) -> anyhow::Result<Option<Certificate>> {
+    let certificate = match (&config.tls, &config.acme) {
+        (Some(files), _) => {
+            let (tls, certificates) = start_tls(config, files, issuer, signal.clone())?;
+            Certificate {
+                tls,
+                certificates,
+                acme: None,
+            }
+        }
+        // The cached certificate at once, then orders and renewals.
+        (None, Some(acme_config)) => {
+            let grace = config.shutdown.grace;
+            let started = acme::start(acme_config, issuer, grace, signal.clone()).await?;
+            Certificate {
+                tls: Arc::clone(&started.tls),
+                certificates: started.certificates.clone(),
+                acme: Some(started),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    tokio::spawn(
+        certificate
+            .certificates
+            .clone()
+            .warn_before_expiry(signal.clone()),
+    );
+    Ok(Some(certificate))
+}
+
+/// HTTPS from `--tls-cert`/`--tls-key`: loads the pair (a bad pair stops the start, naming the
+/// file), checks the issuer's host against it, and starts reloading it on change.
+fn start_tls(
+    config: &ServeConfig,
+    files: &CertificateFiles,
+    issuer: &Issuer,
+    signal: shutdown::Signal,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Certificates)> {
+    // Watch first, then load, as for the signing keys.
+    let watcher = Watcher::start(watch_config(
+        config,
+        vec![files.cert.clone(), files.key.clone()],
+    ))?;
+    let pair = files.load().context("cannot serve HTTPS")?;
+    tls::log_loaded(&pair, "start");
+    warn_unless_certificate_names_issuer(issuer, &pair);
+    let certificates = Certificates::default();
+    certificates.install(pair);
+    let tls = server::server_config(&TlsSettings {
+        certificates: certificates.clone(),
+        acme: false,
+    })?;
+    tokio::spawn(watcher.run(
+        CertificateReload {
+            files: files.clone(),
+            certificates: certificates.clone(),
+        },
+        signal,
+    ));
+    Ok((tls, certificates))
+}
+
+/// Relying parties check the issuer's host against the certificate: a name it does not cover
+/// fails every discovery fetch.
+fn warn_unless_certificate_names_issuer(issuer: &Issuer, pair: &CertifiedPair) {
+    if let Some(host) = issuer.host()
+        && issuer.url().starts_with("https://")
+        && !pair.covers(&host)
+    {
+        warn!(
+            issuer_host = %host,
+            certificate_names = log::list(pair.names()),
+            "the issuer's host is not among the certificate's names; relying parties will refuse the TLS connection"
+        );
+    }
+}
+
+/// The mirror: one more reader of the store; serving never waits for it. Reports on `/statusz`
+/// and, with `--mirror-required`, holds `/readyz` while the bucket is behind.
+fn start_mirror(
+    config: &ServeConfig,
+    issuer: &Issuer,
+    store: &Store,
+    service: IssuerService,
+    signal: &shutdown::Signal,
+) -> anyhow::Result<(IssuerService, Option<JoinHandle<()>>)> {
+    let Some(mirror_config) = &config.mirror else {
+        return Ok((service, None));
+    };
+    for warning in mirror_config.warnings(issuer) {
+        warn!("{warning}");
+    }
+    let status = MirrorStatus::new(mirror_config.target.to_string());
+    let sink = S3Sink::new(mirror_config)?;
+    let task = Mirror::new(sink, mirror_config, issuer, status.clone())?;
+    let required = config.mirror_required;
+    let service = service.with_attached(Attached {
+        name: "mirror",
+        status: Arc::new({
+            let status = status.clone();
+            move || status.get().to_json()
+        }),
+        not_ready: Arc::new(move || {
+            (required && !status.get().in_sync()).then_some("not ready: mirror behind\n")
+        }),
+    });
+    info!(target = %mirror_config.target, "mirroring to bucket");
+    Ok((
+        service,
+        Some(tokio::spawn(task.run(store.reader(), signal.clone()))),
+    ))
+}
+
+fn log_first_snapshot(snapshot: &Snapshot) {
+    for key in snapshot.keys.keys() {
+        info!(kid = key.kid(), key = %key.describe(), alg = key.algorithm().name(), "loaded key");
+    }
+    info!(
+        generation = snapshot.generation,
+        kids = log::list(&snapshot.keys.kids().collect::<Vec<_>>()),
+        discovery = %snapshot.discovery.path,
+        jwks = %snapshot.jwks.path,
+        "published key set"
+    );
+}
+
+/// `--dev`: what is served and how to try it, and the local IRSA demo with `--sts-listen`.
+fn print_dev_banners(
+    config: &ServeConfig,
+    issuer: &Issuer,
+    key: &DevKey,
+    local: SocketAddr,
+    sts: Option<&irsa::ServeSts>,
+) {
+    print_dev_banner(config, issuer, key, local);
+    if let Some((_, Some(demo), addr)) = sts {
+        irsa::print_demo_banner(issuer, key, demo, *addr);
+    }
+}
+
+/// Prints what `--dev` serves and how to try it. Stdout may be closed (`issuerd serve --dev |
+/// true`): that is logged, never fatal.
+fn print_dev_banner(config: &ServeConfig, issuer: &Issuer, key: &DevKey, local: SocketAddr) {
+    let tls = config.tls.is_some();
+    let (scheme, k) = if tls { ("https", "k") } else { ("http", "") };
+    let printed = writeln!(
+        std::io::stdout().lock(),
+        "issuerd --dev: NOT FOR PRODUCTION (ephemeral key{})\n\
+         \n  issuer:       {}\n  signing key:  {} (private, deleted on exit)\n  listening on: {local}\n\
+         \ntry:\n  curl -s{k} {scheme}://{local}{}\n  curl -s{k} {scheme}://{local}{}\n  curl -s{k} {scheme}://{local}/statusz\n",
+        if tls { "" } else { ", plain http" },
+        issuer.url(),
+        key.private_key().display(),
+        issuer.discovery_path(),
+        issuer.jwks_path(),
+    );
+    if let Err(error) = printed {
+        warn!(%error, "cannot print the --dev banner to stdout");
+    }
+}
