@@ -9,7 +9,9 @@
 //! 3. Inside folders, `INSIDE_FOLDERS`: in `src/server/`, the HTTP/2 engine never imports the
 //!    HTTP/1.1 loop; the HTTP/1.1 loop imports from the HTTP/2 engine only its `PREFACE` (h2c
 //!    sniffing); the seams under the engines (transport, output, limits) import no engine.
-//! 4. Every `pub mod` of `src/lib.rs` has its bullet, [`name`], in lib.rs's module map.
+//! 4. No cycle between the sibling modules of any folder (`server::{http1, http2, tls, ...}`,
+//!    `server::http2::{frame, hpack, ...}`, the top level, ...), test modules included.
+//! 5. Every `pub mod` of `src/lib.rs` has its bullet, [`name`], in lib.rs's module map.
 //!
 //! Known violations sit in `EXCEPTIONS`, one file and one import each, with the reason; an entry
 //! that no longer matches anything fails, so the list only shrinks.
@@ -24,7 +26,7 @@
 //! an import of `server`, even when `server` re-exports `Foo` from one of its own modules.
 //! `src/main.rs` is a crate of its own (it imports `issuerd::`) and is not scanned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -167,6 +169,11 @@ fn configuration_imports_only_inputs() {
 #[test]
 fn folders_keep_their_own_rules() {
     assert_none(&violations_of(Rule::InsideFolders, &tree().edges));
+}
+
+#[test]
+fn no_cycle_between_sibling_modules() {
+    assert_none(&cycles(&tree().edges));
 }
 
 #[test]
@@ -456,6 +463,82 @@ fn violations_of(rule: Rule, edges: &[Edge]) -> Vec<String> {
         .filter(|(r, edge, _)| *r == rule && !EXCEPTIONS.iter().any(|x| excepts(x, *r, edge)))
         .map(|(_, edge, why)| format!("{}: {why}", edge.describe()))
         .collect()
+}
+
+/// Each import cycle between the sibling modules of a folder, named with the imports that make
+/// it.
+fn cycles(edges: &[Edge]) -> Vec<String> {
+    // An import between two modules neither of which contains the other is one between two
+    // siblings of their closest common folder: server::http2::frame -> server::http1 is
+    // http2 -> http1 in crate::server.
+    let mut folders: BTreeMap<String, BTreeMap<(String, String), &Edge>> = BTreeMap::new();
+    for edge in edges {
+        if within(&edge.from, &edge.to) || within(&edge.to, &edge.from) {
+            continue;
+        }
+        let (from, to): (Vec<&str>, Vec<&str>) = (
+            edge.from.split("::").collect(),
+            edge.to.split("::").collect(),
+        );
+        let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+        folders
+            .entry(from[..common].join("::"))
+            .or_default()
+            .entry((from[common].to_owned(), to[common].to_owned()))
+            .or_insert(edge);
+    }
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    for (folder, graph) in &folders {
+        for (start, _) in graph.keys() {
+            let Some(mut cycle) = shortest_cycle(graph, start) else {
+                continue;
+            };
+            let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap();
+            cycle.rotate_left(first);
+            if !seen.insert((folder, cycle.clone())) {
+                continue;
+            }
+            let mut text = format!("import cycle in {folder}: {}", cycle.join(" -> "));
+            text.push_str(&format!(" -> {}", cycle[0]));
+            for (i, from) in cycle.iter().enumerate() {
+                let to = cycle[(i + 1) % cycle.len()];
+                let edge = graph[&(from.to_string(), to.to_string())];
+                text.push_str(&format!("\n    {}", edge.describe()));
+            }
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// The shortest import path from `start` back to itself: [start, ..., last] (last imports start).
+fn shortest_cycle<'a>(
+    graph: &'a BTreeMap<(String, String), &Edge>,
+    start: &'a str,
+) -> Option<Vec<&'a str>> {
+    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        for (_, next) in graph.keys().filter(|(from, _)| from == node) {
+            if next == start {
+                let mut path = vec![node];
+                while let Some(&up) = parent.get(path.last().unwrap()) {
+                    path.push(up);
+                }
+                if *path.last().unwrap() != start {
+                    path.push(start);
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if !parent.contains_key(next.as_str()) {
+                parent.insert(next.as_str(), node);
+                queue.push_back(next.as_str());
+            }
+        }
+    }
+    None
 }
 
 /// The `pub mod`s of lib.rs, and those its module doc comment has no [`name`] for.
@@ -1198,6 +1281,47 @@ fn rules_catch_violations() {
             "InsideFolders src/server/output.rs:1 super::http2",
         ]
     );
+}
+
+#[test]
+fn cycles_are_found_and_named() {
+    let tree = build(&[
+        ("src/a.rs", "crate::a", "use crate::b::X;"),
+        ("src/b.rs", "crate::b", "fn f() { super::c::g(); }"),
+        ("src/c.rs", "crate::c", "use crate::{a, d};"),
+        ("src/d.rs", "crate::d", ""),
+        ("src/s/mod.rs", "crate::s", "mod one; mod two;"),
+        ("src/s/one.rs", "crate::s::one", "use super::two::inner::Y;"),
+        (
+            "src/s/two/mod.rs",
+            "crate::s::two",
+            "mod inner; use super::super::s::one;",
+        ),
+        (
+            "src/s/two/inner.rs",
+            "crate::s::two::inner",
+            "use crate::s::Z;",
+        ),
+    ]);
+    let found = cycles(&tree.edges);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("import cycle in crate: a -> b -> c -> a\n"),
+        "{}",
+        found[0]
+    );
+    assert!(found[0].contains("src/b.rs:1: crate::b imports crate::c (`super::c::g`)"));
+    assert!(
+        found[1].starts_with("import cycle in crate::s: one -> two -> one\n"),
+        "{}",
+        found[1]
+    );
+    // A module importing its parent, or its child, is no cycle.
+    let tree = build(&[
+        ("src/a/mod.rs", "crate::a", "mod b; use self::b::X;"),
+        ("src/a/b.rs", "crate::a::b", "use super::Y;"),
+    ]);
+    assert_eq!(cycles(&tree.edges), Vec::<String>::new());
 }
 
 #[test]
