@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use super::http2::response_block;
+use super::response_block;
 
 use crate::document::Document;
 use crate::store::{Reader, Snapshot};

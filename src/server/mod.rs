@@ -9,6 +9,7 @@ mod http2;
 pub mod limits;
 pub mod metrics;
 mod output;
+mod response_block;
 pub mod service;
 mod tls;
 mod transport;

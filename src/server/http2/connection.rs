@@ -20,7 +20,7 @@ use super::frame::{
 };
 use super::hpack::Decoder;
 use super::request::{Decoded, MAX_HEADER_LIST_SIZE, RequestHead};
-use super::response_block::{self, DATE_LEN};
+use crate::server::response_block::{self, DATE_LEN};
 
 /// Most concurrent streams per connection (those held back by flow control count).
 pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 256;

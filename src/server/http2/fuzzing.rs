@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::connection::{Asked, Connection, Reply, Status};
 use super::hpack::Decoder;
 use super::request::{Decoded, RequestHead};
-use super::response_block::DATE_LEN;
+use crate::server::response_block::DATE_LEN;
 
 /// Most concurrent streams a connection allows (those held back by flow control count).
 pub const MAX_CONCURRENT_STREAMS: u32 = super::connection::MAX_CONCURRENT_STREAMS;

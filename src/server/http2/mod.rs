@@ -5,7 +5,7 @@
 //! its stream machinery per request, which cost about five times what the HTTP/1.1 loop does.
 //! This engine decodes the request's header block (`hpack.rs`), answers as soon as it
 //! is complete, and copies the document's header block, encoded once per published generation
-//! (`response_block.rs`), plus a `date` field and the body, into one write per batch of
+//! (`server/response_block.rs`), plus a `date` field and the body, into one write per batch of
 //! frames. Protocol state is in `connection.rs`, without IO; this file runs it over a
 //! transport with the timeouts:
 //!
@@ -28,7 +28,6 @@ mod frame;
 pub mod fuzzing;
 mod hpack;
 mod request;
-pub(crate) mod response_block;
 
 use std::borrow::Cow;
 use std::future::poll_fn;
@@ -50,6 +49,7 @@ use super::encoded::{Encoded, View};
 use super::limits::{Limits, Timeouts};
 use super::metrics::{ConnectionInfo, Protocol, Route, Shard};
 use super::output::{self, Written};
+use super::response_block;
 use super::service::{Answer, IssuerService, error_response};
 use super::transport::{Transport, linger_close, write_all_flushed};
 use crate::shutdown;

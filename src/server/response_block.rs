@@ -1,4 +1,5 @@
-//! Response header blocks (HPACK, RFC 7541), written without the dynamic table: every field is
+//! HTTP/2 response header blocks (HPACK, RFC 7541), shared by the per-generation encodings
+//! (`encoded`) and the HTTP/2 engine, written without the dynamic table: every field is
 //! a static-table index or a literal "without indexing". The encoder then holds no state, so a
 //! document's block is encoded once per published generation and copied into every response,
 //! as the HTTP/1.1 loop copies its precomputed head; only `date` is added per response.
