@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - `source`: key file and directory paths (Kubernetes volume layout) -> file contents.
-//! - `pem`: PEM blocks (public keys, certificates, private keys) -> public keys.
+//! - `pem_blocks`: PEM blocks (public keys, certificates, private keys) -> public keys.
 //! - `jwks_file`: a saved JWKS (`{"keys":[…]}`) -> public keys with their given kids.
 //! - `spki`: the canonical SubjectPublicKeyInfo every input is validated into.
 //! - [`kid`]: the kube-apiserver key ID.
@@ -11,7 +11,7 @@
 pub mod jwk;
 mod jwks_file;
 pub mod kid;
-mod pem;
+mod pem_blocks;
 mod source;
 mod spki;
 
@@ -110,7 +110,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses one key given as PEM `PUBLIC KEY`, `CERTIFICATE`, or a private key (public half kept).
     pub fn from_pem(pem: &[u8]) -> Result<Vec<Self>, Reason> {
-        pem::parse(pem)
+        pem_blocks::parse(pem)
             .map(|keys| keys.into_iter().map(Self::with_computed_kid).collect())
             .map_err(|(_, reason)| reason)
     }
@@ -299,7 +299,7 @@ fn load_file(path: &Path, contents: &[u8]) -> Result<Vec<PublicKey>, KeyError> {
             })
             .collect());
     }
-    let keys = pem::parse(contents).map_err(|(block, reason)| KeyError::Rejected {
+    let keys = pem_blocks::parse(contents).map_err(|(block, reason)| KeyError::Rejected {
         path: path.to_owned(),
         location: block.map(|b| b.to_string()),
         reason,

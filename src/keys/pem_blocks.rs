@@ -32,7 +32,7 @@ impl fmt::Display for BlockLocation {
 /// Parses every PEM block of a file. Either all blocks yield keys (or are `EC PARAMETERS`), or
 /// the first failure is returned with the block it happened in.
 pub(crate) fn parse(contents: &[u8]) -> Result<Vec<Canonical>, (Option<BlockLocation>, Reason)> {
-    let blocks = ::pem::parse_many(contents).map_err(|e| (None, pem_error(&e)))?;
+    let blocks = pem::parse_many(contents).map_err(|e| (None, pem_error(&e)))?;
     let begins = count_begin_lines(contents);
     if begins > blocks.len() {
         return Err((
@@ -84,8 +84,8 @@ pub(crate) fn parse(contents: &[u8]) -> Result<Vec<Canonical>, (Option<BlockLoca
 
 /// Describes a PEM framing error in fixed words. The pem crate's own messages quote the
 /// offending line or symbol, which inside a private key block is private key material.
-fn pem_error(error: &::pem::PemError) -> Reason {
-    use ::pem::PemError;
+fn pem_error(error: &pem::PemError) -> Reason {
+    use pem::PemError;
     Reason::Malformed(
         match error {
             PemError::MismatchedTags(..) => "invalid PEM: BEGIN and END labels differ",
