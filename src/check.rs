@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::keys::{KeyMaterial, PublicKey, kid};
 use crate::token::fetch::{FetchError, Fetched, Fetcher, STS_BUDGET};
 use crate::token::verify::{DISCOVERY_TYPES, JWKS_TYPES};
+use crate::trust::Trust;
 
 /// Longest `max-age` before a rotation takes unreasonably long to reach relying parties.
 const LONG_MAX_AGE_SECS: u64 = 86_400;
@@ -100,7 +101,7 @@ impl fmt::Display for Report {
 }
 
 /// Checks the issuer at `url`. `allow_insecure` turns http from a failure into a warning.
-pub async fn check(url: &str, allow_insecure: bool) -> Report {
+pub async fn check(url: &str, allow_insecure: bool, trust: &Trust) -> Report {
     let mut report = Report {
         url: url.to_owned(),
         ok: true,
@@ -111,7 +112,7 @@ pub async fn check(url: &str, allow_insecure: bool) -> Report {
         return report;
     }
     // Fetch over http too (and report it), with room to measure a slow issuer past STS's budget.
-    let fetcher = match Fetcher::new(STS_BUDGET * 2, true) {
+    let fetcher = match Fetcher::new(STS_BUDGET * 2, true, trust) {
         Ok(fetcher) => fetcher,
         Err(error) => {
             report.push(Level::Fail, "client", error.to_string());

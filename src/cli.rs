@@ -150,6 +150,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_STS_ROLES", value_name = "FILE")]
     pub sts_roles: Option<PathBuf>,
 
+    /// The STS also trusts this CA (a PEM bundle; repeatable) when it fetches an issuer's
+    /// documents. Its own issuer's certificate (--tls-cert) is trusted without it.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
+
     /// How long in-flight requests may take to finish on SIGTERM [default: 10s].
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
@@ -337,6 +347,16 @@ pub struct VerifyArgs {
     /// Allow http issuers and JWKS URIs (local testing; AWS requires https).
     #[arg(long)]
     pub allow_insecure: bool,
+
+    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
+    /// the public roots: for issuers behind a private CA.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// `issuerd sts`.
@@ -353,6 +373,16 @@ pub struct StsArgs {
     /// Allow http OIDC providers (local testing; AWS requires https).
     #[arg(long)]
     pub allow_insecure: bool,
+
+    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
+    /// the public roots: for issuers behind a private CA.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 
     /// How long fetched discovery documents and JWKS are cached.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -421,6 +451,16 @@ pub struct CheckArgs {
     /// Treat an http issuer as a warning instead of a failure (local testing).
     #[arg(long)]
     pub allow_insecure: bool,
+
+    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
+    /// the public roots: for issuers behind a private CA.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// `issuerd publish`: the `render` flags, with a bucket instead of a directory.
@@ -464,9 +504,19 @@ pub struct MirrorArgs {
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The URL to GET, e.g. http://127.0.0.1:8080/healthz (https:// is not verified, as kubelet
-    /// probes it).
+    /// probes it, unless --ca-file is given).
     #[arg(value_name = "URL")]
     pub url: String,
+
+    /// Verify an https:// URL's certificate against the public roots and this CA (a PEM
+    /// bundle; repeatable).
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 
     /// Give up after this long.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -484,6 +534,16 @@ pub struct ThumbprintArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Also say whether the chain verifies to this private CA (a PEM bundle; repeatable). The
+    /// thumbprint is what AWS pins either way.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 
     /// Connection and handshake timeout for a URL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]

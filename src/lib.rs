@@ -37,6 +37,8 @@
 //!   backs off), graceful connection drain; shared by every listener.
 //! - [`tls`]: the serving certificate: PEM chain + key -> a checked pair, kept live in the rustls
 //!   resolver, reloaded from files (or installed by ACME).
+//! - [`trust`]: what issuerd's HTTPS clients trust: public roots, `--ca-file` CAs, the
+//!   certificate `serve` itself presents (for the STS beside it).
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
@@ -71,4 +73,5 @@ pub mod sts;
 pub mod thumbprint;
 pub mod tls;
 pub mod token;
+pub mod trust;
 pub mod watcher;

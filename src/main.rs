@@ -12,6 +12,7 @@ use issuerd::keys::KeyError;
 use issuerd::mirror::MirrorError;
 use issuerd::sts::roles::RolesError;
 use issuerd::token::signing_key::SigningKeyError;
+use issuerd::trust::TrustError;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for usage, configuration and key errors.
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
                     || cause.is::<SigningKeyError>()
                     || cause.is::<RolesError>()
                     || cause.is::<IrsaError>()
+                    || cause.is::<TrustError>()
             });
             let mirror = error
                 .chain()
@@ -76,7 +78,10 @@ fn report(error: &dyn Display) {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ISSUERD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // rustls-platform-verifier logs every refused certificate at ERROR; issuerd reports the
+    // failure itself, with a hint, where it happens.
+    let filter = EnvFilter::try_from_env("ISSUERD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rustls_platform_verifier=off"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A closed stderr (a log collector gone) must not take the server down: tracing-subscriber
     // would otherwise report the failed write with eprintln!, which panics on EPIPE.

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::tls::client::{AnyCertificate, host_and_server_name};
+use crate::trust::Trust;
 
 /// The most of the response read to find its status line.
 const MAX_HEAD: usize = 8 * 1024;
@@ -91,9 +92,9 @@ fn reason_suffix(reason: &str) -> String {
 }
 
 /// GETs `url` (http or https) and returns `Ok` on a `200` within `timeout`.
-pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
+pub async fn probe(url: &str, timeout: Duration, trust: Option<&Trust>) -> Result<(), ProbeError> {
     let target = Target::parse(url)?;
-    match tokio::time::timeout(timeout, target.get(url)).await {
+    match tokio::time::timeout(timeout, target.get(url, trust)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Timeout {
             url: url.to_owned(),
@@ -149,7 +150,7 @@ impl Target {
         })
     }
 
-    async fn get(&self, url: &str) -> Result<(), ProbeError> {
+    async fn get(&self, url: &str, trust: Option<&Trust>) -> Result<(), ProbeError> {
         let stream = TcpStream::connect(&self.authority)
             .await
             .map_err(|source| ProbeError::Connect {
@@ -160,15 +161,23 @@ impl Target {
         let Some(name) = &self.tls else {
             return self.exchange(stream, url).await;
         };
+        let tls_error = |e: &dyn std::fmt::Display| ProbeError::Tls {
+            url: url.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        // As kubelet: any certificate, unless the caller names what to trust.
+        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match trust {
+            Some(trust) => trust
+                .verifier(Arc::clone(&provider))
+                .map_err(|e| tls_error(&e))?,
+            None => AnyCertificate::new(Arc::clone(&provider)),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ProbeError::Tls {
-                url: url.to_owned(),
-                source: std::io::Error::other(e),
-            })?
+            .map_err(|e| tls_error(&e))?
             .dangerous()
-            .with_custom_certificate_verifier(AnyCertificate::new(provider))
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name.clone(), stream)

@@ -141,6 +141,19 @@ pub struct Trust {
     /// For a live server: whether the certificate names the host asked for (`None` for a file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_matches: Option<bool>,
+    /// With `--ca-file`: whether the chain verifies to one of those CAs, and why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<CaFileVerdict>,
+}
+
+/// Whether the chain verifies to a `--ca-file` CA.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CaFileVerdict {
+    /// It does.
+    pub trusted: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The answer.
@@ -263,16 +276,19 @@ fn trust_from(verdict: Result<(), rustls::Error>, live: bool) -> Trust {
             publicly_trusted: true,
             reason: None,
             name_matches: live.then_some(true),
+            ca_file: None,
         },
         Err(e) if name_error(&e) => Trust {
             publicly_trusted: true,
             reason: None,
             name_matches: live.then_some(false),
+            ca_file: None,
         },
         Err(e) => Trust {
             publicly_trusted: false,
             reason: Some(e.to_string()),
             name_matches: None,
+            ca_file: None,
         },
     }
 }
@@ -313,6 +329,18 @@ impl std::fmt::Display for Report {
                     .as_deref()
                     .unwrap_or("not verified against public roots")
             )?;
+        }
+        match &self.trust.ca_file {
+            Some(CaFileVerdict { trusted: true, .. }) => writeln!(
+                f,
+                "--ca-file: the chain verifies to a CA given with --ca-file"
+            )?,
+            Some(CaFileVerdict { reason, .. }) => writeln!(
+                f,
+                "--ca-file: the chain does NOT verify to any CA given with --ca-file ({})",
+                reason.as_deref().unwrap_or("not verified")
+            )?,
+            None => {}
         }
         if self.trust.name_matches == Some(false) {
             writeln!(
@@ -406,13 +434,20 @@ impl ServerCertVerifier for Recorder {
 
 /// The report for a PEM chain file (the chain as the server presents it, leaf first).
 pub fn from_file(path: &Path) -> Result<Report, ThumbprintError> {
+    from_file_with_chain(path).map(|(report, _)| report)
+}
+
+fn from_file_with_chain(
+    path: &Path,
+) -> Result<(Report, Vec<CertificateDer<'static>>), ThumbprintError> {
     let text = std::fs::read(path).map_err(|source| ThumbprintError::Read {
         path: path.to_owned(),
         source,
     })?;
     let name = path.display().to_string();
     let chain = parse_pem_chain(&text, &name)?;
-    report_on_file_chain(&name, &chain, &public_verifier())
+    let report = report_on_file_chain(&name, &chain, &public_verifier())?;
+    Ok((report, chain))
 }
 
 /// The report of a chain from a file, judged by `verifier`.
@@ -446,6 +481,13 @@ fn parse_url(text: &str) -> Result<(String, u16, ServerName<'static>), Thumbprin
 /// Connects to `url`, completes a TLS handshake whatever the chain, and reports the chain the
 /// server presented. Blocking; at most `timeout` per network step.
 pub fn from_url(url: &str, timeout: Duration) -> Result<Report, ThumbprintError> {
+    from_url_with_chain(url, timeout).map(|(report, _)| report)
+}
+
+fn from_url_with_chain(
+    url: &str,
+    timeout: Duration,
+) -> Result<(Report, Vec<CertificateDer<'static>>), ThumbprintError> {
     let (host, port, name) = parse_url(url)?;
     let connect = |what: String, source| ThumbprintError::Connect {
         url: url.to_owned(),
@@ -529,16 +571,58 @@ pub fn from_url(url: &str, timeout: Duration) -> Result<Report, ThumbprintError>
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .unwrap_or_else(|| Err(rustls::Error::General("chain not verified".into())));
-    report(url, &chain, trust_from(verdict, true))
+    let report = report(url, &chain, trust_from(verdict, true))?;
+    Ok((report, chain))
 }
 
 /// A chain file, or a live `https://` URL.
-pub fn thumbprint(source: &str, timeout: Duration) -> Result<Report, ThumbprintError> {
-    if source.contains("://") {
-        from_url(source, timeout)
+/// With `--ca-file` CAs, also whether the chain verifies to one of them.
+pub fn thumbprint(
+    source: &str,
+    timeout: Duration,
+    ca: &crate::trust::Trust,
+) -> Result<Report, ThumbprintError> {
+    let live = source.contains("://");
+    let (mut report, chain) = if live {
+        from_url_with_chain(source, timeout)?
     } else {
-        from_file(Path::new(source))
+        from_file_with_chain(Path::new(source))?
+    };
+    if !ca.extra_roots().is_empty() {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(ca.extra_roots().iter().cloned());
+        let name = match live {
+            true => parse_url(source)?.2,
+            false => ServerName::try_from("thumbprint.invalid").expect("valid DNS name"),
+        };
+        let verdict = verify_publicly(&verifier(roots), &chain, &name);
+        // A file names no host: only the chain's trust is asked.
+        let name_error = |e: &rustls::Error| {
+            !live
+                && matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                            | CertificateError::NotValidForNameContext { .. }
+                    )
+                )
+        };
+        report.trust.ca_file = Some(match verdict {
+            Ok(()) => CaFileVerdict {
+                trusted: true,
+                reason: None,
+            },
+            Err(e) if name_error(&e) => CaFileVerdict {
+                trusted: true,
+                reason: None,
+            },
+            Err(e) => CaFileVerdict {
+                trusted: false,
+                reason: Some(e.to_string()),
+            },
+        });
     }
+    Ok(report)
 }
 
 #[cfg(test)]

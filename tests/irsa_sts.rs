@@ -60,7 +60,12 @@ async fn start(refetch: Duration) -> Fixture {
         ]
     });
     let roles = Roles::parse(roles.to_string().as_bytes(), true).unwrap();
-    let fetcher = Fetcher::new(Duration::from_secs(5), true).unwrap();
+    let fetcher = Fetcher::new(
+        Duration::from_secs(5),
+        true,
+        &issuerd::trust::Trust::public(),
+    )
+    .unwrap();
     let sts = Arc::new(Sts::new(
         roles,
         KeyCache::new(fetcher, Duration::from_secs(300), refetch),
@@ -530,7 +535,12 @@ async fn concurrent_unknown_kids_refetch_once_per_interval() {
     })
     .await;
     let cache = KeyCache::new(
-        Fetcher::new(Duration::from_secs(5), true).unwrap(),
+        Fetcher::new(
+            Duration::from_secs(5),
+            true,
+            &issuerd::trust::Trust::public(),
+        )
+        .unwrap(),
         Duration::from_secs(300),
         Duration::ZERO,
     );
@@ -544,7 +554,12 @@ async fn concurrent_unknown_kids_refetch_once_per_interval() {
     // One second: once the cached set is older than that, sixteen concurrent requests for
     // unknown kids refetch once between them, not once each.
     let cache = KeyCache::new(
-        Fetcher::new(Duration::from_secs(5), true).unwrap(),
+        Fetcher::new(
+            Duration::from_secs(5),
+            true,
+            &issuerd::trust::Trust::public(),
+        )
+        .unwrap(),
         Duration::from_secs(300),
         Duration::from_secs(1),
     );

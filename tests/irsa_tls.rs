@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{key, published_jwks};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use issuerd::check::{Level, check};
+use issuerd::check::Level;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -112,7 +112,7 @@ async fn issuerd_trusting_the_test_ca(args: Vec<String>) -> std::process::Output
 #[tokio::test]
 async fn an_untrusted_chain_fails_with_the_certificate_named() {
     let (issuer, task) = https_issuer().await;
-    let report = check(&issuer, false).await;
+    let report = issuerd::check::check(&issuer, false, &issuerd::trust::Trust::public()).await;
     assert!(!report.ok, "{report}");
     assert!(
         report.findings.iter().any(|f| f.level == Level::Fail

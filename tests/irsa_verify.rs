@@ -53,7 +53,12 @@ async fn verify(
     issuer: &str,
     local: Option<&PublicKey>,
 ) -> Result<String, VerifyError> {
-    let fetcher = Fetcher::new(Duration::from_secs(5), true).unwrap();
+    let fetcher = Fetcher::new(
+        Duration::from_secs(5),
+        true,
+        &issuerd::trust::Trust::public(),
+    )
+    .unwrap();
     verify_with_issuer(
         &fetcher,
         token,
@@ -266,7 +271,12 @@ async fn wrong_audience_shows_both_values() {
 async fn http_is_refused_unless_allowed() {
     let (server, issuer) = serve(&["ec256.pkcs8.pem"]).await;
     let token = token("ec256.pkcs8.pem", &request(&issuer));
-    let strict = Fetcher::new(Duration::from_secs(5), false).unwrap();
+    let strict = Fetcher::new(
+        Duration::from_secs(5),
+        false,
+        &issuerd::trust::Trust::public(),
+    )
+    .unwrap();
     let error = verify_with_issuer(&strict, &token, &issuer, &[], None, unix(SystemTime::now()))
         .await
         .unwrap_err();

@@ -26,6 +26,7 @@ use crate::token::fetch::{Fetcher, STS_BUDGET};
 use crate::token::mint::{MintRequest, mint as mint_token, write_token_file};
 use crate::token::signing_key::SigningKey;
 use crate::token::verify::verify_with_issuer;
+use crate::trust::{Pinned, Trust};
 
 /// Defaults of the STS started by `serve --sts-listen`.
 const SERVE_STS_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -91,7 +92,8 @@ pub(super) async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         Some(path) => Some(local_key(path)?),
         None => None,
     };
-    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure)?;
+    let trust = Trust::with_ca_files(&args.ca_files)?;
+    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
     let verified = verify_with_issuer(
         &fetcher,
         &token,
@@ -133,10 +135,11 @@ fn local_key(path: &Path) -> anyhow::Result<PublicKey> {
 pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
     let roles = Roles::load(&args.roles, args.allow_insecure)?;
+    let trust = Trust::with_ca_files(&args.ca_files)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure)?;
+    let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
     let sts = Arc::new(Sts::new(
         roles,
         KeyCache::new(fetcher, args.jwks_cache_ttl, args.refetch_interval),
@@ -159,12 +162,19 @@ pub(super) async fn start_sts_beside_serve(
     settings: Option<&StsSettings>,
     issuer: &Issuer,
     dev_key: Option<&DevKey>,
+    served_certificate: Option<Pinned>,
     grace: Duration,
     stop: shutdown::Signal,
 ) -> anyhow::Result<Option<ServeSts>> {
     let Some(settings) = settings else {
         return Ok(None);
     };
+    // Its own issuer's certificate is trusted as served, whoever signed it: `serve --tls-cert
+    // ... --sts-listen` works with a private CA or a self-signed certificate, without a flag.
+    let mut trust = Trust::with_ca_files(&settings.ca_files)?;
+    if let Some(pinned) = served_certificate {
+        trust = trust.with_pinned(pinned);
+    }
     // An http issuer was allowed explicitly (--dev or --allow-insecure-issuer): so are http
     // providers, which is what the STS beside it is for.
     let allow_insecure = dev_key.is_some() || issuer.url().starts_with("http://");
@@ -183,7 +193,7 @@ pub(super) async fn start_sts_beside_serve(
     let addr = listener
         .local_addr()
         .context("STS listener has no address")?;
-    let fetcher = Fetcher::new(STS_BUDGET, allow_insecure)?;
+    let fetcher = Fetcher::new(STS_BUDGET, allow_insecure, &trust)?;
     let sts = Arc::new(Sts::new(
         roles,
         KeyCache::new(fetcher, SERVE_STS_CACHE_TTL, SERVE_STS_REFETCH),
@@ -245,7 +255,8 @@ pub(super) fn pod_env(args: &PodEnvArgs) -> anyhow::Result<()> {
 
 /// `check`: prints the report; fails (exit 1) when any check failed.
 pub(super) async fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let report = crate::check::check(&args.url, args.allow_insecure).await;
+    let trust = Trust::with_ca_files(&args.ca_files)?;
+    let report = crate::check::check(&args.url, args.allow_insecure, &trust).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

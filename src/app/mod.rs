@@ -17,7 +17,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Command::Serve(serve) => serve::serve(serve).await,
         Command::Render(render) => tools::render(&render),
         Command::Publish(publish) => tools::publish(&publish).await,
-        Command::Probe(args) => Ok(crate::probe::probe(&args.url, args.timeout).await?),
+        Command::Probe(args) => tools::probe(&args).await,
         Command::Thumbprint(args) => tools::thumbprint(args).await,
         Command::Mint(args) => irsa::mint(&args),
         Command::Verify(args) => irsa::verify(&args).await,

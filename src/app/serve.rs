@@ -23,6 +23,7 @@ use crate::server::{self, Attached, IssuerService, Limits, Server, TlsSettings};
 use crate::shutdown::{self, Readiness};
 use crate::store::{Snapshot, Store};
 use crate::tls::{self, CertificateFiles, Certificates, CertifiedPair};
+use crate::trust::Pinned;
 use crate::watcher::{CertificateReload, WatchConfig, Watcher};
 
 /// `serve`: raises the open-files limit, binds the listen address, serves until SIGTERM/SIGINT.
@@ -103,10 +104,12 @@ async fn start(
     let certificate = start_certificate(config, &publication.issuer, &signal).await?;
     // Before the server is spawned: on a roles file or bind error, what TLS and ACME started
     // stops with the shutdown trigger, dropped on return.
+    let served_certificate = certificate.as_ref().map(Certificate::pinned);
     let sts = irsa::start_sts_beside_serve(
         config.sts.as_ref(),
         &publication.issuer,
         dev_key,
+        served_certificate,
         config.shutdown.grace,
         signal.clone(),
     )
@@ -254,6 +257,15 @@ struct Certificate {
 }
 
 impl Certificate {
+    /// The leaf served now (it follows reloads and renewals), for a client of this server.
+    fn pinned(&self) -> Pinned {
+        let certificates = self.certificates.clone();
+        Arc::new(move || {
+            let pair = certificates.current()?;
+            pair.certified_key().cert.first().cloned()
+        })
+    }
+
     /// The `/statusz` sections `tls` (and `acme`).
     fn attach(&self, mut service: IssuerService) -> IssuerService {
         let certificates = self.certificates.clone();

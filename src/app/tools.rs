@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use tracing::warn;
 
 use crate::bucket::Layout;
-use crate::cli::ThumbprintArgs;
+use crate::cli::{ProbeArgs, ThumbprintArgs};
 use crate::config::{PublishConfig, RenderConfig};
 use crate::keys::KeySet;
 use crate::mirror::{self, PublicCheck, S3Sink};
 use crate::store::Snapshot;
+use crate::trust::Trust;
 
 /// `render`: writes both documents under `out`, at the object keys a bucket would serve them from.
 pub(super) fn render(config: &RenderConfig) -> anyhow::Result<()> {
@@ -78,10 +79,21 @@ pub(super) async fn publish(config: &PublishConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `probe`: exit 0 on a 200. An https URL's certificate is verified only with `--ca-file`.
+pub(super) async fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
+    let trust = match args.ca_files.is_empty() {
+        true => None,
+        false => Some(Trust::with_ca_files(&args.ca_files)?),
+    };
+    Ok(crate::probe::probe(&args.url, args.timeout, trust.as_ref()).await?)
+}
+
 /// `thumbprint`: the report as text, or JSON.
 pub(super) async fn thumbprint(args: ThumbprintArgs) -> anyhow::Result<()> {
+    let ca = Trust::with_ca_files(&args.ca_files)?;
     let report = tokio::task::spawn_blocking(move || {
-        crate::thumbprint::thumbprint(&args.source, args.timeout).map(|report| (report, args.json))
+        crate::thumbprint::thumbprint(&args.source, args.timeout, &ca)
+            .map(|report| (report, args.json))
     })
     .await
     .context("thumbprint task panicked")??;

@@ -129,6 +129,7 @@ pub(super) struct MirrorSection {
 pub(super) struct StsSection {
     pub listen: Option<SocketAddr>,
     pub roles: Option<PathBuf>,
+    pub ca_files: Option<Vec<PathBuf>>,
 }
 
 /// `[admin]`: the admin listener.

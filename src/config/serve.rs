@@ -158,6 +158,8 @@ pub struct StsSettings {
     pub listen: SocketAddr,
     /// The roles file; `None` only with `--dev`, which generates a demo role.
     pub roles: Option<PathBuf>,
+    /// CAs trusted besides the public roots when the STS fetches an issuer's documents.
+    pub ca_files: Vec<PathBuf>,
 }
 
 pub(super) fn serve(
@@ -213,7 +215,14 @@ pub(super) fn serve(
         acme,
         mirror,
         mirror_required: mirror_required.unwrap_or(false),
-        sts: sts(args.sts_listen, args.sts_roles, &file, file_dir, dev)?,
+        sts: sts(
+            args.sts_listen,
+            args.sts_roles,
+            args.ca_files,
+            &file,
+            file_dir,
+            dev,
+        )?,
         admin_listen: args.admin_listen.or(file.admin.listen),
     })
 }
@@ -326,30 +335,44 @@ fn limits(
 fn sts(
     listen: Option<SocketAddr>,
     roles: Option<PathBuf>,
+    ca_files: Vec<PathBuf>,
     file: &FileConfig,
     file_dir: Option<&Path>,
     dev: bool,
 ) -> Result<Option<StsSettings>, ConfigError> {
     let listen = listen.or(file.sts.listen);
-    let roles = roles.or_else(|| {
-        file.sts
-            .roles
-            .clone()
-            .map(|p| relative_to_file(file_dir, p))
-    });
-    match (listen, roles) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(ConfigError::Invalid {
-            key: "sts_roles",
-            reason: "is set but sts_listen is not; set --sts-listen ADDR to start the STS".into(),
-        }),
-        (Some(_), None) if !dev => Err(ConfigError::Missing {
+    let relative = |p: &PathBuf| relative_to_file(file_dir, p.clone());
+    let roles = roles.or_else(|| file.sts.roles.as_ref().map(relative));
+    let ca_files = match (ca_files.is_empty(), &file.sts.ca_files) {
+        (true, Some(files)) => files.iter().map(relative).collect(),
+        _ => ca_files,
+    };
+    let Some(listen) = listen else {
+        let stray = [
+            ("sts_roles", roles.is_some()),
+            ("ca_file", !ca_files.is_empty()),
+        ];
+        return match stray.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(ConfigError::Invalid {
+                key,
+                reason: "is set but sts_listen is not; set --sts-listen ADDR to start the STS"
+                    .into(),
+            }),
+            None => Ok(None),
+        };
+    };
+    if roles.is_none() && !dev {
+        return Err(ConfigError::Missing {
             what: "an STS roles file",
             how: "--sts-roles FILE, ISSUERD_STS_ROLES or `roles` under `[sts]` in the config \
                   file (--dev generates one)",
-        }),
-        (Some(listen), roles) => Ok(Some(StsSettings { listen, roles })),
+        });
     }
+    Ok(Some(StsSettings {
+        listen,
+        roles,
+        ca_files,
+    }))
 }
 
 /// `--tls-cert` and `--tls-key` (flags, env, or `[tls]` relative to the file), both or neither.

@@ -2,7 +2,7 @@
 //! AWS STS): `TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"`, then `jwks_uri`.
 //!
 //! https is required unless the caller allows http explicitly; certificates are checked against
-//! the system's roots (rustls with aws-lc-rs).
+//! the caller's [`Trust`]: the system's roots, plus `--ca-file` CAs (rustls with aws-lc-rs).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::issuer::DISCOVERY_SUFFIX;
 use crate::keys::PublicKey;
+use crate::trust::Trust;
 
 /// Largest document read (the same limit as key files).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -23,6 +24,7 @@ pub const STS_BUDGET: Duration = Duration::from_secs(5);
 pub struct Fetcher {
     client: reqwest::Client,
     allow_insecure: bool,
+    trust: Trust,
 }
 
 /// One fetched document.
@@ -129,21 +131,24 @@ pub enum FetchError {
 }
 
 impl Fetcher {
-    /// A client with the given total timeout per request. `allow_insecure` permits http URLs.
-    pub fn new(timeout: Duration, allow_insecure: bool) -> Result<Self, FetchError> {
-        // reqwest is built without a crypto provider of its own: it uses the process default,
-        // which is aws-lc-rs (the only provider compiled in). Installing twice is harmless.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    /// A client with the given total timeout per request, trusting `trust`. `allow_insecure`
+    /// permits http URLs.
+    pub fn new(timeout: Duration, allow_insecure: bool, trust: &Trust) -> Result<Self, FetchError> {
+        let tls = trust
+            .client_config()
+            .map_err(|e| FetchError::Client(crate::log::error_chain(&e)))?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("issuerd/", env!("CARGO_PKG_VERSION")))
             .https_only(!allow_insecure)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| FetchError::Client(crate::log::error_chain(&e)))?;
         Ok(Self {
             client,
             allow_insecure,
+            trust: trust.clone(),
         })
     }
 
@@ -174,9 +179,15 @@ impl Fetcher {
                 });
             }
         }
-        let unreachable = |e: reqwest::Error| FetchError::Unreachable {
-            url: url.to_owned(),
-            reason: crate::log::error_chain(&e),
+        let unreachable = |e: reqwest::Error| {
+            let mut reason = crate::log::error_chain(&e);
+            if let Some(hint) = self.trust.hint(&reason) {
+                reason = format!("{reason} ({hint})");
+            }
+            FetchError::Unreachable {
+                url: url.to_owned(),
+                reason,
+            }
         };
         let start = Instant::now();
         let mut response = self.client.get(parsed).send().await.map_err(unreachable)?;
