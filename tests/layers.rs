@@ -42,6 +42,8 @@ const RANKS: &[(&str, u8)] = &[
     ("shutdown", 0),
     ("log", 0),
     ("retry", 0),
+    // What issuerd's HTTPS clients trust (public roots, --ca-file, a pinned certificate).
+    ("trust", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
     // Needs shutdown (also rank 0, but a leaf of it).
     ("listener", 1),
