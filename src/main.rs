@@ -4,30 +4,17 @@ use std::fmt::Display;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
+use issuerd::app::exit;
 use issuerd::cli::LogFormat;
-use issuerd::config::{Config, ConfigError};
-use issuerd::irsa::IrsaError;
-use issuerd::issuer::IssuerError;
-use issuerd::keys::KeyError;
-use issuerd::mirror::MirrorError;
-use issuerd::sts::roles::RolesError;
-use issuerd::token::signing_key::SigningKeyError;
-use issuerd::trust::TrustError;
+use issuerd::config::Config;
 use tracing_subscriber::EnvFilter;
-
-/// Exit status for usage, configuration and key errors.
-const EXIT_USAGE: u8 = 2;
-/// Exit status of `publish` when the bucket could not be written, read or verified.
-const EXIT_BUCKET: u8 = 3;
-/// Exit status of `publish` when the bucket holds the documents but anonymous reads fail.
-const EXIT_NOT_PUBLIC: u8 = 4;
 
 fn main() -> ExitCode {
     let config = match Config::load() {
         Ok(config) => config,
         Err(error) => {
             report(&format_args!("{:#}", anyhow::Error::from(error)));
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     init_tracing(config.log_format);
@@ -38,35 +25,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             report(&format_args!("cannot start the async runtime: {error}"));
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::FAILURE);
         }
     };
     match runtime.block_on(issuerd::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&format_args!("{error:#}"));
-            let usage = error.chain().any(|cause| {
-                cause.is::<KeyError>()
-                    || cause.is::<ConfigError>()
-                    || cause.is::<IssuerError>()
-                    || cause.is::<SigningKeyError>()
-                    || cause.is::<RolesError>()
-                    || cause.is::<IrsaError>()
-                    || cause.is::<TrustError>()
-            });
-            let mirror = error
-                .chain()
-                .find_map(|cause| cause.downcast_ref::<MirrorError>());
-            if usage {
-                ExitCode::from(EXIT_USAGE)
-            } else if let Some(mirror) = mirror {
-                match mirror {
-                    MirrorError::PublicAccess { .. } => ExitCode::from(EXIT_NOT_PUBLIC),
-                    _ => ExitCode::from(EXIT_BUCKET),
-                }
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(exit::exit_status(&error))
         }
     }
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use super::exit::UsageError;
 use crate::cli::{CheckArgs, MintArgs, PodEnvArgs, StsArgs, TrustPolicyArgs, VerifyArgs};
 use crate::config::StsSettings;
 use crate::dev::{self, DevIrsa, DevKey};
@@ -35,11 +36,11 @@ const SERVE_STS_REFETCH: Duration = Duration::from_secs(30);
 /// `mint`.
 pub(super) fn mint(args: &MintArgs) -> anyhow::Result<()> {
     let key = SigningKey::load(&args.key)?;
-    let subject = Subject::parse(&args.subject).with_context(|| {
-        format!(
-            "--subject {:?} is not system:serviceaccount:NAMESPACE:NAME",
+    let subject = Subject::parse(&args.subject).ok_or_else(|| {
+        UsageError(format!(
+            "--subject {:?} is not system:serviceaccount:NAMESPACE:NAME (or NAMESPACE/NAME)",
             args.subject
-        )
+        ))
     })?;
     let not_before = args.not_before.as_deref().map(parse_when).transpose()?;
     let request = MintRequest {
@@ -68,15 +69,18 @@ fn parse_when(text: &str) -> anyhow::Result<SystemTime> {
     let now = SystemTime::now();
     let offset = |d: &str| {
         humantime::parse_duration(d)
-            .with_context(|| format!("--not-before {text:?}: not a duration"))
+            .map_err(|e| UsageError(format!("--not-before {text:?}: not a duration ({e})")))
     };
     if let Some(rest) = text.strip_prefix('-') {
         Ok(now - offset(rest)?)
     } else if let Some(rest) = text.strip_prefix('+') {
         Ok(now + offset(rest)?)
     } else {
-        humantime::parse_rfc3339_weak(text).with_context(|| {
-            format!("--not-before {text:?}: not an RFC 3339 time or a +/- offset such as -2h")
+        humantime::parse_rfc3339_weak(text).map_err(|_| {
+            UsageError(format!(
+                "--not-before {text:?}: not an RFC 3339 time or a +/- offset such as -2h"
+            ))
+            .into()
         })
     }
 }

@@ -1,8 +1,10 @@
 //! The wiring of everything, per subcommand: [`run`] dispatches; `serve` composes the server
-//! with its attached features ([`serve`]); the IRSA commands have one home ([`irsa`]); the
-//! one-shot tools another ([`tools`]).
+//! with its attached features (`serve`); the IRSA commands have one home (`irsa`); the
+//! one-shot tools another (`tools`); [`exit`] maps the error that ended a command to its exit
+//! status.
 
 mod acme;
+pub mod exit;
 mod irsa;
 mod serve;
 mod tools;
