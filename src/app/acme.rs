@@ -7,8 +7,6 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use tokio::net::TcpListener;
-
 use crate::acme::{self, Acme, AcmeStatus, Http01Tokens};
 use crate::config::AcmeConfig;
 use crate::issuer::Issuer;
@@ -65,9 +63,7 @@ pub(super) async fn start(
         .context("cannot start ACME")?;
     let mut tasks = Vec::new();
     if let Some(addr) = config.http_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (--acme-http-listen)"))?;
+        let listener = super::listen::bind(addr, "--acme-http-listen").await?;
         let tokens = Http01Tokens::default();
         task = task.with_http01(tokens.clone());
         tasks.push(tokio::spawn(acme::http01::serve(

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -140,9 +139,7 @@ pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
     let roles = Roles::load(&args.roles, args.allow_insecure)?;
     let trust = Trust::with_ca_files(&args.ca_files)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = super::listen::bind(args.listen, "--listen").await?;
     let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
     let sts = Arc::new(Sts::new(
         roles,
@@ -191,9 +188,7 @@ pub(super) async fn start_sts_beside_serve(
         (None, None) => bail!("--sts-listen needs --sts-roles FILE (or --dev)"),
     };
     let listen = settings.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (STS)"))?;
+    let listener = super::listen::bind(listen, "--sts-listen").await?;
     let addr = listener
         .local_addr()
         .context("STS listener has no address")?;

@@ -6,6 +6,7 @@
 mod acme;
 pub mod exit;
 mod irsa;
+mod listen;
 mod serve;
 mod tools;
 

@@ -38,15 +38,41 @@ pub(super) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(error) => warn!(%error, "cannot raise the open-files limit"),
     }
+    // Every input is checked before any socket is bound: a bad key file is reported as such,
+    // even when the port is taken too.
+    preflight(&config)?;
     let addr = config.listen.resolve()?;
     let listener = crate::listener::bind(addr, config.backlog)
         .and_then(TcpListener::from_std)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .map_err(|error| super::listen::cannot_listen(addr, "--listen", &error))?;
     serve_on(listener, config, async {
         let signal = signal.await;
         info!(signal, "shutting down");
     })
     .await
+}
+
+/// Reads every input `serve` will use (keys, certificate pair, STS roles, CAs) once, so that an
+/// unusable one stops the start before anything is bound or started.
+fn preflight(config: &ServeConfig) -> anyhow::Result<()> {
+    if !config.key_files.is_empty() {
+        KeySet::load(&config.key_files)?;
+    }
+    if let Some(files) = &config.tls {
+        files.load().context("cannot serve HTTPS")?;
+    }
+    if let Some(sts) = &config.sts {
+        crate::trust::Trust::with_ca_files(&sts.ca_files)?;
+        if let Some(roles) = &sts.roles {
+            let allow_insecure = config.dev
+                || config
+                    .issuer
+                    .fixed()
+                    .is_some_and(|p| p.issuer.url().starts_with("http://"));
+            crate::sts::roles::Roles::load(roles, allow_insecure)?;
+        }
+    }
+    Ok(())
 }
 
 /// Serves on an already bound listener until `stop` completes (tests pass their own). With
@@ -220,10 +246,7 @@ async fn bind_admin(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListen
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?;
-    Ok(Some(listener))
+    Ok(Some(super::listen::bind(addr, "--admin-listen").await?))
 }
 
 /// The issuer listener, plain or TLS, with its timeouts and connection cap.

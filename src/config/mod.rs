@@ -87,7 +87,7 @@ impl Config {
     pub fn load() -> Result<Self, ConfigError> {
         let args: Vec<OsString> = std::env::args_os().collect();
         match Cli::try_parse_from(&args) {
-            Ok(cli) => Self::from_cli(cli),
+            Ok(cli) => Self::from_cli(cli).map_err(|e| name_env_source(e, &args)),
             // --help, --version, and the help `issuerd` alone prints, as clap prints them.
             Err(error)
                 if !error.use_stderr()
@@ -108,6 +108,7 @@ impl Config {
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         Self::from_cli(Cli::try_parse_from(&args).map_err(|e| usage_error(&e, &args))?)
+            .map_err(|e| name_env_source(e, &args))
     }
 
     /// Merges parsed flags with the config file they name.
@@ -197,6 +198,56 @@ fn absolute(key: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
     })
 }
 
+/// The env variable of flag `--long`, if it has one.
+fn env_of(long: &str) -> Option<String> {
+    let command = Cli::command();
+    command
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments())
+        .chain(command.get_arguments())
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .and_then(|name| name.to_str())
+        .map(str::to_owned)
+}
+
+/// `--long` (or `--long=...`) is among the arguments.
+fn on_command_line(args: &[OsString], long: &str) -> bool {
+    args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a.strip_prefix("--")
+            .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+    })
+}
+
+/// A setting refused by configuration, reworded to name the env variable when its value came
+/// from one (not from the flag, and env wins over the file).
+fn name_env_source(error: ConfigError, args: &[OsString]) -> ConfigError {
+    let (long, reason) = match &error {
+        ConfigError::Invalid { key, reason } => (key.replace('_', "-"), reason.clone()),
+        ConfigError::Issuer(e) => ("issuer".to_owned(), e.to_string()),
+        _ => return error,
+    };
+    match env_of(&long) {
+        Some(name)
+            if !on_command_line(args, &long)
+                && std::env::var_os(&name).is_some_and(|v| !v.is_empty()) =>
+        {
+            ConfigError::Env { name, reason }
+        }
+        _ => error,
+    }
+}
+
+/// What a number means, for flags whose values look like they could take a unit.
+fn unit_hint(long: &str) -> Option<&'static str> {
+    match long {
+        "max-age" => Some("max-age is in seconds, e.g. 3600"),
+        "max-connections" | "backlog" => Some("a count, without a unit"),
+        _ => None,
+    }
+}
+
 /// A clap error, reworded to name the env variable when the bad value came from one rather than
 /// from the flag.
 fn usage_error(error: &clap::Error, args: &[OsString]) -> ConfigError {
@@ -211,22 +262,8 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ConfigError {
             .and_then(|a| a.strip_prefix("--"))
             .and_then(|a| a.split(['[', '=']).next())
     {
-        let on_command_line = args.iter().any(|a| {
-            let a = a.to_string_lossy();
-            a.strip_prefix("--")
-                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
-        });
-        let command = Cli::command();
-        let env = command
-            .get_subcommands()
-            .flat_map(|c| c.get_arguments())
-            .chain(command.get_arguments())
-            .find(|a| a.get_long() == Some(long))
-            .and_then(|a| a.get_env())
-            .and_then(|name| name.to_str())
-            .map(str::to_owned);
-        if let Some(name) = env
-            && !on_command_line
+        if let Some(name) = env_of(long)
+            && !on_command_line(args, long)
             && let Some(value) = std::env::var_os(&name)
         {
             let value = value.to_string_lossy().into_owned();
@@ -237,7 +274,15 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ConfigError {
             if let Some(ContextValue::Strings(valid)) = error.get(ContextKind::ValidValue) {
                 reason.push_str(&format!(" (possible values: {})", valid.join(", ")));
             }
+            if let Some(hint) = unit_hint(long) {
+                reason.push_str(&format!(" ({hint})"));
+            }
             return ConfigError::Env { name, reason };
+        }
+        if let Some(hint) = unit_hint(long) {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            return ConfigError::Usage(format!("{} ({hint})", first.trim_start_matches("error: ")));
         }
     }
     // clap's own rendering (with its tip and usage), less the `error: ` prefix main adds.

@@ -124,6 +124,16 @@ impl Listen {
     }
 }
 
+impl Listen {
+    /// The address, when it is one already (not a host name).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Addr(addr) => Some(*addr),
+            Self::Host(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -199,11 +209,30 @@ pub(super) fn serve(
     }
     let (timeouts, h2_handshake) = timeouts(&args.timeouts, &file.timeouts)?;
     let (max_connections, backlog) = limits(&args.limits, &file.limits)?;
+    let listen = listen(args.listen, &file.server, dev)?;
+    let admin_listen = args.admin_listen.or(file.admin.listen);
+    let sts = sts(
+        args.sts_listen,
+        args.sts_roles,
+        args.ca_files,
+        &file,
+        file_dir,
+        dev,
+    )?;
+    refuse_clashes(&[
+        ("listen", listen.addr()),
+        ("admin_listen", admin_listen),
+        ("sts_listen", sts.as_ref().map(|sts| sts.listen)),
+        (
+            "acme_http_listen",
+            acme.as_ref().and_then(|acme| acme.http_listen),
+        ),
+    ])?;
     Ok(ServeConfig {
         issuer,
         key_files,
         dev,
-        listen: listen(args.listen, &file.server, dev)?,
+        listen,
         access_log: args.access_log.or(file.server.access_log).unwrap_or(false),
         timeouts,
         h2_handshake,
@@ -215,15 +244,8 @@ pub(super) fn serve(
         acme,
         mirror,
         mirror_required: mirror_required.unwrap_or(false),
-        sts: sts(
-            args.sts_listen,
-            args.sts_roles,
-            args.ca_files,
-            &file,
-            file_dir,
-            dev,
-        )?,
-        admin_listen: args.admin_listen.or(file.admin.listen),
+        sts,
+        admin_listen,
     })
 }
 
@@ -260,6 +282,33 @@ fn shutdown(args: &ServeArgs, file: &FileConfig) -> Result<ShutdownSettings, Con
             MAX_DURATION,
         )?,
     })
+}
+
+/// Two listeners cannot share a port (the same address, or one of them on all interfaces);
+/// port 0 never clashes.
+fn refuse_clashes(listeners: &[(&'static str, Option<SocketAddr>)]) -> Result<(), ConfigError> {
+    let set: Vec<_> = listeners
+        .iter()
+        .filter_map(|(key, addr)| addr.map(|addr| (*key, addr)))
+        .filter(|(_, addr)| addr.port() != 0)
+        .collect();
+    for (i, (key, addr)) in set.iter().enumerate() {
+        for (other_key, other) in &set[..i] {
+            let overlap = addr.ip() == other.ip()
+                || addr.ip().is_unspecified()
+                || other.ip().is_unspecified();
+            if addr.port() == other.port() && overlap {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!(
+                        "{addr} clashes with {other_key} {other}: each listener needs its own \
+                         port"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `[server] listen`: flags and env, the file, then the default (loopback with `--dev`).
