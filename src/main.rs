@@ -44,10 +44,11 @@ fn report(error: &dyn Display) {
 }
 
 fn init_tracing(format: LogFormat) {
-    // rustls-platform-verifier logs every refused certificate at ERROR; issuerd reports the
-    // failure itself, with a hint, where it happens.
+    // rustls-platform-verifier logs every refused certificate at ERROR, object_store every retry
+    // at INFO: issuerd reports the failure itself, once, where it happens (ISSUERD_LOG=debug
+    // shows them).
     let filter = EnvFilter::try_from_env("ISSUERD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,rustls_platform_verifier=off"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rustls_platform_verifier=off,object_store=warn"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A closed stderr (a log collector gone) must not take the server down: tracing-subscriber
     // would otherwise report the failed write with eprintln!, which panics on EPIPE.

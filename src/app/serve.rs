@@ -412,8 +412,9 @@ fn start_mirror(
             let status = status.clone();
             move || status.get().to_json()
         }),
-        not_ready: Arc::new(move || {
-            (required && !status.get().in_sync()).then_some("not ready: mirror behind\n")
+        not_ready: Arc::new(move || match required {
+            true => status.get().not_ready(),
+            false => None,
         }),
     });
     info!(target = %mirror_config.target, "mirroring to bucket");

@@ -63,8 +63,15 @@ pub(super) async fn publish(config: &PublishConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot publish to {}", config.mirror.target))?;
     let bucket = &config.mirror.target.bucket;
+    let acl = match config.mirror.acl {
+        crate::bucket::MirrorAcl::PublicRead => " (ACL public-read)",
+        crate::bucket::MirrorAcl::Default => "",
+    };
     for key in &outcome.written {
-        println!("written   s3://{bucket}/{key}");
+        println!("written   s3://{bucket}/{key}{acl}");
+    }
+    for key in &outcome.acl_set {
+        println!("acl       s3://{bucket}/{key} (unchanged; ACL public-read set)");
     }
     for key in &outcome.unchanged {
         println!("unchanged s3://{bucket}/{key}");

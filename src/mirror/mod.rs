@@ -98,6 +98,8 @@ pub struct SyncOutcome {
     pub written: Vec<String>,
     /// Keys that already held the right bytes and headers.
     pub unchanged: Vec<String>,
+    /// Keys whose canned ACL was set without rewriting them (`public-read` on unchanged objects).
+    pub acl_set: Vec<String>,
 }
 
 /// Brings both objects in line with `snapshot`: JWKS first (so a discovery document never points
@@ -121,8 +123,10 @@ pub async fn sync<S: ObjectSink>(
             Some(remote) if remote == wanted => {
                 if acl == MirrorAcl::PublicRead && acl_on_unchanged {
                     sink.set_public_read(key).await?;
+                    outcome.acl_set.push(key.clone());
+                } else {
+                    outcome.unchanged.push(key.clone());
                 }
-                outcome.unchanged.push(key.clone());
                 continue;
             }
             Some(remote) => info!(

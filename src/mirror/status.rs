@@ -39,6 +39,21 @@ impl MirrorState {
         self.synced_generation == Some(self.wanted_generation)
     }
 
+    /// Why relying parties cannot use the bucket now, if they cannot: it is behind what is
+    /// served, or its documents fail the anonymous read check (`--mirror-required` holds
+    /// `/readyz` on it).
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.in_sync() {
+            return Some("not ready: mirror behind\n");
+        }
+        match self.public_access {
+            Some(PublicAccess::Failed(_)) => {
+                Some("not ready: the mirrored documents cannot be read anonymously\n")
+            }
+            _ => None,
+        }
+    }
+
     /// The `/statusz` object.
     pub fn to_json(&self) -> serde_json::Value {
         let unix = |t: Option<SystemTime>| {

@@ -92,9 +92,12 @@ async fn sync_writes_jwks_first_reads_back_and_then_skips() {
     assert_eq!(sink.log.lock().unwrap().len(), 2);
     // With the ACL asked for on unchanged objects: reads and ACLs, no writes.
     sink.log.lock().unwrap().clear();
-    sync(&sink, &layout, &first, MirrorAcl::PublicRead, true)
+    let acl = sync(&sink, &layout, &first, MirrorAcl::PublicRead, true)
         .await
         .unwrap();
+    // Reported as such, not as unchanged.
+    assert_eq!(acl.acl_set, [j.clone(), d.clone()]);
+    assert!(acl.unchanged.is_empty() && acl.written.is_empty());
     let log = sink.log.lock().unwrap().clone();
     assert_eq!(
         log,
