@@ -28,7 +28,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(issuerd::app::run(config)) {
+    let outcome = runtime.block_on(issuerd::app::run(config));
+    // Every task was joined before `run` returned; a blocking thread still busy (a DNS lookup of
+    // a dropped connection) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&format_args!("{error:#}"));

@@ -153,6 +153,8 @@ pub enum Publish {
     Unchanged {
         /// The generation still served.
         generation: u64,
+        /// Reloads had failed since this long: this one recovered (to the set served all along).
+        recovered_after: Option<Duration>,
     },
 }
 
@@ -207,11 +209,12 @@ impl Store {
 
     /// Publishes `keys` as the next generation, unless they are what is already served.
     pub fn publish(&self, keys: KeySet) -> Publish {
-        self.record_success();
+        let failing_since = self.record_success();
         let current = self.current();
         if current.keys == keys {
             return Publish::Unchanged {
                 generation: current.generation,
+                recovered_after: failing_since.map(|since| since.elapsed().unwrap_or_default()),
             };
         }
         let old: Vec<&str> = current.keys.kids().collect();
@@ -260,12 +263,13 @@ impl Store {
         health.failures[cause as usize] += 1;
     }
 
-    fn record_success(&self) {
+    /// Records a successful reload; returns since when reloads had been failing, if they had.
+    fn record_success(&self) -> Option<SystemTime> {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         health.last_error = None;
-        health.failing_since = None;
         health.last_success = Some(SystemTime::now());
         health.successes += 1;
+        health.failing_since.take()
     }
 }
 
@@ -357,7 +361,10 @@ mod tests {
         let first = reader.snapshot();
         assert_eq!(
             store.publish(keys(&[EC256])),
-            Publish::Unchanged { generation: 1 }
+            Publish::Unchanged {
+                generation: 1,
+                recovered_after: None
+            }
         );
         assert_eq!(
             store.publish(keys(&[EC384])),
@@ -467,7 +474,22 @@ mod tests {
         store.record_failure(FailureCause::NoKeys, "key file x: still bad".into());
         assert_eq!(reader.health().failing_since, Some(since));
         assert_eq!(reader.health().failures, [0, 1, 0, 1, 0]);
-        store.publish(keys(&[EC256]));
+        // Recovering to the set served all along says so (the watcher logs it), once.
+        assert!(matches!(
+            store.publish(keys(&[EC256])),
+            Publish::Unchanged {
+                generation: 1,
+                recovered_after: Some(_)
+            }
+        ));
         assert!(reader.health().last_error.is_none());
+        assert!(reader.health().failing_since.is_none());
+        assert_eq!(
+            store.publish(keys(&[EC256])),
+            Publish::Unchanged {
+                generation: 1,
+                recovered_after: None
+            }
+        );
     }
 }

@@ -211,7 +211,21 @@ async fn reload_keys(store: &Store, sources: &[PathBuf], cause: &'static str) ->
                 "published key set"
             );
         }
-        Publish::Unchanged { generation } => {
+        Publish::Unchanged {
+            generation,
+            recovered_after: Some(failing_for),
+        } => {
+            info!(
+                cause,
+                generation,
+                failing_secs = failing_for.as_secs(),
+                "key reload recovered; the key set is the one served all along"
+            );
+        }
+        Publish::Unchanged {
+            generation,
+            recovered_after: None,
+        } => {
             debug!(cause, generation, "key set unchanged");
         }
     }

@@ -211,13 +211,12 @@ pub(super) fn print_demo_banner(issuer: &Issuer, key: &DevKey, demo: &DevIrsa, s
          token:        ServiceAccount {}, audience {}\n\n{}\ntry:\n  \
          python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])'\n\n\
          mint other tokens (another --subject, --audience, --not-before -2h) into the same file:\n  \
-         issuerd mint --key {} --issuer {} --subject system:serviceaccount:default:demo --out \"$AWS_WEB_IDENTITY_TOKEN_FILE\"\n",
+         issuerd mint --key \"$KEY\" --issuer {} --subject system:serviceaccount:default:demo --out \"$AWS_WEB_IDENTITY_TOKEN_FILE\"\n",
         dev::irsa::ROLE_ARN,
         demo.roles_file.display(),
         dev::irsa::SERVICE_ACCOUNT,
         dev::irsa::AUDIENCE,
-        demo.env(sts),
-        key.private_key().display(),
+        demo.env(sts, key.private_key()),
         issuer.url(),
     );
     if let Err(error) = printed {

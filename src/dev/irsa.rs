@@ -95,15 +95,20 @@ impl DevIrsa {
         })
     }
 
-    /// The shell lines that point an AWS SDK at the local STS.
-    pub fn env(&self, sts: SocketAddr) -> String {
+    /// The shell lines that point an AWS SDK at the local STS, and `KEY`, the dev key the
+    /// guide's `mint` examples sign with. Credentials already in the environment would win over
+    /// web identity in the SDKs' chains, so they are unset.
+    pub fn env(&self, sts: SocketAddr, key: &Path) -> String {
         format!(
-            "export AWS_ROLE_ARN={ROLE_ARN}\n\
+            "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE\n\
+             export AWS_ROLE_ARN={ROLE_ARN}\n\
              export AWS_WEB_IDENTITY_TOKEN_FILE={}\n\
              export AWS_ENDPOINT_URL_STS=http://{sts}\n\
              export AWS_REGION=us-east-1\n\
-             export AWS_DEFAULT_REGION=us-east-1\n",
-            self.token_file.display()
+             export AWS_DEFAULT_REGION=us-east-1\n\
+             export KEY={}\n",
+            self.token_file.display(),
+            key.display()
         )
     }
 }
