@@ -8,7 +8,7 @@
 //! --release --test differential_h2` runs more. Where the two decide differently on purpose,
 //! `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes; nothing else may differ.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The binary as users run it: exit codes and `error:` lines, `render`, `serve --dev`, config
 //! precedence, SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};

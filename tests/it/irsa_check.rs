@@ -1,6 +1,6 @@
 //! `check`: every finding it reports, produced by the misconfiguration it names.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (object ACLs and bucket policies for anonymous reads) behind a switchable, request-counting TCP
 //! proxy, and s3s-fs in process (it checks SigV4, so wrong credentials are refused).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ impl Moto {
             .port();
         // moto_server, with S3 routing for unsigned discovery paths (see the script).
         let child = Process::new(&python)
-            .arg(root.join("tests/support/moto_s3.py"))
+            .arg(root.join("tests/it/common/moto_s3.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -20,7 +20,7 @@
 //! first divergence must be explained by [`classify`], which maps the input to one row of the
 //! table; anything else fails with the input bytes printed escaped.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

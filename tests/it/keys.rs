@@ -1,7 +1,7 @@
 //! Key loading: every accepted form, every refusal (with the file and reason named), JWKS input,
 //! Kubernetes volume layout, and no private material anywhere in the output.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -321,7 +321,7 @@ fn an_empty_directory_is_an_empty_set_and_refused() {
 
 /// The layout the kubelet writes for a Secret volume: `..<timestamp>/` holds the files, `..data`
 /// links to it, and the visible names link through `..data`.
-pub fn kubelet_volume(dir: &Path, files: &[(&str, &Path)]) {
+fn kubelet_volume(dir: &Path, files: &[(&str, &Path)]) {
     let stamp = dir.join("..2026_11_28_12_00_00.000000001");
     std::fs::create_dir(&stamp).unwrap();
     for (name, source) in files {

@@ -3,7 +3,7 @@
 //! lingering close after an unread body. Each timer is set to a distinct value, so a test that
 //! sees the right one fire proves that it comes from the configuration.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

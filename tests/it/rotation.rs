@@ -1,7 +1,7 @@
 //! Hot rotation over a real socket: every way keys change in practice is picked up; anything
 //! invalid leaves the last good key set served and is reported on /statusz.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! `openssl s_client` (old protocol versions refused, any server name served), live certificate
 //! swaps, and refused pairs that keep the served certificate.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

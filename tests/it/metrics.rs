@@ -2,7 +2,7 @@
 //! requests (HTTP/1.1 and h2c) and reloads happen, every scrape passes `promtool check metrics`,
 //! `/statusz` leaves the issuer listener; and the access log, from the real binary.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};

@@ -1,7 +1,7 @@
 //! HTTP/1.x on the wire, byte by byte: pipelining, split request heads, HTTP/1.0, connection
 //! close, request bodies, malformed and oversized requests, h2c detection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! those settings are configured.
 //! HTTP/2 is spoken in raw frames over a `TcpStream`, so that the client can misbehave.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
