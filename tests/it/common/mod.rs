@@ -425,14 +425,74 @@ pub fn published_jwks(files: &[&str]) -> String {
     String::from_utf8(documents.jwks.body.to_vec()).unwrap()
 }
 
-/// A loopback port nobody listens on (bound, noted, closed).
-pub async fn unused_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What the servers of this test log, as `serve` writes it (tracing's fmt format, no colours):
+/// to read what is only known once bound, such as the address of a listener on port 0.
+///
+/// The subscriber is this thread's default while the capture lives, never the process's global
+/// one (the tests share one process). It sees every task of a server started in a
+/// current-thread runtime (plain `#[tokio::test]`): they all run on the test's thread.
+pub struct LogCapture {
+    log: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+/// One writer of a [`LogCapture`]: appends to its buffer.
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub fn start() -> Self {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = std::sync::Arc::clone(&log);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || CaptureWriter(std::sync::Arc::clone(&writer)))
+            .finish();
+        Self {
+            log,
+            _default: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// The value of `field` on the first line logging `message`, waited for (10 s at most).
+    pub async fn field(&self, message: &str, field: &str) -> String {
+        let find = || {
+            let key = format!(" {field}=");
+            self.text()
+                .lines()
+                .filter(|line| line.contains(&format!(": {message}")))
+                .find_map(|line| {
+                    Some(
+                        line.split(&key)
+                            .nth(1)?
+                            .split_whitespace()
+                            .next()?
+                            .to_owned(),
+                    )
+                })
+        };
+        eventually!(
+            find().is_some(),
+            "nothing logged `{message}` with {field}=:\n{}",
+            self.text()
+        );
+        find().unwrap()
+    }
 }
 
 /// A port on 127.0.0.1 where connections are refused, and stay refused while the guard lives:
