@@ -164,10 +164,8 @@ fn spawn_serve(args: &[&str]) -> Process {
     let mut addr = None;
     for line in stderr.lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.split("listen=").nth(1)
-            && line.contains("ready")
-        {
-            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+        if let Some(ready) = common::ready_address(&line) {
+            addr = Some(ready);
             break;
         }
     }

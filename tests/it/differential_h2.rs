@@ -21,14 +21,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
 const DEFAULT_CASES: u32 = 1024;
+use common::frame_type::{CONTINUATION, DATA, GOAWAY, HEADERS, PRIORITY, RST_STREAM, SETTINGS};
 use common::{H2_PREFACE as PREFACE, h2_frame as frame};
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const PRIORITY: u8 = 0x2;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
 
 /// Why RFC 9113 calls a request malformed, judged here from the fields as sent; `None` for a
 /// well-formed one. issuerd must reset exactly these.

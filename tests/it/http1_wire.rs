@@ -5,11 +5,9 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestServer, key};
+use common::{JWKS, TestServer, find, key};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
-const JWKS: &str = "/openid/v1/jwks";
 
 async fn server() -> TestServer {
     let key = key("ec256.pub.pem").display().to_string();
@@ -52,10 +50,6 @@ async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(String, St
         }
     }
     responses
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[tokio::test]

@@ -5,10 +5,10 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Route, fake_issuer, key, published_jwks, refusing_port, start_local_issuer};
+use common::{
+    DISCOVERY, Route, fake_issuer, key, published_jwks, refusing_port, start_local_issuer,
+};
 use issuerd::check::{Level, Report, check};
-
-const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 fn discovery(issuer: &str, jwks_uri: &str) -> String {
     format!(

@@ -11,21 +11,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{KillOnDrop, LogCapture, TestServer, get, key, request, request_h2c};
+use common::{
+    DISCOVERY, JWKS, KillOnDrop, LogCapture, TestServer, get, key, kid_of, request, request_h2c,
+};
 use http::Method;
-use issuerd::keys::KeySet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const ISSUER: &str = "https://issuer.example.com";
-const JWKS: &str = "/openid/v1/jwks";
-const DISCOVERY: &str = "/.well-known/openid-configuration";
-
-fn kid_of(file: &str) -> String {
-    KeySet::load(&[key(file)]).unwrap().keys()[0]
-        .kid()
-        .to_owned()
-}
 
 /// `promtool check metrics` on `text`; promtool missing is a failure, never a skip.
 fn promtool_check(text: &str) {

@@ -10,7 +10,7 @@ use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{KillOnDrop, TestServer, get};
+use common::{KillOnDrop, TestServer, find, get};
 use http::StatusCode;
 use issuerd::bucket::{MirrorConfig, StaticCredentials};
 use issuerd::config::{Command, Config, ServeConfig};
@@ -208,10 +208,6 @@ async fn pump(client: TcpStream, server: TcpStream, puts: Arc<Mutex<Vec<String>>
         let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
     };
     tokio::join!(upstream, downstream);
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 // === issuerd ===

@@ -7,16 +7,9 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestServer, get, key, kubelet_write};
-use issuerd::keys::KeySet;
+use common::{TestServer, get, key, kid_of, kubelet_write};
 
 const ISSUER: &str = "https://issuer.example.com";
-
-fn kid_of(file: &str) -> String {
-    KeySet::load(&[key(file)]).unwrap().keys()[0]
-        .kid()
-        .to_owned()
-}
 
 async fn start(source: &Path, extra: &[&str]) -> TestServer {
     let source = source.display().to_string();

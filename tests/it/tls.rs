@@ -3,6 +3,7 @@
 //! swaps, and refused pairs that keep the served certificate.
 
 use crate::common;
+use common::{DISCOVERY, JWKS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,9 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-const JWKS: &str = "/openid/v1/jwks";
-const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 /// A test CA that issues serving certificates.
 struct Ca {

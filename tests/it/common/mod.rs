@@ -15,6 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The JWKS path of an issuer without a path.
+pub const JWKS: &str = "/openid/v1/jwks";
+/// The discovery document path of an issuer without a path.
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+
 /// `tests/fixtures/keys/<name>`.
 pub fn key(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,6 +34,32 @@ pub fn golden(case: &str, file: &str) -> Vec<u8> {
         .join(case)
         .join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The kid issuerd gives the (first) key of fixture `file`.
+pub fn kid_of(file: &str) -> String {
+    issuerd::keys::KeySet::load(&[key(file)]).unwrap().keys()[0]
+        .kid()
+        .to_owned()
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The address on the line `serve` logs when ready (`... ready listen=ADDR ...`, the text
+/// format), or `None` for another line.
+pub fn ready_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains(": ready ") {
+        return None;
+    }
+    line.split("listen=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Polls `$cond` every 20 ms for up to 10 s; panics with `$msg` if it never holds.
@@ -290,10 +321,8 @@ impl TlsServe {
             };
             log.push_str(&line);
             log.push('\n');
-            if line.contains("ready")
-                && let Some(rest) = line.split("listen=").nth(1)
-            {
-                break rest.split_whitespace().next().unwrap().to_owned();
+            if let Some(addr) = ready_address(&line) {
+                break addr;
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
@@ -559,6 +588,18 @@ pub fn served_serial(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Str
 
 /// The HTTP/2 client connection preface (RFC 9113 section 3.4).
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// HTTP/2 frame types (RFC 9113 section 6), for [`h2_frame`].
+pub mod frame_type {
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const PRIORITY: u8 = 0x2;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
+    pub const GOAWAY: u8 = 0x7;
+    pub const CONTINUATION: u8 = 0x9;
+}
 
 /// One raw HTTP/2 frame, for clients that misbehave on purpose: length, type, flags, stream.
 pub fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
