@@ -133,7 +133,7 @@ fn render_writes_the_bucket_tree() {
 fn version_is_printed() {
     let output = issuerd().arg("--version").output().unwrap();
     assert!(output.status.success());
-    // The git revision follows (tests/deploy.rs checks it).
+    // The git revision follows (tests/it/deploy.rs checks it).
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.starts_with(&format!("issuerd {}", env!("CARGO_PKG_VERSION"))),

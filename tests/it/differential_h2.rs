@@ -4,9 +4,10 @@
 //! in-memory duplex streams, and every stream must end alike: the same status, headers (but
 //! `date`) and body, or the same RST_STREAM code, or the same GOAWAY.
 //!
-//! `cargo test --test differential_h2` runs 1024 cases; `ISSUERD_DIFF_CASES=100000 cargo test
-//! --release --test differential_h2` runs more. Where the two decide differently on purpose,
-//! `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes; nothing else may differ.
+//! `cargo test --test it -- differential_h2::` runs 1024 cases; `ISSUERD_DIFF_CASES=100000
+//! cargo test --release --test it -- differential_h2::` runs more. Where the two decide
+//! differently on purpose, `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes;
+//! nothing else may differ.
 
 use crate::common;
 

@@ -57,7 +57,7 @@ fn rank(module: &str) -> u8 {
         .iter()
         .find(|(name, _)| *name == module)
         .map(|(_, rank)| *rank)
-        .unwrap_or_else(|| panic!("module `{module}` has no place in RANKS (tests/layers.rs)"))
+        .unwrap_or_else(|| panic!("module `{module}` has no place in RANKS (tests/it/layers.rs)"))
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
