@@ -4,12 +4,12 @@
 # without what it needs.
 #
 #   python3-venv          the interop venv (PyJWT, joserfc, authlib, boto3, moto, kubernetes-validate)
-#   curl, openssl         the HTTPS tests' real clients (tests/tls.rs), thumbprint cross-checks
+#   curl, openssl         the HTTPS tests' real clients (tests/it/tls.rs), thumbprint cross-checks
 #   nodejs, npm           openid-client + jose over HTTPS (tests/interop/node)
 #   golang-go, go-oidc    go-oidc v2 over HTTPS, built offline against Debian's Go sources
-#   pebble                Let's Encrypt's test ACME server and its DNS (tests/acme.rs)
-#   iproute2              `ss`, to read a listener's backlog (tests/limits.rs)
-#   prometheus            promtool: every /metrics scrape and the alert rules (tests/metrics.rs)
+#   pebble                Let's Encrypt's test ACME server and its DNS (tests/it/acme.rs)
+#   iproute2              `ss`, to read a listener's backlog (tests/it/limits.rs)
+#   prometheus            promtool: every /metrics scrape and the alert rules (tests/it/metrics.rs)
 #   systemd               systemd-analyze verify/security of deploy/systemd (test_deploy.py)
 #   nghttp2-client        h2load: nghttp2's HTTP/2 client against the engine (test_h2.py)
 set -euo pipefail

@@ -36,10 +36,10 @@ echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
 
-# The differential stress target (the same generator as tests/differential.rs, unshrunk, on a
+# The differential stress target (the same generator as tests/it/differential.rs, unshrunk, on a
 # clock) for a short, bounded run; run it for minutes locally with ISSUERD_DIFF_MINUTES=10.
 echo "== differential stress (${ISSUERD_DIFF_MINUTES:=0.25} min)"
-ISSUERD_DIFF_MINUTES=$ISSUERD_DIFF_MINUTES cargo test --test differential -- --ignored stress
+ISSUERD_DIFF_MINUTES=$ISSUERD_DIFF_MINUTES cargo test --test it -- --ignored --exact differential::stress
 
 echo "== interop (PyJWT, joserfc, authlib against a running issuerd; boto3 against issuerd sts; PyJWT, joserfc, openid-client, go-oidc over HTTPS)"
 cargo build --quiet --bin issuerd

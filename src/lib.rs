@@ -5,7 +5,7 @@
 //! The pipeline is keys -> documents -> snapshot -> HTTP; every consumer of the published state
 //! (the server, the bucket mirror, `/statusz` and metrics) is a reader of the same snapshots.
 //! Data and imports flow one way: keys -> document/bucket -> store -> server/watcher/mirror -> app
-//! (`tests/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
+//! (`tests/it/layers.rs` holds the code to it). The IRSA tools sit beside that pipeline: they read
 //! issuers over HTTP, as relying parties do (token -> irsa/check -> sts).
 //!
 //! - [`cli`]: raw command-line flags and env.

@@ -80,7 +80,7 @@ def main() -> int:
         port = free_port()
         s3 = f"http://127.0.0.1:{port}"
         children.append(subprocess.Popen(
-            [python, ROOT / "tests/support/moto_s3.py", "-H", "127.0.0.1", "-p", str(port)],
+            [python, ROOT / "tests/it/common/moto_s3.py", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 60, "moto did not start")
         http("PUT", f"{s3}/{BUCKET}")

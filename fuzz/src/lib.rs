@@ -1,6 +1,6 @@
 //! The invariants of issuerd's HTTP/2 engine, checked on one fuzz input at a time: written once
 //! for the fuzz targets (`fuzz_targets/`, nightly, `cargo fuzz`) and the corpus replay
-//! (`tests/fuzz_replay.rs`, stable, which includes this file as a module). Both drive the
+//! (`tests/it/fuzz_replay.rs`, stable, which includes this file as a module). Both drive the
 //! engine through `issuerd::server::fuzzing` and panic when an invariant fails.
 //!
 //! - [`h2_connection`]: the input is a client's byte stream, fed to the sans-IO connection in

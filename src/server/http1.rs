@@ -10,7 +10,7 @@
 //! HTTP/2 engine (`http2/`).
 //!
 //! Where it decides differently from hyper's HTTP/1.1 server, on purpose, is listed in
-//! [`DELIBERATE_DIFFERENCES`]; `tests/differential.rs` holds both to that list.
+//! [`DELIBERATE_DIFFERENCES`]; `tests/it/differential.rs` holds both to that list.
 
 use std::future::poll_fn;
 use std::io;
@@ -45,7 +45,7 @@ pub(crate) const OUTPUT_HIGH_WATER: usize = 8 * 1024;
 
 /// Where this loop and hyper's HTTP/1.1 server decide differently on purpose, as
 /// (input, issuerd, hyper). The differential test accepts exactly these differences; `docs/http.md`
-/// repeats the table (`tests/readme.rs`).
+/// repeats the table (`tests/it/readme.rs`).
 pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         "HTTP/1.1 request without Host, or any request with several Host lines",

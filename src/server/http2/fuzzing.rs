@@ -1,4 +1,4 @@
-//! A seam for fuzz targets and corpus replays (`fuzz/`, `tests/fuzz_replay.rs`): the sans-IO
+//! A seam for fuzz targets and corpus replays (`fuzz/`, `tests/it/fuzz_replay.rs`): the sans-IO
 //! connection and the HPACK decoder, driven from outside the crate. Not part of the server's
 //! interface; nothing in issuerd calls it.
 

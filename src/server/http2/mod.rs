@@ -55,8 +55,8 @@ use super::transport::{Transport, linger_close, write_all_flushed};
 use crate::shutdown;
 
 /// Where this engine and hyper's HTTP/2 server (the `h2` crate) decide differently on purpose, as
-/// (input, issuerd, hyper). `tests/differential_h2.rs` holds both to this list; `docs/http.md`
-/// repeats it (`tests/readme.rs`).
+/// (input, issuerd, hyper). `tests/it/differential_h2.rs` holds both to this list; `docs/http.md`
+/// repeats it (`tests/it/readme.rs`).
 pub const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
     (
         ":path with characters the http crate refuses (space, non-ASCII)",

@@ -6,7 +6,7 @@
 //! - no client ever goes back to an older key set,
 //! - no request fails, and every rotation is seen.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

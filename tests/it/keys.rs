@@ -1,9 +1,8 @@
 //! Key loading: every accepted form, every refusal (with the file and reason named), JWKS input,
 //! Kubernetes volume layout, and no private material anywhere in the output.
 
-mod common;
+use crate::common;
 
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::key;
@@ -319,26 +318,17 @@ fn an_empty_directory_is_an_empty_set_and_refused() {
     assert!(error.contains("no keys found"), "{error}");
 }
 
-/// The layout the kubelet writes for a Secret volume: `..<timestamp>/` holds the files, `..data`
-/// links to it, and the visible names link through `..data`.
-pub fn kubelet_volume(dir: &Path, files: &[(&str, &Path)]) {
-    let stamp = dir.join("..2026_11_28_12_00_00.000000001");
-    std::fs::create_dir(&stamp).unwrap();
-    for (name, source) in files {
-        std::fs::copy(source, stamp.join(name)).unwrap();
-        symlink(Path::new("..data").join(name), dir.join(name)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
-}
-
 #[test]
 fn a_kubernetes_secret_volume_is_read_through_its_symlinks() {
     let tmp = tempfile::tempdir().unwrap();
-    kubelet_volume(
+    // The layout the kubelet writes for a Secret volume: `..<timestamp>/` holds the files,
+    // `..data` links to it, and the visible names link through `..data`.
+    common::kubelet_write(
         tmp.path(),
+        1,
         &[
-            ("sa.key", &key("rsa2048.pkcs1.pem")),
-            ("extra.pub", &key("ec256.pub.pem")),
+            ("sa.key", key("rsa2048.pkcs1.pem")),
+            ("extra.pub", key("ec256.pub.pem")),
         ],
     );
     write(tmp.path(), ".hidden", "not a key");

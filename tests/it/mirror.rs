@@ -2,7 +2,7 @@
 //! (object ACLs and bucket policies for anonymous reads) behind a switchable, request-counting TCP
 //! proxy, and s3s-fs in process (it checks SigV4, so wrong credentials are refused).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{KillOnDrop, TestServer, get};
+use common::{KillOnDrop, TestServer, find, get};
 use http::StatusCode;
 use issuerd::bucket::{MirrorConfig, StaticCredentials};
 use issuerd::config::{Command, Config, ServeConfig};
@@ -26,7 +26,7 @@ const DISCOVERY_KEY: &str = "clusters/prod/.well-known/openid-configuration";
 
 // === moto ===
 
-/// moto's S3 server on a free port, killed when dropped.
+/// moto's S3 server on a port of its own choosing, killed when dropped.
 struct Moto {
     addr: SocketAddr,
     _child: KillOnDrop,
@@ -47,30 +47,53 @@ impl Moto {
              tests/interop/requirements.txt into $CARGO_TARGET_DIR/interop-venv)",
             bin.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // moto_server, with S3 routing for unsigned discovery paths (see the script).
-        let child = Process::new(&python)
-            .arg(root.join("tests/support/moto_s3.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let child = KillOnDrop(child);
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "moto_server did not listen on {addr} within 60s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // moto_server on port 0, with S3 routing for unsigned discovery paths (see the script).
+        // Its server (werkzeug) logs the address it is listening on: " * Running on http://ADDR".
+        let mut child = KillOnDrop(
+            Process::new(&python)
+                .arg(root.join("tests/it/common/moto_s3.py"))
+                .args(["-H", "127.0.0.1", "-p", "0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stderr = child.stderr.take().unwrap();
+        let (found, listening) = tokio::sync::oneshot::channel();
+        // Reads the log until the address, then drains it (a request is a line) to the end.
+        std::thread::spawn(move || {
+            use std::io::{BufRead as _, BufReader};
+            let mut found = Some(found);
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if found.is_none() {
+                    continue;
+                }
+                match line.split("Running on http://").nth(1) {
+                    Some(rest) => {
+                        let addr: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
+                            .collect();
+                        let _ = found.take().unwrap().send(Ok(addr));
+                    }
+                    None => {
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
+                }
+            }
+            if let Some(found) = found {
+                let _ = found.send(Err(log));
+            }
+        });
+        let addr: SocketAddr = match tokio::time::timeout(Duration::from_secs(60), listening).await
+        {
+            Ok(Ok(Ok(addr))) => addr.parse().unwrap(),
+            Ok(Ok(Err(log))) => panic!("moto_server exited before listening:\n{log}"),
+            Ok(Err(_)) => panic!("moto_server's log reader failed"),
+            Err(_) => panic!("moto_server did not listen within 60s"),
+        };
         Self {
             addr,
             _child: child,
@@ -208,10 +231,6 @@ async fn pump(client: TcpStream, server: TcpStream, puts: Arc<Mutex<Vec<String>>
         let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
     };
     tokio::join!(upstream, downstream);
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 // === issuerd ===
@@ -840,10 +859,8 @@ async fn publish_exit_codes() {
     );
 
     // 3: nothing listens at the endpoint.
-    let dead = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    let (_refusing, port) = common::refusing_port();
+    let dead = format!("http://127.0.0.1:{port}");
     let down = publish(&dead, "public", &[]).await;
     assert_eq!(down.code, Some(3), "{}", down.stderr);
 

@@ -1,7 +1,7 @@
 //! `mint` and `verify`: tokens minted for every key type verify against a running `serve`, and
 //! every diagnosis `verify` prints is produced by the failure it names.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};

@@ -3,13 +3,15 @@
 //! decided alike or differ only as a named row of `DELIBERATE_DIFFERENCES` says.
 //!
 //! How to run it:
-//! - `cargo test --test differential`: 2048 generated cases (under 15 s in a debug build).
-//! - `ISSUERD_DIFF_CASES=1000000 cargo test --release --test differential` runs a million
-//!   (proptest's own `PROPTEST_CASES` works too; `ISSUERD_DIFF_CASES` wins if both are set).
-//! - `ISSUERD_DIFF_MINUTES=10 cargo test --release --test differential -- --ignored stress`
-//!   runs the same generator for ten minutes without shrinking, printing every panic (a server
-//!   task that panicked) and divergence, the cases per second, and how often each deliberate
-//!   difference was seen.
+//! - `cargo test --test it -- differential::`: 2048 generated cases (under 15 s in a debug
+//!   build).
+//! - `ISSUERD_DIFF_CASES=1000000 cargo test --release --test it -- differential::` runs a
+//!   million (proptest's own `PROPTEST_CASES` works too; `ISSUERD_DIFF_CASES` wins if both are
+//!   set).
+//! - `ISSUERD_DIFF_MINUTES=10 cargo test --release --test it -- --ignored --exact
+//!   differential::stress` runs the same generator for ten minutes without shrinking, printing
+//!   every panic (a server task that panicked) and divergence, the cases per second, and how
+//!   often each deliberate difference was seen.
 //!
 //! A case is a pipeline of requests (every route, methods, HTTP/1.0 to 1.x, framing, Host,
 //! conditional and odd headers, bodies), then byte mutations (flips, insertions, deletions,
@@ -20,7 +22,7 @@
 //! first divergence must be explained by [`classify`], which maps the input to one row of the
 //! table; anything else fails with the input bytes printed escaped.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! one that ends in a trusted CA (here the test CA, trusted through `SSL_CERT_FILE` as an
 //! operator would add a private CA).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! requests (HTTP/1.1 and h2c) and reloads happen, every scrape passes `promtool check metrics`,
 //! `/statusz` leaves the issuer listener; and the access log, from the real binary.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
@@ -11,21 +11,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{KillOnDrop, TestServer, get, key, request, request_h2c, unused_port};
+use common::{
+    DISCOVERY, JWKS, KillOnDrop, LogCapture, TestServer, get, key, kid_of, request, request_h2c,
+};
 use http::Method;
-use issuerd::keys::KeySet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const ISSUER: &str = "https://issuer.example.com";
-const JWKS: &str = "/openid/v1/jwks";
-const DISCOVERY: &str = "/.well-known/openid-configuration";
-
-fn kid_of(file: &str) -> String {
-    KeySet::load(&[key(file)]).unwrap().keys()[0]
-        .kid()
-        .to_owned()
-}
 
 /// `promtool check metrics` on `text`; promtool missing is a failure, never a skip.
 fn promtool_check(text: &str) {
@@ -101,11 +94,9 @@ async fn metrics_move_with_requests_and_reloads_and_pass_promtool() {
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
     std::fs::copy(key("ec256.pub.pem"), keys.join("a.pem")).unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", unused_port().await)
-        .parse()
-        .unwrap();
-    let admin_arg = admin.to_string();
     let keys_arg = keys.display().to_string();
+    // The admin listener on port 0: its address is read from what it logs.
+    let log = LogCapture::start();
     let server = TestServer::start(&[
         "--issuer",
         ISSUER,
@@ -114,9 +105,14 @@ async fn metrics_move_with_requests_and_reloads_and_pass_promtool() {
         "--debounce",
         "50ms",
         "--admin-listen",
-        &admin_arg,
+        "127.0.0.1:0",
     ])
     .await;
+    let admin: SocketAddr = log
+        .field("admin listener ready", "listen")
+        .await
+        .parse()
+        .unwrap();
     let public = server.addr;
 
     // The admin endpoints; /statusz and /metrics are not on the issuer listener.

@@ -3,7 +3,7 @@
 //! The Kubernetes manifests and the systemd unit are judged by their own tools in
 //! tests/interop/test_deploy.py.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

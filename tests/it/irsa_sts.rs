@@ -2,7 +2,7 @@
 //! statuses for what the boto3 suite cannot send, explicit Deny, the refetch interval, and the
 //! roles file and flags that configure it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,4 +1,4 @@
-"""moto_server for the mirror tests (tests/mirror.rs), with unsigned requests always routed to S3.
+"""moto_server for the mirror tests (tests/it/mirror.rs), unsigned requests always routed to S3.
 
 moto routes an unsigned GET whose path ends in /.well-known/openid-configuration to its Cognito
 emulation (user-pool discovery documents), so an anonymous read of a discovery document stored in

@@ -1,15 +1,13 @@
 //! HTTP/1.x on the wire, byte by byte: pipelining, split request heads, HTTP/1.0, connection
 //! close, request bodies, malformed and oversized requests, h2c detection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{TestServer, key};
+use common::{JWKS, TestServer, find, key};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
-const JWKS: &str = "/openid/v1/jwks";
 
 async fn server() -> TestServer {
     let key = key("ec256.pub.pem").display().to_string();
@@ -52,10 +50,6 @@ async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(String, St
         }
     }
     responses
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[tokio::test]
@@ -628,7 +622,7 @@ async fn a_higher_minor_version_is_served_as_http_1_1() {
 #[tokio::test]
 async fn a_fragment_in_the_target_is_not_part_of_the_path() {
     // Clients never send a fragment (RFC 9112 section 3.2); one that does means the path
-    // before it, as hyper reads it (found by tests/differential.rs).
+    // before it, as hyper reads it (found by tests/it/differential.rs).
     let server = server().await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream
@@ -646,7 +640,7 @@ async fn a_fragment_in_the_target_is_not_part_of_the_path() {
 async fn a_target_of_no_form_is_refused() {
     // RFC 9112 section 3.2: origin form, absolute form (with a real scheme) or `*`; the authority
     // form is for CONNECT to a proxy. Anything else is 400, as hyper does (found by
-    // tests/differential.rs: these used to be routed, the first even to the JWKS).
+    // tests/it/differential.rs: these used to be routed, the first even to the JWKS).
     let server = server().await;
     for target in [
         format!(":http://h{JWKS}"),

@@ -423,7 +423,7 @@ fn rank(module: &str) -> u8 {
         .iter()
         .find(|(name, _)| *name == module)
         .map(|(_, rank)| *rank)
-        .unwrap_or_else(|| panic!("module `{module}` has no place in RANKS (tests/layers.rs)"))
+        .unwrap_or_else(|| panic!("module `{module}` has no place in RANKS (tests/it/layers.rs)"))
 }
 
 /// Every import that breaks a rule, exceptions included: (rule, import, why).

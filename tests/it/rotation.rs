@@ -1,22 +1,15 @@
 //! Hot rotation over a real socket: every way keys change in practice is picked up; anything
 //! invalid leaves the last good key set served and is reported on /statusz.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestServer, get, key, kubelet_write};
-use issuerd::keys::KeySet;
+use common::{TestServer, get, key, kid_of, kubelet_write};
 
 const ISSUER: &str = "https://issuer.example.com";
-
-fn kid_of(file: &str) -> String {
-    KeySet::load(&[key(file)]).unwrap().keys()[0]
-        .kid()
-        .to_owned()
-}
 
 async fn start(source: &Path, extra: &[&str]) -> TestServer {
     let source = source.display().to_string();

@@ -4,11 +4,12 @@
 //! in-memory duplex streams, and every stream must end alike: the same status, headers (but
 //! `date`) and body, or the same RST_STREAM code, or the same GOAWAY.
 //!
-//! `cargo test --test differential_h2` runs 1024 cases; `ISSUERD_DIFF_CASES=100000 cargo test
-//! --release --test differential_h2` runs more. Where the two decide differently on purpose,
-//! `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes; nothing else may differ.
+//! `cargo test --test it -- differential_h2::` runs 1024 cases; `ISSUERD_DIFF_CASES=100000
+//! cargo test --release --test it -- differential_h2::` runs more. Where the two decide
+//! differently on purpose, `H2_DELIBERATE_DIFFERENCES` names the input and both outcomes;
+//! nothing else may differ.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,14 +22,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
 const DEFAULT_CASES: u32 = 1024;
+use common::frame_type::{CONTINUATION, DATA, GOAWAY, HEADERS, PRIORITY, RST_STREAM, SETTINGS};
 use common::{H2_PREFACE as PREFACE, h2_frame as frame};
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const PRIORITY: u8 = 0x2;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
 
 /// Why RFC 9113 calls a request malformed, judged here from the fields as sent; `None` for a
 /// well-formed one. issuerd must reset exactly these.

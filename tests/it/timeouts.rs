@@ -3,7 +3,8 @@
 //! lingering close after an unread body. Each timer is set to a distinct value, so a test that
 //! sees the right one fire proves that it comes from the configuration.
 
-mod common;
+use crate::common;
+use common::JWKS;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,6 @@ const TIMEOUTS: Timeouts = Timeouts {
     write: Duration::from_secs(7),
     linger: Duration::from_secs(3),
 };
-
-const JWKS: &str = "/openid/v1/jwks";
 
 /// One connection served by issuerd over a duplex stream whose buffers hold `buffer` bytes.
 struct Connection {

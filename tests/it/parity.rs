@@ -1,7 +1,7 @@
 //! HTTP/1.1 and h2 (issuerd's own loop and engine) must answer every route alike: same status, same
 //! headers (names and values, ignoring case, hop-by-hop headers and the Date value) and same body.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

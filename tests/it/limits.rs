@@ -5,7 +5,7 @@
 //! those settings are configured.
 //! HTTP/2 is spoken in raw frames over a `TcpStream`, so that the client can misbehave.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -13,15 +13,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, TestServer, key};
+use common::frame_type::{GOAWAY, PING, SETTINGS};
+use common::{JWKS, KillOnDrop, TestServer, key};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const JWKS: &str = "/openid/v1/jwks";
 use common::{H2_PREFACE as PREFACE, h2_frame as frame};
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
 
 fn serve_args(extra: &[&'static str]) -> Vec<String> {
     let mut args = vec![
@@ -246,10 +243,8 @@ fn spawn(nofile: Option<u32>, extra: &[&'static str]) -> Process {
     for line in lines.by_ref() {
         let line = line.unwrap();
         log.lock().unwrap().push(line.clone());
-        if let Some(rest) = line.split("listen=").nth(1)
-            && line.contains("ready")
-        {
-            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+        if let Some(ready) = common::ready_address(&line) {
+            addr = Some(ready);
             break;
         }
     }

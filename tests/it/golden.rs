@@ -1,7 +1,7 @@
 //! Byte compatibility: issuerd's rendering of every fixture equals what kube-apiserver's code
 //! (go-jose, encoding/json; see tests/golden/gen) produces for the same keys ordered by kid.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

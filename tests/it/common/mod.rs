@@ -15,6 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The JWKS path of an issuer without a path.
+pub const JWKS: &str = "/openid/v1/jwks";
+/// The discovery document path of an issuer without a path.
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+
 /// `tests/fixtures/keys/<name>`.
 pub fn key(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,6 +34,32 @@ pub fn golden(case: &str, file: &str) -> Vec<u8> {
         .join(case)
         .join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The kid issuerd gives the (first) key of fixture `file`.
+pub fn kid_of(file: &str) -> String {
+    issuerd::keys::KeySet::load(&[key(file)]).unwrap().keys()[0]
+        .kid()
+        .to_owned()
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The address on the line `serve` logs when ready (`... ready listen=ADDR ...`, the text
+/// format), or `None` for another line.
+pub fn ready_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains(": ready ") {
+        return None;
+    }
+    line.split("listen=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Polls `$cond` every 20 ms for up to 10 s; panics with `$msg` if it never holds.
@@ -290,10 +321,8 @@ impl TlsServe {
             };
             log.push_str(&line);
             log.push('\n');
-            if line.contains("ready")
-                && let Some(rest) = line.split("listen=").nth(1)
-            {
-                break rest.split_whitespace().next().unwrap().to_owned();
+            if let Some(addr) = ready_address(&line) {
+                break addr;
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
@@ -425,14 +454,74 @@ pub fn published_jwks(files: &[&str]) -> String {
     String::from_utf8(documents.jwks.body.to_vec()).unwrap()
 }
 
-/// A loopback port nobody listens on (bound, noted, closed).
-pub async fn unused_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What the servers of this test log, as `serve` writes it (tracing's fmt format, no colours):
+/// to read what is only known once bound, such as the address of a listener on port 0.
+///
+/// The subscriber is this thread's default while the capture lives, never the process's global
+/// one (the tests share one process). It sees every task of a server started in a
+/// current-thread runtime (plain `#[tokio::test]`): they all run on the test's thread.
+pub struct LogCapture {
+    log: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+/// One writer of a [`LogCapture`]: appends to its buffer.
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub fn start() -> Self {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = std::sync::Arc::clone(&log);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || CaptureWriter(std::sync::Arc::clone(&writer)))
+            .finish();
+        Self {
+            log,
+            _default: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// The value of `field` on the first line logging `message`, waited for (10 s at most).
+    pub async fn field(&self, message: &str, field: &str) -> String {
+        let find = || {
+            let key = format!(" {field}=");
+            self.text()
+                .lines()
+                .filter(|line| line.contains(&format!(": {message}")))
+                .find_map(|line| {
+                    Some(
+                        line.split(&key)
+                            .nth(1)?
+                            .split_whitespace()
+                            .next()?
+                            .to_owned(),
+                    )
+                })
+        };
+        eventually!(
+            find().is_some(),
+            "nothing logged `{message}` with {field}=:\n{}",
+            self.text()
+        );
+        find().unwrap()
+    }
 }
 
 /// A port on 127.0.0.1 where connections are refused, and stay refused while the guard lives:
@@ -499,6 +588,18 @@ pub fn served_serial(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Str
 
 /// The HTTP/2 client connection preface (RFC 9113 section 3.4).
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// HTTP/2 frame types (RFC 9113 section 6), for [`h2_frame`].
+pub mod frame_type {
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const PRIORITY: u8 = 0x2;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
+    pub const GOAWAY: u8 = 0x7;
+    pub const CONTINUATION: u8 = 0x9;
+}
 
 /// One raw HTTP/2 frame, for clients that misbehave on purpose: length, type, flags, stream.
 pub fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {

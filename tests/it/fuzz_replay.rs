@@ -5,8 +5,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-#[path = "../fuzz/src/lib.rs"]
-pub mod checks;
+// The fuzz crate's library, whose items are `pub` there.
+#[allow(unreachable_pub)]
+#[path = "../../fuzz/src/lib.rs"]
+mod checks;
 
 /// Runs every file of `fuzz/corpus/<target>` through `check`; fails if the directory is
 /// missing or empty, and names every input that fails.

@@ -2,7 +2,8 @@
 //! `openssl s_client` (old protocol versions refused, any server name served), live certificate
 //! swaps, and refused pairs that keep the served certificate.
 
-mod common;
+use crate::common;
+use common::{DISCOVERY, JWKS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,9 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-const JWKS: &str = "/openid/v1/jwks";
-const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 /// A test CA that issues serving certificates.
 struct Ca {
@@ -528,8 +526,6 @@ async fn start_up_logs_the_certificate_and_warns_of_a_foreign_issuer_host_and_ne
     let dir = tempfile::tempdir().unwrap();
     // Ten days left: inside the 14-day warning.
     ca.leaf(&["localhost"], 3, (-1, 10)).write(dir.path());
-    let port = common::unused_port().await;
-    let listen = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_issuerd"))
         .args([
             "serve",
@@ -538,7 +534,7 @@ async fn start_up_logs_the_certificate_and_warns_of_a_foreign_issuer_host_and_ne
             "--key-file",
             common::key("rsa2048.pub.pem").to_str().unwrap(),
             "--listen",
-            &listen,
+            "127.0.0.1:0",
             "--tls-cert",
             dir.path().join("tls.crt").to_str().unwrap(),
             "--tls-key",

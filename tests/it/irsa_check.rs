@@ -1,19 +1,19 @@
 //! `check`: every finding it reports, produced by the misconfiguration it names.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Route, fake_issuer, key, published_jwks, refusing_port, start_local_issuer};
+use common::{
+    DISCOVERY, Route, fake_issuer, key, published_jwks, refusing_port, start_local_issuer,
+};
 use issuerd::check::{Level, Report};
 
 /// The doctor as the command runs it without --ca-file.
 async fn check(url: &str, allow_insecure: bool) -> Report {
     issuerd::check::check(url, allow_insecure, &issuerd::trust::Trust::public()).await
 }
-
-const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 fn discovery(issuer: &str, jwks_uri: &str) -> String {
     format!(

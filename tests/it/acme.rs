@@ -5,8 +5,7 @@
 //! pebble (Debian package `pebble`, with `pebble-challtestsrv` as its DNS) must be installed:
 //! the tests fail, never skip, without it.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

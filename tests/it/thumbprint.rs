@@ -2,7 +2,7 @@
 //! by openssl, and cross-checked against openssl here), and on a live `issuerd serve --tls-cert`
 //! on 127.0.0.1 presenting a leaf alone, a leaf and its intermediate, and a chain with its root.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Output;

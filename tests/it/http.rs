@@ -1,7 +1,7 @@
 //! The server over a real socket on 127.0.0.1:0: routes, status codes, headers, ETag/304, HEAD,
 //! queries, path prefixes, h2c, readiness and graceful stop.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, get, golden, key, request, request_h2c};
 use http::{Method, StatusCode};

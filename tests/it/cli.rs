@@ -1,7 +1,7 @@
 //! The binary as users run it: exit codes and `error:` lines, `render`, `serve --dev`, config
 //! precedence, SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -133,7 +133,7 @@ fn render_writes_the_bucket_tree() {
 fn version_is_printed() {
     let output = issuerd().arg("--version").output().unwrap();
     assert!(output.status.success());
-    // The git revision follows (tests/deploy.rs checks it).
+    // The git revision follows (tests/it/deploy.rs checks it).
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.starts_with(&format!("issuerd {}", env!("CARGO_PKG_VERSION"))),
@@ -164,10 +164,8 @@ fn spawn_serve(args: &[&str]) -> Process {
     let mut addr = None;
     for line in stderr.lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.split("listen=").nth(1)
-            && line.contains("ready")
-        {
-            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+        if let Some(ready) = common::ready_address(&line) {
+            addr = Some(ready);
             break;
         }
     }
@@ -252,17 +250,37 @@ async fn dev_key_is_private_while_running() {
     let status: serde_json::Value =
         serde_json::from_slice(&common::get(server.addr, "/statusz").await.unwrap().body).unwrap();
     assert_eq!(status["kids"].as_array().unwrap().len(), 1);
+    let kid = status["kids"][0].as_str().unwrap().to_owned();
+    // This server's directory is among the dev-key directories (the one whose key has the kid
+    // served), and every one is private. Others (of tests running alongside in this process or
+    // another) may vanish while they are read.
     let dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("issuerd-dev-"))
         .collect();
-    assert!(!dirs.is_empty());
+    let own = dirs
+        .iter()
+        .map(|dir| dir.path())
+        .find(|dir| {
+            issuerd::keys::KeySet::load(&[dir.join("sa.key")])
+                .is_ok_and(|set| set.kids().any(|k| k == kid))
+        })
+        .unwrap_or_else(|| panic!("no dev-key directory holds the served key {kid}: {dirs:?}"));
     for dir in dirs {
-        let mode = dir.metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700, "{}", dir.path().display());
-        if let Ok(meta) = std::fs::metadata(dir.path().join("sa.key")) {
-            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let meta = match dir.metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.path() != own => continue,
+            meta => meta.unwrap(),
+        };
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            dir.path().display()
+        );
+        match std::fs::metadata(dir.path().join("sa.key")) {
+            Ok(meta) => assert_eq!(meta.permissions().mode() & 0o777, 0o600),
+            Err(e) => assert!(dir.path() != own, "{}: {e}", own.display()),
         }
     }
     server.stop().await.unwrap();
