@@ -142,7 +142,10 @@ impl Trust {
 
     /// A hint to add to a certificate error: which flag makes a private CA trusted.
     pub fn hint(&self, error: &str) -> Option<String> {
-        let unknown = error.contains("UnknownIssuer") || error.contains("unknown issuer");
+        // BadSignature: a trusted CA has the issuer's name but not its key (a regenerated CA).
+        let unknown = ["UnknownIssuer", "unknown issuer", "BadSignature"]
+            .iter()
+            .any(|needle| error.contains(needle));
         match (unknown, self.ca_files.is_empty()) {
             (false, _) => None,
             (true, true) => Some(

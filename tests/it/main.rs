@@ -32,6 +32,7 @@ mod limits;
 mod metrics;
 mod mirror;
 mod parity;
+mod private_ca;
 mod readme;
 mod rotation;
 mod rotation_under_load;

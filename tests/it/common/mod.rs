@@ -1,6 +1,8 @@
 //! Shared test support: fixture paths, an in-process server on 127.0.0.1:0, a small HTTP client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod ca;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
