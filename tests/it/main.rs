@@ -18,6 +18,7 @@ mod cli;
 mod deploy;
 mod differential;
 mod differential_h2;
+mod exit_status;
 mod fuzz_replay;
 mod golden;
 mod http;
