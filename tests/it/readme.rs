@@ -181,3 +181,26 @@ fn quoted_figures_are_read_from_their_sentence() {
     );
     assert!(quoted_figures("no such sentence, 3 MiB").is_empty());
 }
+
+#[test]
+fn every_readme_section_is_in_its_table_of_contents() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let contents = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("**Contents:**"))
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!contents.is_empty(), "README.md has no **Contents:** line");
+    for heading in readme
+        .lines()
+        .filter(|line| line.starts_with("## ") || line.starts_with("### "))
+    {
+        let target = format!("(#{})", anchor(heading.trim_start_matches('#').trim()));
+        assert!(
+            contents.contains(&target),
+            "{heading:?} is not in README.md's contents ({target})"
+        );
+    }
+}
