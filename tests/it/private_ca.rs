@@ -239,19 +239,6 @@ fn assume_role(sts: SocketAddr, token_file: &Path, role: &str) -> (u16, String) 
     })
 }
 
-/// The address on the line `sts` logs when ready (`... STS ready listen=ADDR`).
-fn sts_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains("STS ready") {
-        return None;
-    }
-    line.split("listen=")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 const DEMO_ROLE: &str = "arn:aws:iam::111122223333:role/issuerd-dev";
 
 #[test]
@@ -327,7 +314,7 @@ fn the_standalone_sts_trusts_a_private_ca_given_with_ca_file() {
         let addr = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|line| sts_address(&line))
+            .find_map(|line| common::logged_address(&line, "STS ready"))
             .expect("the STS logs the address it listens on");
         std::thread::spawn(move || lines.for_each(drop));
         (child, addr)
