@@ -28,10 +28,29 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
-echo "== installing test tools: ${missing[*]}"
+if ! command -v apt-get >/dev/null; then
+  echo "error: the tests need these Debian packages, or the same tools from your system's packages:" >&2
+  printf '  %s\n' "${missing[@]}" >&2
+  echo "(no apt-get here; install them and rerun scripts/test.sh)" >&2
+  exit 1
+fi
+echo "== installing test tools: ${missing[*]} (apt-get install)"
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
+# Installing a package must start no service: prometheus's would listen on :9090, issuerd's
+# documented admin port. invoke-rc.d asks /usr/sbin/policy-rc.d first; 101 means "not allowed".
+# An existing policy is kept and restored.
+policy=/usr/sbin/policy-rc.d
+saved=
+if [ -e "$policy" ]; then saved=$(mktemp); "${sudo[@]}" cp -p "$policy" "$saved"; fi
+restore_policy() {
+  if [ -n "$saved" ]; then "${sudo[@]}" cp -p "$saved" "$policy"; rm -f "$saved"
+  else "${sudo[@]}" rm -f "$policy"; fi
+}
+trap restore_policy EXIT
+printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+"${sudo[@]}" chmod 755 "$policy"
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
   { echo "error: cannot install ${missing[*]} (apt-get); install them and rerun" >&2; exit 1; }

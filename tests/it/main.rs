@@ -37,6 +37,8 @@ mod private_ca;
 mod readme;
 mod rotation;
 mod rotation_under_load;
+mod systemd;
+mod test_deps;
 mod thumbprint;
 mod timeouts;
 mod tls;

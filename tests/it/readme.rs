@@ -204,3 +204,36 @@ fn every_readme_section_is_in_its_table_of_contents() {
         );
     }
 }
+
+/// The Debian packages `scripts/test-deps.sh` may install, as its `missing+=(...)` lines name them.
+fn packages_test_deps_installs() -> std::collections::BTreeSet<String> {
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-deps.sh"))
+            .unwrap();
+    script
+        .split("missing+=(")
+        .skip(1)
+        .flat_map(|rest| rest.split(')').next().unwrap().split_whitespace())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readme_names_every_package_the_test_command_installs() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let installs = packages_test_deps_installs();
+    assert!(installs.contains("prometheus"), "{installs:?}");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let listed = flat
+        .split("`apt-get install` (")
+        .nth(1)
+        .and_then(|rest| rest.split_once("): `"))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(list, _)| list.split(' ').map(str::to_owned).collect())
+        .expect("README: \"... with `apt-get install` (...): `PACKAGES`\"");
+    assert_eq!(
+        installs, listed,
+        "README's package list vs scripts/test-deps.sh"
+    );
+}
