@@ -150,15 +150,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_STS_ROLES", value_name = "FILE")]
     pub sts_roles: Option<PathBuf>,
 
-    /// The STS also trusts this CA (a PEM bundle; repeatable) when it fetches an issuer's
-    /// documents. Its own issuer's certificate (--tls-cert) is trusted without it.
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 
     /// How long in-flight requests may take to finish on SIGTERM [default: 10s].
     #[arg(long, env = "ISSUERD_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -348,15 +342,9 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_insecure: bool,
 
-    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
-    /// the public roots: for issuers behind a private CA.
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 }
 
 /// `issuerd sts`.
@@ -374,15 +362,9 @@ pub struct StsArgs {
     #[arg(long)]
     pub allow_insecure: bool,
 
-    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
-    /// the public roots: for issuers behind a private CA.
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 
     /// How long fetched discovery documents and JWKS are cached.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -457,15 +439,9 @@ pub struct CheckArgs {
     #[arg(long)]
     pub allow_insecure: bool,
 
-    /// Also trust this CA (a PEM bundle; repeatable, or comma-separated in the env), added to
-    /// the public roots: for issuers behind a private CA.
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 }
 
 /// `issuerd publish`: the `render` flags, with a bucket instead of a directory.
@@ -513,15 +489,9 @@ pub struct ProbeArgs {
     #[arg(value_name = "URL")]
     pub url: String,
 
-    /// Verify an https:// URL's certificate against the public roots and this CA (a PEM
-    /// bundle; repeatable).
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 
     /// Give up after this long.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -540,15 +510,9 @@ pub struct ThumbprintArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Also say whether the chain verifies to this private CA (a PEM bundle; repeatable). The
-    /// thumbprint is what AWS pins either way.
-    #[arg(
-        long = "ca-file",
-        env = "ISSUERD_CA_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub ca_files: Vec<PathBuf>,
+    /// What to trust besides the public roots (`--ca-file`).
+    #[command(flatten)]
+    pub ca: CaArgs,
 
     /// Connection and handshake timeout for a URL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -592,4 +556,18 @@ pub struct LimitArgs {
     /// net.core.somaxconn) [default: 1024].
     #[arg(long, env = "ISSUERD_BACKLOG", value_name = "N")]
     pub backlog: Option<u32>,
+}
+
+/// `--ca-file`: private CAs an HTTPS client trusts besides the public roots.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// Also trust this CA (a PEM bundle; repeatable, comma-separated in the env), added to the
+    /// public roots: for issuers behind a private CA.
+    #[arg(
+        long = "ca-file",
+        env = "ISSUERD_CA_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub ca_files: Vec<PathBuf>,
 }

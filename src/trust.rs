@@ -105,14 +105,13 @@ impl Trust {
     ) -> Result<Arc<dyn ServerCertVerifier>, TrustError> {
         let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(
             self.extra_roots.iter().cloned(),
-            Arc::clone(&provider),
+            provider,
         )
         .map_err(|e| TrustError::Verifier(e.to_string()))?;
         let platform: Arc<dyn ServerCertVerifier> = Arc::new(platform);
         Ok(match &self.pinned {
             Some(pinned) => Arc::new(PinnedOrElse {
                 pinned: Arc::clone(pinned),
-                provider,
                 otherwise: platform,
             }),
             None => platform,
@@ -142,7 +141,10 @@ impl Trust {
 
     /// A hint to add to a certificate error: which flag makes a private CA trusted.
     pub fn hint(&self, error: &str) -> Option<String> {
-        let unknown = error.contains("UnknownIssuer") || error.contains("unknown issuer");
+        // BadSignature: a trusted CA has the issuer's name but not its key (a regenerated CA).
+        let unknown = ["UnknownIssuer", "unknown issuer", "BadSignature"]
+            .iter()
+            .any(|needle| error.contains(needle));
         match (unknown, self.ca_files.is_empty()) {
             (false, _) => None,
             (true, true) => Some(
@@ -209,7 +211,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TrustError>
 /// about any other.
 struct PinnedOrElse {
     pinned: Pinned,
-    provider: Arc<CryptoProvider>,
     otherwise: Arc<dyn ServerCertVerifier>,
 }
 
@@ -240,18 +241,14 @@ impl ServerCertVerifier for PinnedOrElse {
         )
     }
 
+    // The handshake signatures are checked as the platform verifier checks them.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.otherwise.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -260,17 +257,10 @@ impl ServerCertVerifier for PinnedOrElse {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.otherwise.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.otherwise.supported_verify_schemes()
     }
 }

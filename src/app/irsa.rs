@@ -96,7 +96,7 @@ pub(super) async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         Some(path) => Some(local_key(path)?),
         None => None,
     };
-    let trust = Trust::with_ca_files(&args.ca_files)?;
+    let trust = Trust::with_ca_files(&args.ca.ca_files)?;
     let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
     let verified = verify_with_issuer(
         &fetcher,
@@ -139,7 +139,7 @@ fn local_key(path: &Path) -> anyhow::Result<PublicKey> {
 pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
     let roles = Roles::load(&args.roles, args.allow_insecure)?;
-    let trust = Trust::with_ca_files(&args.ca_files)?;
+    let trust = Trust::with_ca_files(&args.ca.ca_files)?;
     let listener = super::listen::bind(args.listen, "--listen").await?;
     let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
     let sts = Arc::new(Sts::new(
@@ -258,7 +258,7 @@ pub(super) fn pod_env(args: &PodEnvArgs) -> anyhow::Result<()> {
 
 /// `check`: prints the report; fails (exit 1) when any check failed.
 pub(super) async fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let trust = Trust::with_ca_files(&args.ca_files)?;
+    let trust = Trust::with_ca_files(&args.ca.ca_files)?;
     let report = crate::check::check(&args.url, args.allow_insecure, &trust).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -88,16 +88,16 @@ pub(super) async fn publish(config: &PublishConfig) -> anyhow::Result<()> {
 
 /// `probe`: exit 0 on a 200. An https URL's certificate is verified only with `--ca-file`.
 pub(super) async fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
-    let trust = match args.ca_files.is_empty() {
+    let trust = match args.ca.ca_files.is_empty() {
         true => None,
-        false => Some(Trust::with_ca_files(&args.ca_files)?),
+        false => Some(Trust::with_ca_files(&args.ca.ca_files)?),
     };
     Ok(crate::probe::probe(&args.url, args.timeout, trust.as_ref()).await?)
 }
 
 /// `thumbprint`: the report as text, or JSON.
 pub(super) async fn thumbprint(args: ThumbprintArgs) -> anyhow::Result<()> {
-    let ca = Trust::with_ca_files(&args.ca_files)?;
+    let ca = Trust::with_ca_files(&args.ca.ca_files)?;
     let report = tokio::task::spawn_blocking(move || {
         crate::thumbprint::thumbprint(&args.source, args.timeout, &ca)
             .map(|report| (report, args.json))

@@ -5,10 +5,10 @@
 //! need (a key generated, a socket bound, a host name resolved) is described here and carried
 //! out by `app`.
 //!
-//! - [`file`]: the TOML file, one table per feature.
-//! - [`serve`]: `serve`, one function per section.
-//! - [`acme`], [`mirror`]: the settings those features share with the other commands.
-//! - [`publication`]: the issuer and key sources of `serve`, `render` and `publish`.
+//! - `file`: the TOML file, one table per feature.
+//! - `serve`: `serve`, one function per section.
+//! - `acme`, `mirror`: the settings those features share with the other commands.
+//! - `publication`: the issuer and key sources of `serve`, `render` and `publish`.
 
 mod acme;
 mod file;

@@ -214,7 +214,7 @@ pub(super) fn serve(
     let sts = sts(
         args.sts_listen,
         args.sts_roles,
-        args.ca_files,
+        args.ca.ca_files,
         &file,
         file_dir,
         dev,

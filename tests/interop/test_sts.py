@@ -297,14 +297,27 @@ def test_a_key_published_by_serve_is_accepted_after_the_cache_refresh(irsa, pod_
     assert frozen.access_key.startswith("ASIA")
 
 
-def test_serve_dev_with_sts_is_local_irsa_in_one_command(tmp_path, monkeypatch):
-    """`serve --dev --sts-listen` prints the env an SDK needs; boto3 with only that env works."""
+TLS_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "tls"
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https-private-ca"])
+def test_serve_dev_with_sts_is_local_irsa_in_one_command(tmp_path, monkeypatch, tls):
+    """`serve --dev --sts-listen` prints the env an SDK needs; boto3 with only that env works.
+
+    With `--tls-cert` from a private CA (the fixture CA, trusted by nothing on this machine) the
+    issuer is https and the STS beside it trusts the certificate it serves, with no other flag.
+    """
     port, sts_port = free_port(), free_port()
     cmd = [
         str(ISSUERD_BIN), "serve", "--dev", "--listen", f"127.0.0.1:{port}",
         "--sts-listen", f"127.0.0.1:{sts_port}",
     ]
-    with running(cmd, port, tmp_path / "serve.log", "/readyz") as proc:
+    if tls:
+        cmd += [
+            "--tls-cert", str(TLS_FIXTURES / "server.crt.pem"),
+            "--tls-key", str(TLS_FIXTURES / "server.key.pem"),
+        ]
+    with running(cmd, port, tmp_path / "serve.log", None if tls else "/readyz") as proc:
         env = {}
         deadline = time.monotonic() + READY_TIMEOUT_S
         while "AWS_DEFAULT_REGION" not in env:

@@ -712,3 +712,119 @@ async fn listen_takes_a_host_name() {
     let (status, _) = process.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn inputs_are_checked_before_any_socket_is_bound_and_bind_errors_name_their_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let k = key("ec256.pub.pem").display().to_string();
+    // A missing key file on a taken port: the key file is the error (2), not the port.
+    run_expecting_usage_error(
+        &[
+            "serve",
+            "--issuer",
+            "https://h.example",
+            "--key-file",
+            "/nonexistent/sa.pub",
+            "--listen",
+            &taken,
+        ],
+        &["/nonexistent/sa.pub"],
+    );
+    // With good inputs, the taken port names --listen and what to do.
+    let output = issuerd()
+        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
+        .args(["--listen", &taken])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {taken} (--listen)"))
+            && stderr.contains("another process listens there"),
+        "{stderr}"
+    );
+    // The same for the admin listener.
+    let output = issuerd()
+        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", &taken])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("(--admin-listen)"), "{stderr}");
+}
+
+#[test]
+fn two_listeners_on_one_port_are_a_configuration_error() {
+    let k = key("ec256.pub.pem").display().to_string();
+    let base = ["serve", "--issuer", "https://h.example", "--key-file", &k];
+    for (extra, expected) in [
+        (
+            [
+                "--listen",
+                "127.0.0.1:9090",
+                "--admin-listen",
+                "127.0.0.1:9090",
+            ],
+            "admin_listen: 127.0.0.1:9090 clashes with listen 127.0.0.1:9090",
+        ),
+        (
+            [
+                "--listen",
+                "0.0.0.0:9090",
+                "--admin-listen",
+                "127.0.0.1:9090",
+            ],
+            "clashes with listen 0.0.0.0:9090",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        run_expecting_usage_error(&args, &[expected]);
+    }
+    // Port 0 never clashes.
+    let args: Vec<&str> = base
+        .iter()
+        .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"].iter())
+        .copied()
+        .collect();
+    assert!(Config::from_args(std::iter::once("issuerd").chain(args)).is_ok());
+}
+
+#[test]
+fn env_errors_name_the_variable_and_numbers_say_their_unit() {
+    let k = key("ec256.pub.pem").display().to_string();
+    let output = issuerd()
+        .args(["serve", "--issuer", "https://h.example", "--key-file", &k])
+        .env("ISSUERD_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ISSUERD_LISTEN: \"not-an-address\""),
+        "{stderr}"
+    );
+    let output = issuerd()
+        .args(["render", "--key-file", &k, "--out", "/nonexistent"])
+        .env("ISSUERD_ISSUER", "http://h.example")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: ISSUERD_ISSUER: "), "{stderr}");
+    // A number that reads like a duration: the unit is named, from the env and the flag.
+    let render = ["render", "--issuer", "https://h.example", "--key-file", &k];
+    let output = issuerd()
+        .args(render)
+        .args(["--out", "/nonexistent"])
+        .env("ISSUERD_MAX_AGE", "1h")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ISSUERD_MAX_AGE") && stderr.contains("max-age is in seconds"),
+        "{stderr}"
+    );
+    let mut args = render.to_vec();
+    args.extend(["--out", "/nonexistent", "--max-age", "1h"]);
+    run_expecting_usage_error(&args, &["--max-age", "max-age is in seconds"]);
+}

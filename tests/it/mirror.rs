@@ -306,6 +306,30 @@ async fn start(config: ServeConfig) -> TestServer {
     TestServer::start_with(listener, config).await
 }
 
+/// Starts `config` on a port of its own without waiting for /readyz (TestServer::start_with
+/// waits for it, which `--mirror-required` holds back): the address, the stop, the task.
+async fn start_unready(
+    config: ServeConfig,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(issuerd::app::serve_on(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+/// `/statusz`'s `mirror` object of the server on `addr`.
+async fn mirror_status_at(addr: SocketAddr) -> serde_json::Value {
+    let reply = get(addr, "/statusz").await.unwrap();
+    serde_json::from_slice::<serde_json::Value>(&reply.body).unwrap()["mirror"].clone()
+}
+
 async fn mirror_status(server: &TestServer) -> serde_json::Value {
     let reply = get(server.addr, "/statusz").await.unwrap();
     let status: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
@@ -505,23 +529,14 @@ async fn s3_down_at_start_then_up_converges_and_mirror_required_gates_readiness(
         &public_url(&moto.url(), "oidc"),
         &["--mirror-required"],
     );
-    // Not through TestServer::start_with: it waits for /readyz, which the mirror holds back.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(issuerd::app::serve_on(listener, config, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, task) = start_unready(config).await;
 
     // Serving does not wait for the bucket.
     eventually!(
         matches!(get(addr, "/clusters/prod/openid/v1/jwks").await, Ok(r) if r.status == StatusCode::OK),
         "not serving while S3 is down"
     );
-    let status = || async {
-        let reply = get(addr, "/statusz").await.unwrap();
-        serde_json::from_slice::<serde_json::Value>(&reply.body).unwrap()["mirror"].clone()
-    };
+    let status = || mirror_status_at(addr);
     eventually!(
         status().await["last_error"].is_string(),
         "no error reported while S3 is down: {}",
@@ -729,6 +744,38 @@ async fn a_bucket_denying_anonymous_reads_is_diagnosed() {
     server.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_required_holds_readiness_while_anonymous_reads_fail() {
+    let moto = Moto::start().await;
+    moto.bucket("private", false).await;
+    let keys = Keys::new("ec256.pub.pem");
+    let config = serve_config(
+        &keys,
+        &moto.url(),
+        "private",
+        &public_url(&moto.url(), "private"),
+        &["--mirror-required"],
+    );
+    let (addr, stop, task) = start_unready(config).await;
+    let status = || mirror_status_at(addr);
+    eventually!(
+        status().await["public_access"].is_string()
+            && status().await["public_access"] != "readable",
+        "denied anonymous read not diagnosed: {}",
+        status().await
+    );
+    // In sync, but relying parties cannot read it: not ready.
+    assert_eq!(status().await["state"], "in_sync");
+    let ready = get(addr, "/readyz").await.unwrap();
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.body,
+        "not ready: the mirrored documents cannot be read anonymously\n"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
 // === publish ===
 
 struct Published {
@@ -814,9 +861,25 @@ async fn publish_exit_codes() {
         "{}",
         private.stderr
     );
-    // 0 with the public-read ACL, which this bucket accepts.
+    // 0 with the public-read ACL, which this bucket accepts: the objects are unchanged, and the
+    // output says the ACL was set on them (not just "unchanged").
     let acl = publish(&s3, "private", &["--mirror-acl", "public-read"]).await;
     assert_eq!(acl.code, Some(0), "{}", acl.stderr);
+    assert_eq!(
+        acl.stdout
+            .matches("(unchanged; ACL public-read set)")
+            .count(),
+        2,
+        "{}",
+        acl.stdout
+    );
+    assert!(
+        !acl.stdout.lines().any(|line| line.starts_with("unchanged")),
+        "{}",
+        acl.stdout
+    );
+    // No object_store retry chatter in publish's output.
+    assert!(!acl.stderr.contains("object_store"), "{}", acl.stderr);
 
     // 4: readable, but not the rendered bytes (the public URL serves another prefix).
     let stale = publish(

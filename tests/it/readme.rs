@@ -122,3 +122,85 @@ fn the_readme_is_a_short_front_door() {
         "README.md has {lines} lines: move the long parts to docs/"
     );
 }
+
+/// The figures (`N MiB`, `N µs`) of every sentence that starts at the word `figures` in
+/// `text`: each up to its first "(", ", so" or ". ".
+fn quoted_figures(text: &str) -> Vec<String> {
+    let mut figures = Vec::new();
+    for (start, _) in text.match_indices("figures") {
+        let rest = &text[start..];
+        let end = ["(", ", so", ". "]
+            .iter()
+            .filter_map(|stop| rest.find(stop))
+            .min()
+            .unwrap_or(rest.len());
+        let words: Vec<&str> = rest[..end].split_whitespace().collect();
+        for pair in words.windows(2) {
+            let unit = pair[1].trim_end_matches([',', ';', '.']);
+            if (unit == "MiB" || unit == "µs") && pair[0].parse::<f64>().is_ok() {
+                figures.push(format!("{} {unit}", pair[0]));
+            }
+        }
+    }
+    figures
+}
+
+#[test]
+fn figures_quoted_from_the_performance_page_agree_with_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let performance = std::fs::read_to_string(root.join("docs/performance.md")).unwrap();
+    for quoting in ["README.md", "deploy/kubernetes/deployment.yaml"] {
+        let text = std::fs::read_to_string(root.join(quoting)).unwrap();
+        // Comments and wrapped lines read as one text.
+        let text = text
+            .lines()
+            .map(|line| line.trim().trim_start_matches('#').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let figures = quoted_figures(&text);
+        assert!(
+            figures.len() >= 3,
+            "{quoting}: no figures found: {figures:?}"
+        );
+        for figure in figures {
+            assert!(
+                performance.contains(&figure),
+                "{quoting} quotes {figure:?}, which docs/performance.md does not state"
+            );
+        }
+    }
+}
+
+#[test]
+fn quoted_figures_are_read_from_their_sentence() {
+    assert_eq!(
+        quoted_figures(
+            "x figures are 10.7 MiB idle, 24.7 MiB with 1,000 and 6.6 µs of CPU (so 32 MiB)"
+        ),
+        ["10.7 MiB", "24.7 MiB", "6.6 µs"]
+    );
+    assert!(quoted_figures("no such sentence, 3 MiB").is_empty());
+}
+
+#[test]
+fn every_readme_section_is_in_its_table_of_contents() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let contents = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("**Contents:**"))
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!contents.is_empty(), "README.md has no **Contents:** line");
+    for heading in readme
+        .lines()
+        .filter(|line| line.starts_with("## ") || line.starts_with("### "))
+    {
+        let target = format!("(#{})", anchor(heading.trim_start_matches('#').trim()));
+        assert!(
+            contents.contains(&target),
+            "{heading:?} is not in README.md's contents ({target})"
+        );
+    }
+}

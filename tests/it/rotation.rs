@@ -259,6 +259,31 @@ async fn a_bad_key_never_replaces_a_good_set() {
 }
 
 #[tokio::test]
+async fn a_reload_that_recovers_to_the_set_served_all_along_says_so() {
+    let log = common::LogCapture::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(key("ec256.pub.pem"), tmp.path().join("a.pem")).unwrap();
+    let server = start(tmp.path(), &[]).await;
+    std::fs::copy(key("bad/rsa1024.pem"), tmp.path().join("weak.pem")).unwrap();
+    eventually!(
+        !status(&server).await["failing_since"].is_null(),
+        "refused key not reported"
+    );
+    std::fs::remove_file(tmp.path().join("weak.pem")).unwrap();
+    eventually!(
+        status(&server).await["failing_since"].is_null(),
+        "never recovered"
+    );
+    // The set is the one served all along (no new generation), and the log says it recovered.
+    assert_eq!(status(&server).await["generation"], 1);
+    eventually!(
+        log.text().contains("key reload recovered"),
+        "recovery not logged:\n{}",
+        log.text()
+    );
+}
+
+#[tokio::test]
 async fn an_unchanged_key_set_is_not_republished() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("sa.pem");

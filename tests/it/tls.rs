@@ -3,6 +3,7 @@
 //! swaps, and refused pairs that keep the served certificate.
 
 use crate::common;
+use common::ca::{Ca, Leaf, write_atomically};
 use common::{DISCOVERY, JWKS};
 
 use std::net::SocketAddr;
@@ -16,79 +17,11 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use issuerd::config::{Command as Config_, Config};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SerialNumber,
-};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-/// A test CA that issues serving certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "issuerd test CA");
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        Self {
-            issuer: CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    /// A leaf for `names` with `serial`, valid from `days_from_now.0` to `.1` days from now.
-    fn leaf(&self, names: &[&str], serial: u64, valid_days: (i64, i64)) -> Leaf {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.serial_number = Some(SerialNumber::from(serial));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0].to_owned());
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now + time::Duration::days(valid_days.0);
-        params.not_after = now + time::Duration::days(valid_days.1);
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            chain: format!("{}{}", cert.pem(), self.pem()),
-            key: key.serialize_pem(),
-        }
-    }
-}
-
-struct Leaf {
-    chain: String,
-    key: String,
-}
-
-impl Leaf {
-    fn write(&self, dir: &Path) {
-        write_atomically(&dir.join("tls.crt"), self.chain.as_bytes());
-        write_atomically(&dir.join("tls.key"), self.key.as_bytes());
-    }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// `issuerd serve` over HTTPS in this process, with its certificate files in `dir`.
 struct TlsServer {

@@ -1,6 +1,8 @@
 //! Shared test support: fixture paths, an in-process server on 127.0.0.1:0, a small HTTP client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod ca;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,12 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The address on the line `serve` logs when ready (`... ready listen=ADDR ...`, the text
 /// format), or `None` for another line.
 pub fn ready_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains(": ready ") {
+    logged_address(line, ": ready ")
+}
+
+/// The `listen=ADDR` of a log line containing `marker` (the text format), or `None`.
+pub fn logged_address(line: &str, marker: &str) -> Option<SocketAddr> {
+    if !line.contains(marker) {
         return None;
     }
     line.split("listen=")
