@@ -3,68 +3,44 @@
 //! for the partition, account, path and name), [`AccountId`], [`Partition`]; and the ARNs built
 //! from them (OIDC provider, assumed role).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 /// The form of a role ARN, as error messages state it.
 pub const ROLE_ARN_FORM: &str = "arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME";
 
+/// The form of a partition, as error messages state it.
+pub const PARTITION_FORM: &str =
+    "aws or aws followed by lowercase letters and hyphens (aws-cn, aws-us-gov, aws-iso-b, ...)";
+
 /// The longest role name IAM allows.
 pub const MAX_ROLE_NAME: usize = 64;
 /// The longest role path IAM allows (slashes included).
 pub const MAX_ROLE_PATH: usize = 512;
 
-/// An AWS partition: the first field of every ARN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Partition {
-    /// Commercial regions.
-    Aws,
-    /// China (Beijing, Ningxia).
-    AwsCn,
-    /// AWS GovCloud (US).
-    AwsUsGov,
-    /// US ISO.
-    AwsIso,
-    /// US ISOB.
-    AwsIsoB,
-    /// EU ISOE.
-    AwsIsoE,
-    /// US ISOF.
-    AwsIsoF,
-    /// AWS European Sovereign Cloud.
-    AwsEusc,
-}
+/// An AWS partition: the first field of every ARN. `aws`, or `aws` followed by lowercase
+/// letters and hyphens, as every partition is named (`aws-cn`, `aws-us-gov`, `aws-iso`,
+/// `aws-iso-b`, `aws-eusc`, ...): new ones are taken without a release of issuerd.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Partition(Cow<'static, str>);
 
 impl Partition {
-    /// Every partition, as the AWS SDKs list them (`partitions.json` of the SDKs' endpoint
-    /// rules).
-    pub const ALL: [Self; 8] = [
-        Self::Aws,
-        Self::AwsCn,
-        Self::AwsUsGov,
-        Self::AwsIso,
-        Self::AwsIsoB,
-        Self::AwsIsoE,
-        Self::AwsIsoF,
-        Self::AwsEusc,
-    ];
+    /// Commercial regions.
+    pub const AWS: Self = Self(Cow::Borrowed("aws"));
+    /// China (Beijing, Ningxia).
+    pub const AWS_CN: Self = Self(Cow::Borrowed("aws-cn"));
+    /// AWS GovCloud (US).
+    pub const AWS_US_GOV: Self = Self(Cow::Borrowed("aws-us-gov"));
 
     /// The partition's ID, as written in ARNs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Aws => "aws",
-            Self::AwsCn => "aws-cn",
-            Self::AwsUsGov => "aws-us-gov",
-            Self::AwsIso => "aws-iso",
-            Self::AwsIsoB => "aws-iso-b",
-            Self::AwsIsoE => "aws-iso-e",
-            Self::AwsIsoF => "aws-iso-f",
-            Self::AwsEusc => "aws-eusc",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
-    fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    fn is_valid(text: &str) -> bool {
+        text.strip_prefix("aws")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
     }
 }
 
@@ -78,9 +54,13 @@ impl FromStr for Partition {
     type Err = ArnError;
 
     fn from_str(text: &str) -> Result<Self, ArnError> {
-        Self::parse(text).ok_or_else(|| ArnError::Partition {
-            value: text.to_owned(),
-        })
+        if Self::is_valid(text) {
+            Ok(Self(Cow::Owned(text.to_owned())))
+        } else {
+            Err(ArnError::Partition {
+                value: text.to_owned(),
+            })
+        }
     }
 }
 
@@ -120,7 +100,7 @@ impl FromStr for AccountId {
 }
 
 /// An IAM role's ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, checked against IAM's
-/// rules: a known partition, no region, 12 digits of account, a path `/` or `/.../` of printable
+/// rules: a partition (`aws[-a-z]*`), no region, 12 digits of account, a path `/` or `/.../` of printable
 /// ASCII (at most 512 characters), a name of 1 to 64 of `[A-Za-z0-9_+=,.@-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RoleArn {
@@ -138,8 +118,8 @@ impl RoleArn {
     }
 
     /// The partition.
-    pub fn partition(&self) -> Partition {
-        self.partition
+    pub fn partition(&self) -> &Partition {
+        &self.partition
     }
 
     /// The account that owns the role.
@@ -184,8 +164,9 @@ impl RoleArn {
         if !region.is_empty() && AccountId::is_valid(region) && !AccountId::is_valid(account) {
             return Err(Problem::MissingColon);
         }
-        let partition =
-            Partition::parse(partition).ok_or_else(|| Problem::Partition(partition.to_owned()))?;
+        let partition: Partition = partition
+            .parse()
+            .map_err(|_| Problem::Partition(partition.to_owned()))?;
         if service != "iam" {
             return Err(Problem::Service(service.to_owned()));
         }
@@ -244,8 +225,24 @@ impl FromStr for RoleArn {
 
 /// `arn:PARTITION:iam::ACCOUNT:oidc-provider/HOST/PATH`: the ARN IAM gives the OIDC provider
 /// for an issuer (`host_path` as [`crate::irsa::host_path`] writes it).
-pub fn oidc_provider(partition: Partition, account: &AccountId, host_path: &str) -> String {
+pub fn oidc_provider(partition: &Partition, account: &AccountId, host_path: &str) -> String {
     format!("arn:{partition}:iam::{account}:oidc-provider/{host_path}")
+}
+
+/// Whether `text` has an ARN's shape at all: `arn:` then partition, service, region, account
+/// and resource, colon-separated, the partition, service and resource not empty (the region and
+/// account may be). It is what STS checks a `RoleArn` against before looking a role up: one
+/// without it is answered `ValidationError`, one with it that names no role `AccessDenied`.
+pub fn has_arn_shape(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("arn:") else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.splitn(5, ':').collect();
+    matches!(
+        fields[..],
+        [partition, service, _, _, resource]
+            if !partition.is_empty() && !service.is_empty() && !resource.is_empty()
+    )
 }
 
 /// An ARN, account ID or partition that is not one.
@@ -266,7 +263,7 @@ pub enum ArnError {
         value: String,
     },
     /// Not a partition.
-    #[error("partition {value:?} is not one of {}", partition_list())]
+    #[error("partition {value:?} is not {PARTITION_FORM}")]
     Partition {
         /// The text given.
         value: String,
@@ -306,9 +303,7 @@ impl fmt::Display for Problem {
                 "a colon is missing before the account (IAM ARNs have an empty region: iam::ACCOUNT)",
             ),
             Self::Fields(n) => write!(f, "it has {n} colon-separated fields, not 6"),
-            Self::Partition(p) => {
-                write!(f, "partition {p:?} is not one of {}", partition_list())
-            }
+            Self::Partition(p) => write!(f, "partition {p:?} is not {PARTITION_FORM}"),
             Self::Service(s) => write!(f, "service {s:?} is not iam"),
             Self::Region(r) => write!(f, "region {r:?} is set; IAM ARNs have none (iam::ACCOUNT)"),
             Self::Account(a) => write!(f, "account {a:?} is not 12 digits"),
@@ -323,10 +318,6 @@ impl fmt::Display for Problem {
             ),
         }
     }
-}
-
-fn partition_list() -> String {
-    Partition::ALL.map(Partition::as_str).join(", ")
 }
 
 #[cfg(test)]

@@ -386,8 +386,8 @@ pub struct TrustPolicyArgs {
     #[arg(long, value_name = "ID")]
     pub account: String,
 
-    /// AWS partition of the account: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e,
-    /// aws-iso-f or aws-eusc (the provider ARN's first field).
+    /// AWS partition of the account (the provider ARN's first field): aws, aws-cn,
+    /// aws-us-gov, aws-iso, ...: aws, or aws followed by lowercase letters and hyphens.
     #[arg(long, value_name = "PARTITION", default_value = "aws")]
     pub partition: String,
 

@@ -43,7 +43,7 @@ pub enum IrsaError {
 /// newline).
 pub fn trust_policy(
     issuer: &str,
-    partition: Partition,
+    partition: &Partition,
     account: &AccountId,
     service_accounts: &[String],
     audience: &str,
@@ -168,7 +168,7 @@ mod tests {
     fn trust_policy_names_provider_sub_and_aud() {
         let text = trust_policy(
             "https://oidc.example.com/cluster/",
-            Partition::Aws,
+            &Partition::AWS,
             &account(),
             &["ns/app".into()],
             "sts.amazonaws.com",
@@ -194,7 +194,7 @@ mod tests {
     fn trust_policy_names_the_provider_in_the_partition() {
         let text = trust_policy(
             "https://oidc.example.com/cluster",
-            Partition::AwsCn,
+            &Partition::AWS_CN,
             &account(),
             &["ns/app".into()],
             "sts.amazonaws.com",
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn trust_policy_refuses_bad_input() {
-        let aws = Partition::Aws;
+        let aws = &Partition::AWS;
         assert!(trust_policy("oidc.example.com", aws, &account(), &["a/b".into()], "x").is_err());
         assert!(trust_policy("https://h", aws, &account(), &["ab".into()], "x").is_err());
     }

@@ -233,7 +233,7 @@ pub(super) fn trust_policy(args: &TrustPolicyArgs) -> anyhow::Result<()> {
         "{}",
         crate::irsa::trust_policy(
             &args.issuer,
-            partition,
+            &partition,
             &account,
             &args.service_accounts,
             &args.audience

@@ -12,7 +12,7 @@ use super::key_cache::KeyCache;
 use super::policy::{Context, Decision};
 use super::response::{Assumed, Credentials, ErrorCode, StsError, caller_identity_xml};
 use super::roles::{MAX_SESSION_SECS, MIN_SESSION_SECS, Provider, Role, Roles};
-use crate::arn::RoleArn;
+use crate::arn::{self, ArnError, ROLE_ARN_FORM, RoleArn};
 use crate::token::claims::unix;
 use crate::token::jwt::Jwt;
 use crate::token::verify::{self, VerifyError};
@@ -227,14 +227,30 @@ impl Sts {
     }
 
     /// The role, if its trust policy lets this identity assume it.
-    fn authorize(&self, role_arn: &RoleArn, identity: &Identity<'_>) -> Result<&Role, StsError> {
+    fn authorize(
+        &self,
+        role_arn: &Result<RoleArn, ArnError>,
+        identity: &Identity<'_>,
+    ) -> Result<&Role, StsError> {
         let denied = |why: String| {
             StsError::new(ErrorCode::AccessDenied, format!("{NOT_AUTHORIZED}: {why}"))
         };
-        let role = self
-            .roles
-            .role(role_arn)
-            .ok_or_else(|| self.unknown_role(role_arn))?;
+        let role = match role_arn {
+            Ok(arn) => self.roles.role(arn).ok_or_else(|| {
+                unknown_role(format!(
+                    "no role {arn} in the roles file, which defines {}",
+                    self.defined_roles()
+                ))
+            })?,
+            // An ARN, but no role's: to AWS, a role it does not have.
+            Err(error) => {
+                return Err(unknown_role(format!(
+                    "{error}; the roles file defines {}",
+                    self.defined_roles()
+                )));
+            }
+        };
+        let role_arn = &role.arn;
         let provider_arn = identity.provider.arn(&role.arn);
         let (subject, audience) = (&identity.subject, &identity.audience);
         let context = Context {
@@ -257,11 +273,13 @@ impl Sts {
         }
     }
 
-    /// AWS's answer for a role it does not know (the same as for one whose trust policy denies),
-    /// with a hint that only this endpoint gives: the roles its file defines.
-    fn unknown_role(&self, role_arn: &RoleArn) -> StsError {
+    /// The roles the roles file defines, for hints: the first ten ARNs, and how many more.
+    fn defined_roles(&self) -> String {
         const SHOWN: usize = 10;
         let defined = &self.roles.roles;
+        if defined.is_empty() {
+            return "none".to_owned();
+        }
         let mut known = defined
             .iter()
             .take(SHOWN)
@@ -271,15 +289,7 @@ impl Sts {
         if defined.len() > SHOWN {
             known.push_str(&format!(" and {} more", defined.len() - SHOWN));
         }
-        let hint = if defined.is_empty() {
-            format!("no role {role_arn} in the roles file, which defines none")
-        } else {
-            format!("no role {role_arn} in the roles file, which defines {known}")
-        };
-        StsError::new(
-            ErrorCode::AccessDenied,
-            format!("{NOT_AUTHORIZED} (issuerd: {hint})"),
-        )
+        known
     }
 
     /// Answers for credentials issued here. The SigV4 signature is not checked: this endpoint
@@ -309,9 +319,19 @@ impl Sts {
     }
 }
 
+/// AWS's answer for a role it does not know (the same as for one whose trust policy denies),
+/// with a hint only this endpoint gives, after `(issuerd: `.
+fn unknown_role(hint: String) -> StsError {
+    StsError::new(
+        ErrorCode::AccessDenied,
+        format!("{NOT_AUTHORIZED} (issuerd: {hint})"),
+    )
+}
+
 /// The parameters of `AssumeRoleWithWebIdentity`, validated as STS validates them.
 struct AssumeRequest<'a> {
-    role_arn: RoleArn,
+    /// The role, or why `RoleArn`, an ARN, names none.
+    role_arn: Result<RoleArn, ArnError>,
     session_name: &'a str,
     token: &'a str,
     duration: Option<u32>,
@@ -377,10 +397,19 @@ impl<'a> AssumeRequest<'a> {
                 Some(d)
             }
         };
-        // Well-formed as a string, then as an ARN: STS's answer for a malformed one.
-        let role_arn: RoleArn = role_arn
-            .parse()
-            .map_err(|e| validation(format!("Request ARN is invalid (issuerd: {e})")))?;
+        // A string of the right length, then an ARN: STS refuses what is not one as invalid
+        // before it looks at the token. Whether the ARN is a role's matters only when the role
+        // is looked up (AccessDenied, as for a role that does not exist).
+        let parsed = role_arn.parse::<RoleArn>();
+        if !arn::has_arn_shape(role_arn) {
+            let why = match &parsed {
+                Err(ArnError::Role { problem, .. }) => format!("{problem}; "),
+                _ => String::new(),
+            };
+            return Err(validation(format!(
+                "{role_arn} is invalid (issuerd: {why}expected {ROLE_ARN_FORM})"
+            )));
+        }
         if let Some(policy) = params.get("Policy") {
             // Session policies only narrow the credentials, which grant nothing here; they must
             // still be policies.
@@ -395,7 +424,7 @@ impl<'a> AssumeRequest<'a> {
             }
         }
         Ok(Self {
-            role_arn,
+            role_arn: parsed,
             session_name,
             token,
             duration,

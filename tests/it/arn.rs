@@ -1,8 +1,20 @@
 //! ARNs refused where they enter, as users meet it: the real binary's `pod-env --role-arn`,
 //! `trust-policy --account --partition` and `sts --roles` with a malformed ARN exit 2 and say
-//! what was expected.
+//! what was expected; `issuerd sts` answers a `RoleArn` that is no ARN `ValidationError` and one
+//! that names no role of its file `AccessDenied`, each with a hint.
 
-use std::process::{Command, Output};
+use crate::common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{KillOnDrop, key, start_local_issuer};
+use issuerd::token::claims::Subject;
+use issuerd::token::mint::{MintRequest, mint};
+use issuerd::token::signing_key::SigningKey;
 
 const FORM: &str = "expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME";
 
@@ -32,8 +44,8 @@ fn pod_env_refuses_a_malformed_role_arn() {
             "a colon is missing before the account",
         ),
         (
-            "arn:aws-eu:iam::111122223333:role/app",
-            "partition \"aws-eu\" is not one of aws, aws-cn, aws-us-gov",
+            "arn:AWS:iam::111122223333:role/app",
+            "partition \"AWS\" is not aws or aws followed by lowercase letters and hyphens",
         ),
         (
             "arn:aws:iam::11112222333:role/app",
@@ -74,6 +86,8 @@ fn pod_env_takes_every_partition_and_a_path() {
         "arn:aws-us-gov:iam::111122223333:role/app",
         "arn:aws-cn:iam::111122223333:role/team/app",
         "arn:aws-iso-b:iam::111122223333:role/aws-service-role/x.amazonaws.com/app",
+        // A partition named as AWS names them, though no SDK lists it yet.
+        "arn:aws-new-partition:iam::111122223333:role/app",
     ] {
         let output = issuerd(&["pod-env", "--role-arn", arn]);
         assert!(
@@ -118,13 +132,18 @@ fn trust_policy_refuses_a_malformed_account_or_partition() {
             "{stderr}"
         );
     }
-    let args = trust_policy("111122223333", "aws-china");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stderr = usage_error(&args);
-    assert!(
-        stderr.contains("--partition: partition \"aws-china\" is not one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc"),
-        "{stderr}"
-    );
+    for partition in ["AWS", "aws_cn", "china", ""] {
+        let args = trust_policy("111122223333", partition);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = usage_error(&args);
+        assert!(
+            stderr.contains(&format!(
+                "--partition: partition {partition:?} is not aws or aws followed by lowercase \
+                 letters and hyphens (aws-cn, aws-us-gov, aws-iso-b, ...)"
+            )),
+            "{stderr}"
+        );
+    }
 
     // The provider ARN it builds carries the partition given.
     let args = trust_policy("111122223333", "aws-us-gov");
@@ -169,4 +188,157 @@ fn sts_refuses_a_roles_file_with_a_malformed_arn_naming_the_role() {
         )) && stderr.trim_end().ends_with(FORM),
         "{stderr}"
     );
+}
+
+/// `issuerd sts` (the real binary) with this roles file, and the address it logged.
+fn start_sts(roles: &Path) -> (KillOnDrop, SocketAddr) {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_issuerd"))
+            .args([
+                "sts",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-insecure",
+                "--roles",
+            ])
+            .arg(roles)
+            .env_remove("ISSUERD_LOG")
+            .env_remove("ISSUERD_LOG_FORMAT")
+            .env_remove("ISSUERD_CA_FILE")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| common::logged_address(&line, "STS ready"))
+        .expect("the STS logs the address it listens on");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+/// `AssumeRoleWithWebIdentity` of `role`; returns (status, `<Code>`, unescaped `<Message>`).
+async fn assume(sts: SocketAddr, role: &str, token: &str) -> (u16, String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{sts}/"))
+        .form(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role),
+            ("RoleSessionName", "arn-test"),
+            ("WebIdentityToken", token),
+        ])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    let element = |name: &str| {
+        body.split(&format!("<{name}>"))
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_default()
+            .replace("&apos;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    if status != 200 {
+        assert!(body.contains("<Type>Sender</Type>"), "{body}");
+    }
+    (status, element("Code"), element("Message"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sts_answers_a_malformed_role_arn_validation_error_and_an_unknown_one_access_denied() {
+    const ROLE: &str = "arn:aws:iam::111122223333:role/app";
+    let key_file = key("ec256.pkcs8.pem").display().to_string();
+    let (server, issuer) = start_local_issuer(&["--key-file", &key_file]).await;
+    // The trust policy as `issuerd trust-policy` writes it.
+    let policy = issuerd(&[
+        "trust-policy",
+        "--issuer",
+        &issuer,
+        "--account",
+        "111122223333",
+        "--service-account",
+        "ns/app",
+    ]);
+    assert!(policy.status.success(), "{policy:?}");
+    let policy: serde_json::Value = serde_json::from_slice(&policy.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roles = dir.path().join("roles.json");
+    std::fs::write(
+        &roles,
+        serde_json::json!({
+            "OpenIDConnectProviders": [{"Url": issuer, "ClientIDList": ["sts.amazonaws.com"]}],
+            "Roles": [{"Arn": ROLE, "AssumeRolePolicyDocument": policy}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (_sts, sts) = start_sts(&roles);
+    let token = mint(
+        &SigningKey::load(&key("ec256.pkcs8.pem")).unwrap(),
+        &MintRequest {
+            issuer: issuer.clone(),
+            subject: Subject::parse("ns/app").unwrap(),
+            audiences: vec!["sts.amazonaws.com".into()],
+            ttl: Duration::from_secs(3600),
+            not_before: None,
+            pod: None,
+            service_account_uid: None,
+        },
+    )
+    .unwrap();
+
+    let (status, code, message) = assume(sts, ROLE, &token).await;
+    assert_eq!((status, code.as_str()), (200, ""), "{message}");
+
+    // The issue's ARN: no ARN at all to STS (five fields), whatever the token.
+    for token in [token.as_str(), "not-a-jwt"] {
+        let (status, code, message) = assume(sts, "arn:aws:iam:111122223333:role/app", token).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "ValidationError"),
+            "{message}"
+        );
+        assert_eq!(
+            message,
+            "arn:aws:iam:111122223333:role/app is invalid (issuerd: a colon is missing before \
+             the account (IAM ARNs have an empty region: iam::ACCOUNT); \
+             expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME)"
+        );
+    }
+
+    // An ARN, but no role's: AWS's AccessDenied, the hint saying why and what the file has.
+    let (status, code, message) = assume(sts, "arn:aws:iam::1111:role/app", &token).await;
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: role ARN \
+             \"arn:aws:iam::1111:role/app\": account \"1111\" is not 12 digits; expected \
+             arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME; the roles file defines {ROLE})"
+        )
+    );
+
+    // A role ARN the file does not define.
+    let unknown = "arn:aws:iam::111122223333:role/other";
+    let (status, code, message) = assume(sts, unknown, &token).await;
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: no role \
+             {unknown} in the roles file, which defines {ROLE})"
+        )
+    );
+    server.stop().await.unwrap();
 }

@@ -41,7 +41,7 @@ async fn start(refetch: Duration) -> Fixture {
 
     let provider = issuer.trim_start_matches("http://");
     let account: AccountId = "111122223333".parse().unwrap();
-    let policy = |partition| {
+    let policy = |partition: &Partition| {
         let text = issuerd::irsa::trust_policy(
             &issuer,
             partition,
@@ -55,7 +55,7 @@ async fn start(refetch: Duration) -> Fixture {
     let roles = serde_json::json!({
         "OpenIDConnectProviders": [{"Url": issuer, "ClientIDList": ["sts.amazonaws.com"]}],
         "Roles": [
-            {"Arn": ROLE, "AssumeRolePolicyDocument": policy(Partition::Aws)},
+            {"Arn": ROLE, "AssumeRolePolicyDocument": policy(&Partition::AWS)},
             {"Arn": DENIED_ROLE, "MaxSessionDuration": 7200, "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [
@@ -65,7 +65,7 @@ async fn start(refetch: Duration) -> Fixture {
                     {"Sid": "NotInDefault", "Effect": "Deny", "Principal": "*", "Action": "sts:*",
                      "Condition": {"StringLike": {format!("{provider}:sub"): "system:serviceaccount:default:*"}}}
                 ]}},
-            {"Arn": CN_ROLE, "AssumeRolePolicyDocument": policy(Partition::AwsCn)}
+            {"Arn": CN_ROLE, "AssumeRolePolicyDocument": policy(&Partition::AWS_CN)}
         ]
     });
     let roles = Roles::parse(roles.to_string().as_bytes(), true).unwrap();
@@ -255,29 +255,27 @@ fn message(body: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_malformed_role_arn_is_aws_s_validation_error_whatever_the_token() {
+async fn a_role_arn_that_is_no_arn_is_aws_s_validation_error_whatever_the_token() {
     let f = start(Duration::from_secs(30)).await;
     let good = token(&f, "ec256.pkcs8.pem", "ns/app");
-    // A string STS's model accepts, but no role ARN: "Request ARN is invalid", as AWS answers,
-    // before the token is looked at; the hint after it is issuerd's.
+    // A string STS's model accepts, but no ARN (six fields; partition, service and resource
+    // set): "ARN is invalid", as AWS answers, before the token is looked at; the hint after it
+    // is issuerd's.
     for (arn, problem) in [
         ("arn:aws:iam:111122223333:role/app", "a colon is missing"),
         (
-            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com",
-            "is not role/[PATH/]NAME",
+            "arn:aws:iam::111122223333role/app",
+            "it has 5 colon-separated fields",
         ),
         (
-            "arn:aws:iam::1111:role/app",
-            "account \"1111\" is not 12 digits",
+            "arn::iam::111122223333:role/app",
+            "partition \"\" is not aws or",
         ),
         (
-            "arn:aws-xx:iam::111122223333:role/app",
-            "partition \"aws-xx\"",
+            "arn:aws:iam::111122223333:",
+            "resource \"\" is not role/[PATH/]NAME",
         ),
-        (
-            "arn:aws:iam::111122223333:role/my app",
-            "role name \"my app\"",
-        ),
+        ("nothing-valid-in-here", "it does not start with arn:"),
     ] {
         for token in [good.as_str(), "not-a-jwt"] {
             let (status, body) = assume(&f, arn, token, &[]).await;
@@ -289,9 +287,8 @@ async fn a_malformed_role_arn_is_aws_s_validation_error_whatever_the_token() {
             assert!(body.contains("<Type>Sender</Type>"), "{body}");
             let message = message(&body);
             assert!(
-                message.starts_with("Request ARN is invalid (issuerd: ")
-                    && message.contains(problem)
-                    && message.contains("expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME"),
+                message.starts_with(&format!("{arn} is invalid (issuerd: {problem}"))
+                    && message.ends_with("; expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME)"),
                 "{arn}: {message}"
             );
         }
@@ -346,6 +343,63 @@ async fn an_unknown_role_is_access_denied_naming_the_roles_the_file_defines() {
                 "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: no role \
                  {unknown} in the roles file, which defines {ROLE}, {DENIED_ROLE}, {CN_ROLE})"
             )
+        );
+    }
+    // ARNs, but no role's: no role AWS has either, so AccessDenied too, the hint saying why.
+    for (arn, problem) in [
+        (
+            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com",
+            "resource \"oidc-provider/oidc.example.com\" is not role/[PATH/]NAME",
+        ),
+        (
+            "arn:aws:iam::1111:role/app",
+            "account \"1111\" is not 12 digits",
+        ),
+        (
+            "arn:AWS:iam::111122223333:role/app",
+            "partition \"AWS\" is not aws or",
+        ),
+        (
+            "arn:aws:sts::111122223333:assumed-role/app/s",
+            "service \"sts\" is not iam",
+        ),
+        (
+            "arn:aws:iam:us-east-1:111122223333:role/app",
+            "region \"us-east-1\" is set",
+        ),
+        (
+            "arn:aws:iam::111122223333:role/my app",
+            "role name \"my app\"",
+        ),
+        // Six fields, the account in the region: the colon missing, with a path holding one.
+        (
+            "arn:aws:iam:111122223333:role/a:b/app",
+            "a colon is missing before the account",
+        ),
+    ] {
+        let (status, body) = assume(&f, arn, &good, &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "AccessDenied"),
+            "{arn}: {body}"
+        );
+        let message = message(&body);
+        assert!(
+            message.starts_with(&format!(
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: role ARN \
+                 {arn:?}: {problem}"
+            )) && message.ends_with(&format!(
+                "; expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME; the roles file defines \
+                 {ROLE}, {DENIED_ROLE}, {CN_ROLE})"
+            )),
+            "{arn}: {message}"
+        );
+        // The token is checked first, as for any role.
+        let (status, body) = assume(&f, arn, "not-a-jwt", &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "InvalidIdentityToken"),
+            "{arn}: {body}"
         );
     }
     f.stop().await;
