@@ -382,9 +382,14 @@ pub struct TrustPolicyArgs {
     #[arg(long, value_name = "URL")]
     pub issuer: String,
 
-    /// AWS account ID that owns the role and the OIDC provider.
+    /// AWS account ID that owns the role and the OIDC provider (12 digits).
     #[arg(long, value_name = "ID")]
     pub account: String,
+
+    /// AWS partition of the account (the provider ARN's first field): aws, aws-cn,
+    /// aws-us-gov, aws-iso, ...: aws, or aws followed by lowercase letters and hyphens.
+    #[arg(long, value_name = "PARTITION", default_value = "aws")]
+    pub partition: String,
 
     /// The ServiceAccount allowed to assume the role, NAMESPACE/NAME; repeatable.
     #[arg(long = "service-account", value_name = "NS/NAME", required = true)]
@@ -398,7 +403,7 @@ pub struct TrustPolicyArgs {
 /// `issuerd pod-env`.
 #[derive(Debug, Args)]
 pub struct PodEnvArgs {
-    /// The role the pod assumes.
+    /// The role the pod assumes: arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME.
     #[arg(long, value_name = "ARN")]
     pub role_arn: String,
 

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::arn::{self, AccountId, Partition, RoleArn};
 use crate::token::claims::Subject;
 
 /// Where the EKS webhook mounts the projected token.
@@ -38,10 +39,12 @@ pub enum IrsaError {
 }
 
 /// The trust policy that lets `service_accounts` (`NS/NAME`) assume a role through the OIDC
-/// provider for `issuer` in `account`, as IAM JSON (pretty, with a trailing newline).
+/// provider for `issuer` in `account` of `partition`, as IAM JSON (pretty, with a trailing
+/// newline).
 pub fn trust_policy(
     issuer: &str,
-    account: &str,
+    partition: &Partition,
+    account: &AccountId,
     service_accounts: &[String],
     audience: &str,
 ) -> Result<String, IrsaError> {
@@ -54,13 +57,6 @@ pub fn trust_policy(
             what: "issuer",
             value: issuer.to_owned(),
             reason: "is not an absolute https URL",
-        });
-    }
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(IrsaError::Invalid {
-            what: "account",
-            value: account.to_owned(),
-            reason: "is not a 12-digit AWS account ID",
         });
     }
     let subjects = service_accounts
@@ -84,7 +80,7 @@ pub fn trust_policy(
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{provider}")},
+            "Principal": {"Federated": arn::oidc_provider(partition, account, &provider)},
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {
                 "StringEquals": {
@@ -104,7 +100,7 @@ pub fn trust_policy(
 #[derive(Debug)]
 pub struct PodEnv<'a> {
     /// `AWS_ROLE_ARN`.
-    pub role_arn: &'a str,
+    pub role_arn: &'a RoleArn,
     /// Projected token audience.
     pub audience: &'a str,
     /// `AWS_REGION` and `AWS_DEFAULT_REGION`.
@@ -118,13 +114,6 @@ pub struct PodEnv<'a> {
 impl PodEnv<'_> {
     /// YAML, ready for `kubectl patch deployment NAME --patch-file FILE`.
     pub fn to_yaml(&self) -> Result<String, IrsaError> {
-        if !self.role_arn.starts_with("arn:") || !self.role_arn.contains(":role/") {
-            return Err(IrsaError::Invalid {
-                what: "role ARN",
-                value: self.role_arn.to_owned(),
-                reason: "is not arn:aws:iam::ACCOUNT:role/NAME",
-            });
-        }
         if self.expiration_seconds < 600 {
             return Err(IrsaError::Invalid {
                 what: "expiration seconds",
@@ -139,7 +128,7 @@ impl PodEnv<'_> {
             env.push(("AWS_DEFAULT_REGION", region));
             env.push(("AWS_REGION", region));
         }
-        env.push(("AWS_ROLE_ARN", self.role_arn));
+        env.push(("AWS_ROLE_ARN", self.role_arn.as_str()));
         env.push(("AWS_WEB_IDENTITY_TOKEN_FILE", TOKEN_FILE));
         let mut yaml = String::from(
             "# IRSA wiring as the EKS pod identity webhook injects it.\n\
@@ -171,11 +160,16 @@ impl PodEnv<'_> {
 mod tests {
     use super::*;
 
+    fn account() -> AccountId {
+        "111122223333".parse().unwrap()
+    }
+
     #[test]
     fn trust_policy_names_provider_sub_and_aud() {
         let text = trust_policy(
             "https://oidc.example.com/cluster/",
-            "111122223333",
+            &Partition::AWS,
+            &account(),
             &["ns/app".into()],
             "sts.amazonaws.com",
         )
@@ -197,16 +191,33 @@ mod tests {
     }
 
     #[test]
+    fn trust_policy_names_the_provider_in_the_partition() {
+        let text = trust_policy(
+            "https://oidc.example.com/cluster",
+            &Partition::AWS_CN,
+            &account(),
+            &["ns/app".into()],
+            "sts.amazonaws.com",
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["Statement"][0]["Principal"]["Federated"],
+            "arn:aws-cn:iam::111122223333:oidc-provider/oidc.example.com/cluster"
+        );
+    }
+
+    #[test]
     fn trust_policy_refuses_bad_input() {
-        assert!(trust_policy("oidc.example.com", "111122223333", &["a/b".into()], "x").is_err());
-        assert!(trust_policy("https://h", "1234", &["a/b".into()], "x").is_err());
-        assert!(trust_policy("https://h", "111122223333", &["ab".into()], "x").is_err());
+        let aws = &Partition::AWS;
+        assert!(trust_policy("oidc.example.com", aws, &account(), &["a/b".into()], "x").is_err());
+        assert!(trust_policy("https://h", aws, &account(), &["ab".into()], "x").is_err());
     }
 
     #[test]
     fn pod_env_is_the_webhook_s_wiring() {
         let yaml = PodEnv {
-            role_arn: "arn:aws:iam::111122223333:role/app",
+            role_arn: &"arn:aws:iam::111122223333:role/app".parse().unwrap(),
             audience: "sts.amazonaws.com",
             region: Some("eu-west-1"),
             expiration_seconds: 86400,

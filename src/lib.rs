@@ -39,6 +39,8 @@
 //!   resolver, reloaded from files (or installed by ACME).
 //! - [`trust`]: what issuerd's HTTPS clients trust: public roots, `--ca-file` CAs, the
 //!   certificate `serve` itself presents (for the STS beside it).
+//! - [`arn`]: IAM ARNs parsed where they enter (role ARN, account ID, partition), and the ARNs
+//!   built from them (OIDC provider, assumed role); a leaf.
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
@@ -52,6 +54,7 @@
 
 pub mod acme;
 pub mod app;
+pub mod arn;
 pub mod bucket;
 pub mod check;
 pub mod cli;

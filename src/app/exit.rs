@@ -2,6 +2,7 @@
 //! 2 for what the user gave (flags, env, files, arguments), 1 for what happened at run time,
 //! and `publish`'s own 3 and 4.
 
+use crate::arn::ArnError;
 use crate::config::ConfigError;
 use crate::irsa::IrsaError;
 use crate::issuer::IssuerError;
@@ -17,7 +18,7 @@ use crate::trust::TrustError;
 /// A runtime failure: a socket, a peer, a verification that failed.
 pub const FAILURE: u8 = 1;
 /// A usage, configuration or input error: flags, env, config file, key, certificate, CA or
-/// roles file, a malformed argument.
+/// roles file, a malformed argument (an ARN, an account ID).
 pub const USAGE: u8 = 2;
 /// `publish`: the bucket could not be read, written or verified.
 pub const BUCKET: u8 = 3;
@@ -65,6 +66,7 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause.is::<SigningKeyError>()
         || cause.is::<RolesError>()
         || cause.is::<IrsaError>()
+        || cause.is::<ArnError>()
         || cause.is::<TrustError>()
         || cause.is::<TlsError>()
 }

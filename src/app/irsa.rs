@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::exit::UsageError;
+use crate::arn::{AccountId, Partition, RoleArn};
 use crate::cli::{CheckArgs, MintArgs, PodEnvArgs, StsArgs, TrustPolicyArgs, VerifyArgs};
 use crate::config::StsSettings;
 use crate::dev::{self, DevIrsa, DevKey};
@@ -226,11 +227,14 @@ pub(super) fn print_demo_banner(issuer: &Issuer, key: &DevKey, demo: &DevIrsa, s
 
 /// `trust-policy`.
 pub(super) fn trust_policy(args: &TrustPolicyArgs) -> anyhow::Result<()> {
+    let partition: Partition = args.partition.parse().context("--partition")?;
+    let account: AccountId = args.account.parse().context("--account")?;
     print!(
         "{}",
         crate::irsa::trust_policy(
             &args.issuer,
-            &args.account,
+            &partition,
+            &account,
             &args.service_accounts,
             &args.audience
         )?
@@ -240,8 +244,9 @@ pub(super) fn trust_policy(args: &TrustPolicyArgs) -> anyhow::Result<()> {
 
 /// `pod-env`.
 pub(super) fn pod_env(args: &PodEnvArgs) -> anyhow::Result<()> {
+    let role_arn: RoleArn = args.role_arn.parse().context("--role-arn")?;
     let env = crate::irsa::PodEnv {
-        role_arn: &args.role_arn,
+        role_arn: &role_arn,
         audience: &args.audience,
         region: args.region.as_deref(),
         expiration_seconds: args.expiration_seconds,

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::arn::RoleArn;
 use crate::irsa;
 use crate::token::claims::Subject;
 use crate::token::mint::{MintRequest, mint, write_token_file};
@@ -56,7 +57,14 @@ impl DevIrsa {
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(DevIrsaError::Write)?;
-        let policy = irsa::trust_policy(issuer, ACCOUNT, &[SERVICE_ACCOUNT.into()], AUDIENCE)?;
+        let role: RoleArn = ROLE_ARN.parse().expect("the demo role ARN is valid");
+        let policy = irsa::trust_policy(
+            issuer,
+            role.partition(),
+            role.account(),
+            &[SERVICE_ACCOUNT.into()],
+            AUDIENCE,
+        )?;
         let policy: serde_json::Value =
             serde_json::from_str(&policy).expect("the generator writes JSON");
         let roles = serde_json::json!({

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::policy::{PolicyError, TrustPolicy};
+use crate::arn::{self, RoleArn};
 use crate::irsa::host_path;
 
 /// IAM's default `MaxSessionDuration`.
@@ -69,21 +70,18 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// `arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`.
-    pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:oidc-provider/{}", self.host_path)
+    /// `arn:PARTITION:iam::ACCOUNT:oidc-provider/HOST/PATH`: its ARN in the account (and
+    /// partition) of a role.
+    pub fn arn(&self, role: &RoleArn) -> String {
+        arn::oidc_provider(role.partition(), role.account(), &self.host_path)
     }
 }
 
 /// A role that web identities may assume.
 #[derive(Clone, Debug)]
 pub struct Role {
-    /// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
-    pub arn: String,
-    /// The account in the ARN.
-    pub account: String,
-    /// The role name (last path segment).
-    pub name: String,
+    /// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+    pub arn: RoleArn,
     /// Most `DurationSeconds`.
     pub max_session_secs: u32,
     /// The trust policy.
@@ -147,7 +145,8 @@ impl Roles {
         let roles = raw
             .roles
             .into_iter()
-            .map(role)
+            .enumerate()
+            .map(|(i, raw)| role(i, raw))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { providers, roles })
     }
@@ -158,8 +157,8 @@ impl Roles {
     }
 
     /// The role with this ARN.
-    pub fn role(&self, arn: &str) -> Option<&Role> {
-        self.roles.iter().find(|r| r.arn == arn)
+    pub fn role(&self, arn: &RoleArn) -> Option<&Role> {
+        self.roles.iter().find(|r| &r.arn == arn)
     }
 }
 
@@ -191,28 +190,11 @@ fn provider(raw: RawProvider, allow_insecure: bool) -> Result<Provider, String> 
     })
 }
 
-fn role(raw: RawRole) -> Result<Role, String> {
-    // arn:aws:iam::123456789012:role/path/name
-    let parts: Vec<&str> = raw.arn.splitn(6, ':').collect();
-    let (account, resource) = match parts.as_slice() {
-        ["arn", _partition, "iam", "", account, resource]
-            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            (*account, *resource)
-        }
-        _ => {
-            return Err(format!(
-                "role Arn {:?} is not arn:aws:iam::ACCOUNT:role/NAME",
-                raw.arn
-            ));
-        }
-    };
-    let Some(name) = resource
-        .strip_prefix("role/")
-        .and_then(|r| r.rsplit('/').next())
-    else {
-        return Err(format!("role Arn {:?} is not a role", raw.arn));
-    };
+fn role(index: usize, raw: RawRole) -> Result<Role, String> {
+    let arn: RoleArn = raw
+        .arn
+        .parse()
+        .map_err(|e| format!("Roles[{index}]: {e}"))?;
     let max_session_secs = raw.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_SECS);
     if !(DEFAULT_MAX_SESSION_SECS..=MAX_SESSION_SECS).contains(&max_session_secs) {
         return Err(format!(
@@ -224,14 +206,12 @@ fn role(raw: RawRole) -> Result<Role, String> {
         .map_err(|PolicyError(e)| format!("role {:?}: trust policy: {e}", raw.arn))?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw.arn.as_bytes());
     Ok(Role {
-        account: account.to_owned(),
-        name: name.to_owned(),
         max_session_secs,
         trust_policy,
         role_id: format!(
             "AROA{}",
             super::response::base32_upper(&digest.as_ref()[..10])
         ),
-        arn: raw.arn,
+        arn,
     })
 }

@@ -12,12 +12,23 @@ use super::key_cache::KeyCache;
 use super::policy::{Context, Decision};
 use super::response::{Assumed, Credentials, ErrorCode, StsError, caller_identity_xml};
 use super::roles::{MAX_SESSION_SECS, MIN_SESSION_SECS, Provider, Role, Roles};
+use crate::arn::{self, ArnError, ROLE_ARN_FORM, RoleArn};
 use crate::token::claims::unix;
 use crate::token::jwt::Jwt;
 use crate::token::verify::{self, VerifyError};
 
 /// Default `DurationSeconds`.
 pub const DEFAULT_DURATION_SECS: u32 = 3600;
+
+/// The `roleArn` member's pattern and length bounds in STS's API model (`arnType`), as AWS
+/// prints them in a `ValidationError`.
+const ROLE_ARN_PATTERN: &str =
+    r"[\u0009\u000A\u000D\u0020-\u007E\u0085\u00A0-\uD7FF\uE000-\uFFFD\u10000-\u10FFFF]+";
+const MIN_ROLE_ARN: usize = 20;
+const MAX_ROLE_ARN: usize = 2048;
+
+/// AWS's message for `AccessDenied`.
+const NOT_AUTHORIZED: &str = "Not authorized to perform sts:AssumeRoleWithWebIdentity";
 
 /// Sessions remembered for `GetCallerIdentity`.
 const MAX_SESSIONS: u64 = 10_000;
@@ -103,7 +114,7 @@ impl Sts {
     ) -> Result<Assumed, StsError> {
         let request = AssumeRequest::from_params(params)?;
         let identity = self.verify_token(request.token).await?;
-        let role = self.authorize(request.role_arn, &identity)?;
+        let role = self.authorize(&request.role_arn, &identity)?;
         let duration = request.duration.unwrap_or(DEFAULT_DURATION_SECS);
         if duration > role.max_session_secs {
             return Err(StsError::new(
@@ -117,10 +128,7 @@ impl Sts {
 
         let session_name = request.session_name;
         let credentials = Credentials::generate(Duration::from_secs(u64::from(duration)));
-        let assumed_role_arn = format!(
-            "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-            role.account, role.name
-        );
+        let assumed_role_arn = role.arn.assumed_role(session_name);
         let assumed_role_id = format!("{}:{session_name}", role.role_id);
         self.sessions
             .insert(
@@ -128,7 +136,7 @@ impl Sts {
                 Arc::new(Session {
                     arn: assumed_role_arn.clone(),
                     user_id: assumed_role_id.clone(),
-                    account: role.account.clone(),
+                    account: role.arn.account().to_string(),
                 }),
             )
             .await;
@@ -219,18 +227,31 @@ impl Sts {
     }
 
     /// The role, if its trust policy lets this identity assume it.
-    fn authorize(&self, role_arn: &str, identity: &Identity<'_>) -> Result<&Role, StsError> {
+    fn authorize(
+        &self,
+        role_arn: &Result<RoleArn, ArnError>,
+        identity: &Identity<'_>,
+    ) -> Result<&Role, StsError> {
         let denied = |why: String| {
-            StsError::new(
-                ErrorCode::AccessDenied,
-                format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: {why}"),
-            )
+            StsError::new(ErrorCode::AccessDenied, format!("{NOT_AUTHORIZED}: {why}"))
         };
-        let role = self
-            .roles
-            .role(role_arn)
-            .ok_or_else(|| denied(format!("no role {role_arn} in the roles file")))?;
-        let provider_arn = identity.provider.arn(&role.account);
+        let role = match role_arn {
+            Ok(arn) => self.roles.role(arn).ok_or_else(|| {
+                unknown_role(format!(
+                    "no role {arn} in the roles file, which defines {}",
+                    self.defined_roles()
+                ))
+            })?,
+            // An ARN, but no role's: to AWS, a role it does not have.
+            Err(error) => {
+                return Err(unknown_role(format!(
+                    "{error}; the roles file defines {}",
+                    self.defined_roles()
+                )));
+            }
+        };
+        let role_arn = &role.arn;
+        let provider_arn = identity.provider.arn(&role.arn);
         let (subject, audience) = (&identity.subject, &identity.audience);
         let context = Context {
             provider_arn: &provider_arn,
@@ -250,6 +271,25 @@ impl Sts {
                 "no statement of the trust policy of {role_arn} allows principal {provider_arn} with sub {subject:?}, aud {audience:?}"
             ))),
         }
+    }
+
+    /// The roles the roles file defines, for hints: the first ten ARNs, and how many more.
+    fn defined_roles(&self) -> String {
+        const SHOWN: usize = 10;
+        let defined = &self.roles.roles;
+        if defined.is_empty() {
+            return "none".to_owned();
+        }
+        let mut known = defined
+            .iter()
+            .take(SHOWN)
+            .map(|r| r.arn.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if defined.len() > SHOWN {
+            known.push_str(&format!(" and {} more", defined.len() - SHOWN));
+        }
+        known
     }
 
     /// Answers for credentials issued here. The SigV4 signature is not checked: this endpoint
@@ -279,9 +319,19 @@ impl Sts {
     }
 }
 
+/// AWS's answer for a role it does not know (the same as for one whose trust policy denies),
+/// with a hint only this endpoint gives, after `(issuerd: `.
+fn unknown_role(hint: String) -> StsError {
+    StsError::new(
+        ErrorCode::AccessDenied,
+        format!("{NOT_AUTHORIZED} (issuerd: {hint})"),
+    )
+}
+
 /// The parameters of `AssumeRoleWithWebIdentity`, validated as STS validates them.
 struct AssumeRequest<'a> {
-    role_arn: &'a str,
+    /// The role, or why `RoleArn`, an ARN, names none.
+    role_arn: Result<RoleArn, ArnError>,
     session_name: &'a str,
     token: &'a str,
     duration: Option<u32>,
@@ -302,6 +352,21 @@ impl<'a> AssumeRequest<'a> {
         let role_arn = required("RoleArn", "roleArn")?;
         let session_name = required("RoleSessionName", "roleSessionName")?;
         let token = required("WebIdentityToken", "webIdentityToken")?;
+        let constraints = role_arn_constraints(role_arn);
+        if !constraints.is_empty() {
+            let n = constraints.len();
+            let violations = constraints
+                .iter()
+                .map(|c| {
+                    format!("Value '{role_arn}' at 'roleArn' failed to satisfy constraint: {c}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(validation(format!(
+                "{n} validation error{} detected: {violations}",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
         let valid_session = (2..=64).contains(&session_name.len())
             && session_name
                 .bytes()
@@ -332,6 +397,19 @@ impl<'a> AssumeRequest<'a> {
                 Some(d)
             }
         };
+        // A string of the right length, then an ARN: STS refuses what is not one as invalid
+        // before it looks at the token. Whether the ARN is a role's matters only when the role
+        // is looked up (AccessDenied, as for a role that does not exist).
+        let parsed = role_arn.parse::<RoleArn>();
+        if !arn::has_arn_shape(role_arn) {
+            let why = match &parsed {
+                Err(ArnError::Role { problem, .. }) => format!("{problem}; "),
+                _ => String::new(),
+            };
+            return Err(validation(format!(
+                "{role_arn} is invalid (issuerd: {why}expected {ROLE_ARN_FORM})"
+            )));
+        }
         if let Some(policy) = params.get("Policy") {
             // Session policies only narrow the credentials, which grant nothing here; they must
             // still be policies.
@@ -346,12 +424,36 @@ impl<'a> AssumeRequest<'a> {
             }
         }
         Ok(Self {
-            role_arn,
+            role_arn: parsed,
             session_name,
             token,
             duration,
         })
     }
+}
+
+/// The constraints of the `roleArn` member (STS's API model) that `value` breaks, in AWS's
+/// words: its pattern (no control characters but tab, LF and CR), then its length.
+fn role_arn_constraints(value: &str) -> Vec<String> {
+    let mut broken = Vec::new();
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+    if !value.chars().all(allowed) {
+        broken.push(format!(
+            "Member must satisfy regular expression pattern: {ROLE_ARN_PATTERN}"
+        ));
+    }
+    let length = value.chars().count();
+    if length < MIN_ROLE_ARN {
+        broken.push(format!(
+            "Member must have length greater than or equal to {MIN_ROLE_ARN}"
+        ));
+    }
+    if length > MAX_ROLE_ARN {
+        broken.push(format!(
+            "Member must have length less than or equal to {MAX_ROLE_ARN}"
+        ));
+    }
+    broken
 }
 
 /// A verified web identity.

@@ -260,6 +260,26 @@ def test_boto3_gets_the_aws_error(irsa, pod_env, case, mint_args, code, status, 
     assert message in got[2], f"{case}: {got}"
 
 
+@pytest.mark.parametrize(
+    "case, role_arn, code, status, message",
+    [
+        # The empty region's colon missing: no ARN at all to STS, which says so before the token.
+        ("malformed", f"arn:aws:iam:{ACCOUNT}:role/app", "ValidationError", 400,
+         f"arn:aws:iam:{ACCOUNT}:role/app is invalid (issuerd: a colon is missing"),
+        # An ARN, but no role of the roles file: AWS's AccessDenied, with issuerd's hint.
+        ("unknown role", f"arn:aws:iam::{ACCOUNT}:role/other", "AccessDenied", 403,
+         f"(issuerd: no role arn:aws:iam::{ACCOUNT}:role/other in the roles file, which defines {ROLE_ARN})"),
+    ],
+)
+def test_boto3_gets_the_aws_error_for_the_role_arn(
+    irsa, pod_env, monkeypatch, case, role_arn, code, status, message
+):
+    monkeypatch.setenv("AWS_ROLE_ARN", role_arn)
+    got = error_of(pod_env(irsa.mint()))
+    assert got[0] == code and got[1] == status, f"{case}: {got}\n{irsa.sts_proc.log()[-2000:]}"
+    assert message in got[2], f"{case}: {got}"
+
+
 def test_duration_over_the_role_maximum_is_a_validation_error(irsa):
     client = boto3.client(
         "sts", region_name="us-east-1", endpoint_url=irsa.sts_url,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{TestServer, get, key, start_local_issuer};
+use issuerd::arn::{AccountId, Partition};
 use issuerd::config::{Command, Config};
 use issuerd::shutdown;
 use issuerd::sts::key_cache::KeyCache;
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/app";
 const DENIED_ROLE: &str = "arn:aws:iam::111122223333:role/no-default";
+/// A role in the China partition, with a path: its provider and session ARNs are aws-cn's.
+const CN_ROLE: &str = "arn:aws-cn:iam::111122223333:role/team/cn-app";
 
 struct Fixture {
     issuer: String,
@@ -37,17 +40,22 @@ async fn start(refetch: Duration) -> Fixture {
     let (server, issuer) = start_local_issuer(&["--key-file", &dir, "--debounce", "20ms"]).await;
 
     let provider = issuer.trim_start_matches("http://");
-    let policy = issuerd::irsa::trust_policy(
-        &issuer,
-        "111122223333",
-        &["ns/app".into()],
-        "sts.amazonaws.com",
-    )
-    .unwrap();
+    let account: AccountId = "111122223333".parse().unwrap();
+    let policy = |partition: &Partition| {
+        let text = issuerd::irsa::trust_policy(
+            &issuer,
+            partition,
+            &account,
+            &["ns/app".into()],
+            "sts.amazonaws.com",
+        )
+        .unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
     let roles = serde_json::json!({
         "OpenIDConnectProviders": [{"Url": issuer, "ClientIDList": ["sts.amazonaws.com"]}],
         "Roles": [
-            {"Arn": ROLE, "AssumeRolePolicyDocument": serde_json::from_str::<serde_json::Value>(&policy).unwrap()},
+            {"Arn": ROLE, "AssumeRolePolicyDocument": policy(&Partition::AWS)},
             {"Arn": DENIED_ROLE, "MaxSessionDuration": 7200, "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [
@@ -56,7 +64,8 @@ async fn start(refetch: Duration) -> Fixture {
                      "Condition": {"StringLike": {format!("{provider}:sub"): "system:serviceaccount:*"}}},
                     {"Sid": "NotInDefault", "Effect": "Deny", "Principal": "*", "Action": "sts:*",
                      "Condition": {"StringLike": {format!("{provider}:sub"): "system:serviceaccount:default:*"}}}
-                ]}}
+                ]}},
+            {"Arn": CN_ROLE, "AssumeRolePolicyDocument": policy(&Partition::AWS_CN)}
         ]
     });
     let roles = Roles::parse(roles.to_string().as_bytes(), true).unwrap();
@@ -232,6 +241,183 @@ async fn malformed_requests_get_aws_codes_and_statuses() {
     f.stop().await;
 }
 
+/// The `<Message>` of an error answer, unescaped.
+fn message(body: &str) -> String {
+    body.split("<Message>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or("<no message>")
+        .replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn a_role_arn_that_is_no_arn_is_aws_s_validation_error_whatever_the_token() {
+    let f = start(Duration::from_secs(30)).await;
+    let good = token(&f, "ec256.pkcs8.pem", "ns/app");
+    // A string STS's model accepts, but no ARN (six fields; partition, service and resource
+    // set): "ARN is invalid", as AWS answers, before the token is looked at; the hint after it
+    // is issuerd's.
+    for (arn, problem) in [
+        ("arn:aws:iam:111122223333:role/app", "a colon is missing"),
+        (
+            "arn:aws:iam::111122223333role/app",
+            "it has 5 colon-separated fields",
+        ),
+        (
+            "arn::iam::111122223333:role/app",
+            "partition \"\" is not aws or",
+        ),
+        (
+            "arn:aws:iam::111122223333:",
+            "resource \"\" is not role/[PATH/]NAME",
+        ),
+        ("nothing-valid-in-here", "it does not start with arn:"),
+    ] {
+        for token in [good.as_str(), "not-a-jwt"] {
+            let (status, body) = assume(&f, arn, token, &[]).await;
+            assert_eq!(
+                (status, code(&body)),
+                (400, "ValidationError"),
+                "{arn}: {body}"
+            );
+            assert!(body.contains("<Type>Sender</Type>"), "{body}");
+            let message = message(&body);
+            assert!(
+                message.starts_with(&format!("{arn} is invalid (issuerd: {problem}"))
+                    && message.ends_with("; expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME)"),
+                "{arn}: {message}"
+            );
+        }
+    }
+    // What breaks the member's own constraints (length 20..2048, no control characters) gets
+    // AWS's constraint message.
+    let (status, body) = assume(&f, "role/app", &good, &[]).await;
+    assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
+    assert_eq!(
+        message(&body),
+        "1 validation error detected: Value 'role/app' at 'roleArn' failed to satisfy \
+         constraint: Member must have length greater than or equal to 20"
+    );
+    let long = format!("arn:aws:iam::111122223333:role/{}", "a".repeat(2020));
+    let (status, body) = assume(&f, &long, &good, &[]).await;
+    assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
+    assert!(
+        message(&body).ends_with("Member must have length less than or equal to 2048"),
+        "{body}"
+    );
+    let (status, body) = assume(&f, "a\u{7}b", &good, &[]).await;
+    assert_eq!((status, code(&body)), (400, "ValidationError"), "{body}");
+    let message = message(&body);
+    assert!(
+        message.starts_with("2 validation errors detected: Value 'ab' at 'roleArn' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+; ")
+            && message.ends_with("Member must have length greater than or equal to 20"),
+        "{message}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_role_is_access_denied_naming_the_roles_the_file_defines() {
+    let f = start(Duration::from_secs(30)).await;
+    let good = token(&f, "ec256.pkcs8.pem", "ns/app");
+    for unknown in [
+        "arn:aws:iam::111122223333:role/missing",
+        // The same name in another partition, account or path is another role.
+        "arn:aws-us-gov:iam::111122223333:role/app",
+        "arn:aws:iam::444455556666:role/app",
+        "arn:aws:iam::111122223333:role/team/app",
+    ] {
+        let (status, body) = assume(&f, unknown, &good, &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "AccessDenied"),
+            "{unknown}: {body}"
+        );
+        assert_eq!(
+            message(&body),
+            format!(
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: no role \
+                 {unknown} in the roles file, which defines {ROLE}, {DENIED_ROLE}, {CN_ROLE})"
+            )
+        );
+    }
+    // ARNs, but no role's: no role AWS has either, so AccessDenied too, the hint saying why.
+    for (arn, problem) in [
+        (
+            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com",
+            "resource \"oidc-provider/oidc.example.com\" is not role/[PATH/]NAME",
+        ),
+        (
+            "arn:aws:iam::1111:role/app",
+            "account \"1111\" is not 12 digits",
+        ),
+        (
+            "arn:AWS:iam::111122223333:role/app",
+            "partition \"AWS\" is not aws or",
+        ),
+        (
+            "arn:aws:sts::111122223333:assumed-role/app/s",
+            "service \"sts\" is not iam",
+        ),
+        (
+            "arn:aws:iam:us-east-1:111122223333:role/app",
+            "region \"us-east-1\" is set",
+        ),
+        (
+            "arn:aws:iam::111122223333:role/my app",
+            "role name \"my app\"",
+        ),
+        // Six fields, the account in the region: the colon missing, with a path holding one.
+        (
+            "arn:aws:iam:111122223333:role/a:b/app",
+            "a colon is missing before the account",
+        ),
+    ] {
+        let (status, body) = assume(&f, arn, &good, &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "AccessDenied"),
+            "{arn}: {body}"
+        );
+        let message = message(&body);
+        assert!(
+            message.starts_with(&format!(
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity (issuerd: role ARN \
+                 {arn:?}: {problem}"
+            )) && message.ends_with(&format!(
+                "; expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME; the roles file defines \
+                 {ROLE}, {DENIED_ROLE}, {CN_ROLE})"
+            )),
+            "{arn}: {message}"
+        );
+        // The token is checked first, as for any role.
+        let (status, body) = assume(&f, arn, "not-a-jwt", &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "InvalidIdentityToken"),
+            "{arn}: {body}"
+        );
+    }
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_in_another_partition_is_assumed_through_that_partition_s_provider() {
+    let f = start(Duration::from_secs(30)).await;
+    let good = token(&f, "ec256.pkcs8.pem", "ns/app");
+    let (status, body) = assume(&f, CN_ROLE, &good, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<Arn>arn:aws-cn:sts::111122223333:assumed-role/cn-app/test-session</Arn>"),
+        "{body}"
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn an_explicit_deny_wins_and_the_role_maximum_allows_longer_sessions() {
     let f = start(Duration::from_secs(30)).await;
@@ -332,10 +518,11 @@ fn the_roles_file_refuses_what_aws_would_and_what_cannot_be_evaluated() {
         "{error}"
     );
     let bad_arn = serde_json::json!({"OpenIDConnectProviders": [], "Roles": [{"Arn": "role/app", "AssumeRolePolicyDocument": ok}]});
+    let error = Roles::parse(bad_arn.to_string().as_bytes(), false).unwrap_err();
     assert!(
-        Roles::parse(bad_arn.to_string().as_bytes(), false)
-            .unwrap_err()
-            .contains("not arn:aws:iam")
+        error.contains("Roles[0]: role ARN \"role/app\"")
+            && error.contains("expected arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME"),
+        "{error}"
     );
 }
 

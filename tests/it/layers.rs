@@ -42,6 +42,8 @@ const RANKS: &[(&str, u8)] = &[
     ("shutdown", 0),
     ("log", 0),
     ("retry", 0),
+    // IAM ARNs (role, account, partition), parsed where they enter: a leaf.
+    ("arn", 0),
     // What issuerd's HTTPS clients trust (public roots, --ca-file, a pinned certificate).
     ("trust", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.

@@ -14,6 +14,7 @@
 mod common;
 
 mod acme;
+mod arn;
 mod cli;
 mod deploy;
 mod differential;
