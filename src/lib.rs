@@ -45,6 +45,8 @@
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`check`]: the live issuer doctor (`check`).
+//! - [`vault`]: the HashiCorp Vault JWT auth generator (`vault-config`): the config and role
+//!   request bodies, and the `vault write` commands that send them.
 //! - [`probe`]: one HTTP GET for container health checks (`probe`).
 //! - [`thumbprint`]: the SHA-1 thumbprint AWS IAM pins for an OIDC provider (`thumbprint`).
 //! - [`acme`]: obtains and renews the serving certificate (RFC 8555; tls-alpn-01, or http-01 on
@@ -77,4 +79,5 @@ pub mod thumbprint;
 pub mod tls;
 pub mod token;
 pub mod trust;
+pub mod vault;
 pub mod watcher;

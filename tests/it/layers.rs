@@ -65,6 +65,8 @@ const RANKS: &[(&str, u8)] = &[
     // Tokens -> the IRSA generators and the issuer doctor.
     ("irsa", 2),
     ("check", 2),
+    // The Vault JWT auth generator (issuer, like the IRSA generators).
+    ("vault", 2),
     // What `serve --dev` generates: the ephemeral key and the local IRSA demo (irsa, token).
     ("dev", 3),
     // Readers and the writer of the store; the STS endpoint, a reader of issuers over HTTP.
