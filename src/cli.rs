@@ -67,6 +67,9 @@ pub enum Command {
     /// Print the SHA-1 thumbprint AWS IAM pins for an OIDC provider, from a PEM chain file or a
     /// live https:// URL, and whether AWS will use it.
     Thumbprint(ThumbprintArgs),
+    /// Print what configures HashiCorp Vault's JWT auth method to trust this issuer's tokens
+    /// for one role: `vault write` commands, or the HTTP API requests with --json.
+    VaultConfig(VaultConfigArgs),
 }
 
 /// Log output format.
@@ -517,6 +520,62 @@ pub struct ThumbprintArgs {
     /// Connection and handshake timeout for a URL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+/// `issuerd vault-config`. Its `--ca-file` is the shared one with Vault's meaning: Vault trusts
+/// these certificates instead of its system roots, not besides them.
+#[derive(Debug, Args)]
+#[command(mut_arg("ca_files", |arg| arg.help(
+    "The CA that signed the issuer's serving certificate (a PEM bundle; repeatable, \
+     comma-separated in the env): every file's certificates, in order, become one PEM inlined as \
+     oidc_discovery_ca_pem, which Vault trusts instead of its system roots"
+)))]
+pub struct VaultConfigArgs {
+    /// The issuer URL, exactly as in the tokens' `iss` (Vault's oidc_discovery_url and
+    /// bound_issuer).
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// Allow an http:// issuer (local testing only).
+    #[arg(long)]
+    pub allow_insecure_issuer: bool,
+
+    /// The CA that signed the issuer's serving certificate (`--ca-file`): inlined for Vault as
+    /// oidc_discovery_ca_pem.
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    /// The Vault role's name.
+    #[arg(long, value_name = "NAME")]
+    pub role: String,
+
+    /// The ServiceAccount's namespace; `*` globs (Vault's bound_claims_type=glob).
+    #[arg(long, value_name = "NS")]
+    pub namespace: String,
+
+    /// The ServiceAccount's name; `*` globs (Vault's bound_claims_type=glob).
+    #[arg(long, value_name = "NAME")]
+    pub service_account: String,
+
+    /// The audience the projected token carries (bound_audiences).
+    #[arg(long, value_name = "AUD", default_value = "vault")]
+    pub audience: String,
+
+    /// Policies of the Vault tokens issued (token_policies); comma-separated or repeated.
+    #[arg(long, value_name = "P1,P2", value_delimiter = ',')]
+    pub policies: Vec<String>,
+
+    /// Lifetime of the Vault tokens issued (token_ttl) [default: the mount's].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ttl: Option<Duration>,
+
+    /// Print the HTTP API requests (paths and JSON bodies) instead of `vault write` commands.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the JWT auth method is mounted (auth/MOUNT).
+    #[arg(long, value_name = "PATH", default_value = "jwt")]
+    pub mount: String,
 }
 
 /// `serve`'s connection timeouts (`[timeouts]` in the config file).

@@ -14,6 +14,7 @@ use crate::thumbprint::ThumbprintError;
 use crate::tls::TlsError;
 use crate::token::signing_key::SigningKeyError;
 use crate::trust::TrustError;
+use crate::vault::VaultError;
 
 /// A runtime failure: a socket, a peer, a verification that failed.
 pub const FAILURE: u8 = 1;
@@ -69,4 +70,5 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause.is::<ArnError>()
         || cause.is::<TrustError>()
         || cause.is::<TlsError>()
+        || cause.is::<VaultError>()
 }

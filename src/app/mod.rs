@@ -9,6 +9,7 @@ mod irsa;
 mod listen;
 mod serve;
 mod tools;
+mod vault;
 
 use crate::config::{Command, Config};
 
@@ -28,5 +29,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Command::Check(args) => irsa::check(&args).await,
         Command::TrustPolicy(args) => irsa::trust_policy(&args),
         Command::PodEnv(args) => irsa::pod_env(&args),
+        Command::VaultConfig(args) => vault::vault_config(&args),
     }
 }

@@ -24,7 +24,7 @@ use clap::{CommandFactory as _, Parser as _};
 
 use crate::cli::{
     CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, ProbeArgs, StsArgs,
-    ThumbprintArgs, TrustPolicyArgs, VerifyArgs,
+    ThumbprintArgs, TrustPolicyArgs, VaultConfigArgs, VerifyArgs,
 };
 use crate::issuer::IssuerError;
 
@@ -79,6 +79,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// `thumbprint` (self-contained).
     Thumbprint(ThumbprintArgs),
+    /// `vault-config` (self-contained).
+    VaultConfig(VaultConfigArgs),
 }
 
 impl Config {
@@ -136,6 +138,7 @@ impl Config {
             }
             CliCommand::Probe(args) => Command::Probe(args),
             CliCommand::Thumbprint(args) => Command::Thumbprint(args),
+            CliCommand::VaultConfig(args) => Command::VaultConfig(args),
         };
         Ok(Self {
             log_format,
