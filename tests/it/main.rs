@@ -43,3 +43,4 @@ mod test_deps;
 mod thumbprint;
 mod timeouts;
 mod tls;
+mod vault;
