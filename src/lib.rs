@@ -42,6 +42,8 @@
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
+//! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
+//!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`probe`]: one HTTP GET for container health checks (`probe`).
 //! - [`thumbprint`]: the SHA-1 thumbprint AWS IAM pins for an OIDC provider (`thumbprint`).
@@ -58,6 +60,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod document;
+pub mod iam_map;
 pub mod irsa;
 pub mod issuer;
 pub mod keys;
