@@ -44,6 +44,8 @@
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
+//! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
+//!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`vault`]: the HashiCorp Vault JWT auth generator (`vault-config`): the config and role
 //!   request bodies, and the `vault write` commands that send them.
@@ -63,6 +65,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod document;
+pub mod iam_map;
 pub mod irsa;
 pub mod issuer;
 pub mod keys;

@@ -1,7 +1,8 @@
-//! The invariants of issuerd's HTTP/2 engine, checked on one fuzz input at a time: written once
-//! for the fuzz targets (`fuzz_targets/`, nightly, `cargo fuzz`) and the corpus replay
-//! (`tests/it/fuzz_replay.rs`, stable, which includes this file as a module). Both drive the
-//! engine through `issuerd::server::fuzzing` and panic when an invariant fails.
+//! The invariants of issuerd's HTTP/2 engine and of its IAM map parser, checked on one fuzz
+//! input at a time: written once for the fuzz targets (`fuzz_targets/`, nightly, `cargo fuzz`)
+//! and the corpus replay (`tests/it/fuzz_replay.rs`, stable, which includes this file as a
+//! module). Both drive the engine through `issuerd::server::fuzzing` and the parser through
+//! `issuerd::iam_map`, and panic when an invariant fails.
 //!
 //! - [`h2_connection`]: the input is a client's byte stream, fed to the sans-IO connection in
 //!   chunks the way the driver reads a socket; every output is parsed and checked against what
@@ -11,6 +12,9 @@
 //! - [`hpack_decoder`]: the input is a sequence of header blocks, decoded by issuerd's HPACK
 //!   decoder and by `loona_hpack` as an oracle; they must agree except where issuerd refuses a
 //!   block for one of its own deliberate limits (listed at [`hpack_decoder`]).
+//! - [`iam_map`]: the input is the text of an IAM map (a kOps Cluster manifest or a standalone
+//!   map), parsed by `issuerd::iam_map`; what it accepts keeps the map's promises (role names,
+//!   conditions, lookup), and its `StringLike` matcher agrees with a reference implementation.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -949,4 +953,134 @@ pub fn hpack_decoder(data: &[u8]) {
             ours.table_size()
         );
     }
+}
+
+// === iam_map ===
+
+/// The text of an IAM map (kOps Cluster manifest or standalone map) through
+/// `issuerd::iam_map::IamMap::parse`: it never panics, refuses with a message that names the
+/// file, and what it accepts keeps the map's promises:
+/// - the cluster name is a DNS name; every role name fits IAM (at most 64 of its characters)
+///   and is the entry's own (no two entries share a ServiceAccount or a role);
+/// - the trust condition is `StringLike` exactly when the namespace holds `*`, and there is no
+///   `*` in a name;
+/// - lookup finds every exact entry for its own ServiceAccount, and some entry for a namespace
+///   its glob matches (the exact one, or the first glob in file order);
+/// - an inline policy has statements; parsing is deterministic.
+///
+/// The input's first line, as a pattern, and its second, as a value, also go through IAM's
+/// `StringLike` matcher and a reference implementation (dynamic programming); they must agree.
+pub fn iam_map(data: &[u8]) {
+    use issuerd::iam_map::{Condition, IamMap, MAX_ROLE_NAME, Permissions, pattern::string_like};
+
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    if let (Some(pattern), Some(value)) = (lines.next(), lines.next()) {
+        let pattern: String = pattern.chars().take(64).collect();
+        let value: String = value.chars().take(64).collect();
+        assert_eq!(
+            string_like(&pattern, &value),
+            string_like_reference(&pattern, &value),
+            "StringLike {pattern:?} ~ {value:?}"
+        );
+    }
+
+    let source = std::path::Path::new("fuzz.yaml");
+    let map = match IamMap::parse(&text, source) {
+        Ok(map) => map,
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("fuzz.yaml"),
+                "a refusal that does not name the file: {message}"
+            );
+            return;
+        }
+    };
+    assert!(
+        IamMap::parse(&text, source).is_ok_and(|again| again == map),
+        "parsing is not deterministic"
+    );
+    let cluster = map.cluster_name();
+    assert!(
+        !cluster.is_empty()
+            && cluster.len() <= 253
+            && cluster
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+        "cluster name {cluster:?}"
+    );
+    let mut roles = HashSet::new();
+    let mut accounts = HashSet::new();
+    for entry in map.entries() {
+        let role = entry.role_name(cluster);
+        assert!(
+            !role.is_empty()
+                && role.len() <= MAX_ROLE_NAME
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)),
+            "role name {role:?} of {entry:?}"
+        );
+        assert!(roles.insert(role.clone()), "two entries with role {role}");
+        assert!(
+            accounts.insert((entry.namespace(), entry.name())),
+            "two entries for {}/{}",
+            entry.namespace(),
+            entry.name()
+        );
+        assert_eq!(
+            entry.role_arn("aws", "123456789012", cluster),
+            format!("arn:aws:iam::123456789012:role/{role}")
+        );
+        assert!(!entry.name().is_empty() && !entry.name().contains('*'));
+        let glob = entry.namespace().contains('*');
+        assert_eq!(entry.condition() == Condition::StringLike, glob);
+        let found = if glob {
+            // A namespace the glob matches: each `*` taken as one letter.
+            map.lookup(&entry.namespace().replace('*', "x"), entry.name())
+        } else {
+            map.lookup(entry.namespace(), entry.name())
+        };
+        let found = found.unwrap_or_else(|| panic!("lookup misses {entry:?}"));
+        if !glob {
+            assert_eq!(
+                found, entry,
+                "lookup prefers another entry to the exact one"
+            );
+        } else if found.condition() == Condition::StringLike {
+            assert!(
+                found.index() <= entry.index(),
+                "lookup prefers a later glob: {found:?} over {entry:?}"
+            );
+        }
+        match entry.permissions() {
+            Permissions::PolicyArns(arns) => assert!(!arns.is_empty()),
+            Permissions::Inline(policy) => {
+                assert!(!policy.statements().is_empty());
+                assert_eq!(policy.document()["Version"], "2012-10-17");
+            }
+        }
+    }
+}
+
+/// IAM's `StringLike` by dynamic programming over (pattern prefix, value prefix).
+fn string_like_reference(pattern: &str, value: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    // matches[j]: the pattern so far matches v[..j].
+    let mut matches = vec![false; v.len() + 1];
+    matches[0] = true;
+    for &c in &p {
+        let mut next = vec![false; v.len() + 1];
+        for j in 0..=v.len() {
+            next[j] = match c {
+                '*' => matches[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && matches[j - 1],
+                c => j > 0 && matches[j - 1] && v[j - 1] == c,
+            };
+        }
+        matches = next;
+    }
+    matches[v.len()]
 }

@@ -46,6 +46,9 @@ const RANKS: &[(&str, u8)] = &[
     ("arn", 0),
     // What issuerd's HTTPS clients trust (public roots, --ca-file, a pinned certificate).
     ("trust", 0),
+    // Which ServiceAccount may assume which IAM role (kOps's map): an input, like the keys; the
+    // webhook, `aws` and the STS read it.
+    ("iam_map", 0),
     // Self-contained tools: a health probe and the IAM thumbprint of a TLS chain.
     // Needs shutdown (also rank 0, but a leaf of it).
     ("listener", 1),
