@@ -41,6 +41,9 @@
 //!   certificate `serve` itself presents (for the STS beside it).
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
+//! - [`webhook`]: the IRSA mutating admission webhook's pure core: AdmissionReview in, the pod's
+//!   JSON Patch (EKS webhook env, token volume and mount; idempotent) and response out; the
+//!   pieces `pod-env` renders too.
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`probe`]: one HTTP GET for container health checks (`probe`).
@@ -75,3 +78,4 @@ pub mod tls;
 pub mod token;
 pub mod trust;
 pub mod watcher;
+pub mod webhook;
