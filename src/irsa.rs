@@ -5,13 +5,10 @@ use serde_json::json;
 
 use crate::arn::{self, AccountId, Partition, RoleArn};
 use crate::token::claims::Subject;
+use crate::webhook::mutation::{Injection, env_for, token_mount, token_volume};
 
-/// Where the EKS webhook mounts the projected token.
-pub const TOKEN_DIR: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
-/// The token file inside [`TOKEN_DIR`].
-pub const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
-/// The webhook's volume name.
-pub const VOLUME: &str = "aws-iam-token";
+// Where the EKS webhook mounts the projected token, its file, its volume: the webhook's own.
+pub use crate::webhook::mutation::{TOKEN_DIR, TOKEN_FILE, VOLUME};
 
 /// `https://Host:port/path/` -> `host:port/path`, as IAM names an OIDC provider (ARN suffix and
 /// condition key prefix).
@@ -123,13 +120,15 @@ impl PodEnv<'_> {
         }
         // JSON strings are YAML strings: every value is quoted exactly.
         let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
-        let mut env = vec![("AWS_STS_REGIONAL_ENDPOINTS", "regional")];
-        if let Some(region) = self.region {
-            env.push(("AWS_DEFAULT_REGION", region));
-            env.push(("AWS_REGION", region));
-        }
-        env.push(("AWS_ROLE_ARN", self.role_arn.as_str()));
-        env.push(("AWS_WEB_IDENTITY_TOKEN_FILE", TOKEN_FILE));
+        // What the webhook (src/webhook) injects into a Linux pod, rendered as YAML.
+        let injection = Injection {
+            audience: self.audience.to_owned(),
+            expiration_seconds: i64::from(self.expiration_seconds),
+            regional_sts: true,
+            region: self.region.map(str::to_owned),
+            ..Injection::new(self.role_arn.as_str())
+        };
+        let (mount, volume) = (token_mount(), token_volume(&injection));
         let mut yaml = String::from(
             "# IRSA wiring as the EKS pod identity webhook injects it.\n\
              # Apply to a workload: kubectl patch deployment NAME --patch-file THIS_FILE\n\
@@ -139,18 +138,25 @@ impl PodEnv<'_> {
             "      - name: {}\n        env:\n",
             q(self.container)
         ));
-        for (name, value) in env {
+        for var in env_for(&injection, false) {
             yaml.push_str(&format!(
-                "        - name: {name}\n          value: {}\n",
-                q(value)
+                "        - name: {}\n          value: {}\n",
+                var.name,
+                q(&var.value)
             ));
         }
+        // defaultMode 420: the API server's default, which it stores for the webhook's volume too.
         yaml.push_str(&format!(
-            "        volumeMounts:\n        - name: {VOLUME}\n          mountPath: {TOKEN_DIR}\n          readOnly: true\n\
-             \x20     volumes:\n      - name: {VOLUME}\n        projected:\n          defaultMode: 420\n          sources:\n\
-             \x20         - serviceAccountToken:\n              audience: {}\n              expirationSeconds: {}\n              path: token\n",
-            q(self.audience),
-            self.expiration_seconds
+            "        volumeMounts:\n        - name: {}\n          mountPath: {}\n          readOnly: {}\n\
+             \x20     volumes:\n      - name: {}\n        projected:\n          defaultMode: 420\n          sources:\n\
+             \x20         - serviceAccountToken:\n              audience: {}\n              expirationSeconds: {}\n              path: {}\n",
+            mount.name,
+            mount.mount_path,
+            mount.read_only,
+            volume.name,
+            q(&volume.audience),
+            volume.expiration_seconds,
+            volume.path,
         ));
         Ok(yaml)
     }
@@ -237,5 +243,50 @@ mod tests {
         ] {
             assert!(yaml.contains(needle), "{needle}\n{yaml}");
         }
+    }
+
+    #[test]
+    fn pod_env_renders_what_the_webhook_injects() {
+        let yaml = PodEnv {
+            role_arn: "arn:aws:iam::111122223333:role/app",
+            audience: "aud",
+            region: Some("eu-west-1"),
+            expiration_seconds: 3600,
+            container: "app",
+        }
+        .to_yaml()
+        .unwrap();
+        let injection = Injection {
+            audience: "aud".into(),
+            expiration_seconds: 3600,
+            regional_sts: true,
+            region: Some("eu-west-1".into()),
+            ..Injection::new("arn:aws:iam::111122223333:role/app")
+        };
+        let pod = json!({"spec": {"containers": [{"name": "app"}]}});
+        let patch = serde_json::to_value(crate::webhook::mutate(&pod, &injection).patch).unwrap();
+        let env: String = patch[1]["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "        - name: {}\n          value: {}\n",
+                    v["name"].as_str().unwrap(),
+                    v["value"]
+                )
+            })
+            .collect();
+        assert!(yaml.contains(&env), "{env}\n{yaml}");
+        let token = &patch[0]["value"][0]["projected"]["sources"][0]["serviceAccountToken"];
+        assert!(yaml.contains(&format!(
+            "audience: {}\n              expirationSeconds: {}\n              path: {}\n",
+            token["audience"],
+            token["expirationSeconds"],
+            token["path"].as_str().unwrap()
+        )));
+        assert!(yaml.contains(&format!(
+            "mountPath: {TOKEN_DIR}\n          readOnly: true\n"
+        )));
     }
 }

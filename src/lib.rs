@@ -43,6 +43,9 @@
 //!   built from them (OIDC provider, assumed role); a leaf.
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
+//! - [`webhook`]: the IRSA mutating admission webhook's pure core: AdmissionReview in, the pod's
+//!   JSON Patch (EKS webhook env, token volume and mount; idempotent) and response out; the
+//!   pieces `pod-env` renders too.
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
 //!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
@@ -84,3 +87,4 @@ pub mod token;
 pub mod trust;
 pub mod vault;
 pub mod watcher;
+pub mod webhook;

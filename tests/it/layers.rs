@@ -60,6 +60,9 @@ const RANKS: &[(&str, u8)] = &[
     ("bucket", 1),
     // The serving certificate (pair, live resolver, files): an input like the keys.
     ("tls", 1),
+    // The admission webhook's pure core (AdmissionReview, pod mutation): below irsa, whose
+    // `pod-env` renders the same env, volume and mount.
+    ("webhook", 1),
     // issuerd's own TLS clients (the container health probe, the IAM thumbprint), on tls::client.
     ("probe", 2),
     ("thumbprint", 2),
