@@ -70,6 +70,9 @@ pub enum Command {
     /// Print what configures HashiCorp Vault's JWT auth method to trust this issuer's tokens
     /// for one role: `vault write` commands, or the HTTP API requests with --json.
     VaultConfig(VaultConfigArgs),
+    /// Run the mutating admission webhook that gives pods AWS credentials for their
+    /// ServiceAccount's role (IRSA), from the IAM map: the EKS pod identity webhook's mutation.
+    Webhook(WebhookArgs),
 }
 
 /// Log output format.
@@ -629,4 +632,91 @@ pub struct CaArgs {
         value_delimiter = ','
     )]
     pub ca_files: Vec<PathBuf>,
+}
+
+/// `issuerd webhook`.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Address to listen on (HTTPS; the API server calls POST /mutate).
+    #[arg(
+        long,
+        env = "ISSUERD_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:9443"
+    )]
+    pub listen: SocketAddr,
+
+    /// The serving certificate chain (PEM, leaf first); reloaded when it changes (a
+    /// cert-manager Secret rotates without a restart).
+    #[arg(long, env = "ISSUERD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: PathBuf,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "ISSUERD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: PathBuf,
+
+    /// Serve /metrics, /healthz and /readyz on this address [default: off].
+    #[arg(long, env = "ISSUERD_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// The IAM map as kOps writes it: a kOps Cluster manifest (spec.iam.
+    /// serviceAccountExternalPermissions), or a standalone file with clusterName and that list.
+    /// Reloaded when it changes; needs --account-id.
+    #[arg(long, env = "ISSUERD_CLUSTER_SPEC", value_name = "FILE")]
+    pub cluster_spec: Option<PathBuf>,
+
+    /// The EKS pod identity webhook's ConfigMap `config` value ({"NS/SA": {"RoleARN": ...}}),
+    /// as kOps writes it for that webhook. Reloaded when it changes.
+    #[arg(long, env = "ISSUERD_EKS_CONFIG_MAP", value_name = "FILE")]
+    pub eks_config_map: Option<PathBuf>,
+
+    /// The AWS account the roles of --cluster-spec are in.
+    #[arg(long, env = "ISSUERD_ACCOUNT_ID", value_name = "ID")]
+    pub account_id: Option<String>,
+
+    /// The AWS partition of those roles (aws, aws-cn, aws-us-gov, ...).
+    #[arg(
+        long,
+        env = "ISSUERD_PARTITION",
+        value_name = "PARTITION",
+        default_value = "aws"
+    )]
+    pub partition: String,
+
+    /// Sets AWS_DEFAULT_REGION and AWS_REGION in pods (as the EKS webhook's flag).
+    #[arg(long, value_name = "REGION")]
+    pub aws_default_region: Option<String>,
+
+    /// Sets AWS_STS_REGIONAL_ENDPOINTS=regional in pods (as the EKS webhook's flag); the map
+    /// entry or the ServiceAccount annotation can also ask for it.
+    #[arg(long)]
+    pub sts_regional_endpoint: bool,
+
+    /// The audience of the projected token, unless the map entry names one.
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub token_audience: String,
+
+    /// The projected token's lifetime in seconds (at least 600), unless the pod or the map
+    /// entry names one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86400)]
+    pub token_expiration: u32,
+
+    /// Set the pod's securityContext.fsGroup to this group when it has none, so that non-root
+    /// containers can read the token file [default: leave pods as they are].
+    #[arg(long, value_name = "GID")]
+    pub fs_group: Option<i64>,
+
+    /// After SIGTERM, keep answering this long with /readyz at 503 before closing the
+    /// listener, so the API server stops calling first (Kubernetes: ~2 readiness periods).
+    #[arg(long, env = "ISSUERD_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// How long file events are collected before a reload.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub watch_debounce: Duration,
+
+    /// Re-read the map and certificate files at this interval too (events can be missed on
+    /// some volumes); 0 turns polling off.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
 }

@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn pod_env_renders_what_the_webhook_injects() {
         let yaml = PodEnv {
-            role_arn: "arn:aws:iam::111122223333:role/app",
+            role_arn: &"arn:aws:iam::111122223333:role/app".parse().unwrap(),
             audience: "aud",
             region: Some("eu-west-1"),
             expiration_seconds: 3600,

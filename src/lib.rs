@@ -49,6 +49,7 @@
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
 //!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
+//! - [`webhook`]: the pod admission webhook that wires IRSA from the IAM map (`webhook`).
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`vault`]: the HashiCorp Vault JWT auth generator (`vault-config`): the config and role
 //!   request bodies, and the `vault write` commands that send them.

@@ -391,16 +391,18 @@ pub async fn until_done_or_drained<C: Future>(
     }
 }
 
-/// One connection of a small hyper HTTP/1.1 server (the STS, the admin listener, ACME http-01):
+/// One connection (plain or TLS) of a small hyper HTTP/1.1 server (the STS, the admin listener,
+/// ACME http-01, the webhook):
 /// each request answered by `handle`, a request head due within `header_timeout`; on shutdown an
 /// idle connection closes and a request being answered is finished first. `name` labels the log.
-pub async fn serve_http1<F, R>(
+pub async fn serve_http1<S, F, R>(
     name: &'static str,
-    stream: TcpStream,
+    stream: S,
     header_timeout: Duration,
     handle: F,
     mut shutdown: shutdown::Signal,
 ) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> R + Send + 'static,
     R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {

@@ -82,6 +82,7 @@ pub(super) async fn start(
     let tls = server::server_config(&TlsSettings {
         certificates: certificates.clone(),
         acme: true,
+        h2: true,
     })?;
     tasks.push(tokio::spawn(task.run(signal)));
     Ok(Started {

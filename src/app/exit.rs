@@ -15,6 +15,7 @@ use crate::tls::TlsError;
 use crate::token::signing_key::SigningKeyError;
 use crate::trust::TrustError;
 use crate::vault::VaultError;
+use crate::webhook::mapping::MapError;
 
 /// A runtime failure: a socket, a peer, a verification that failed.
 pub const FAILURE: u8 = 1;
@@ -71,4 +72,5 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause.is::<TrustError>()
         || cause.is::<TlsError>()
         || cause.is::<VaultError>()
+        || cause.is::<MapError>()
 }

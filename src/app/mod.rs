@@ -10,6 +10,7 @@ mod listen;
 mod serve;
 mod tools;
 mod vault;
+mod webhook;
 
 use crate::config::{Command, Config};
 
@@ -30,5 +31,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Command::TrustPolicy(args) => irsa::trust_policy(&args),
         Command::PodEnv(args) => irsa::pod_env(&args),
         Command::VaultConfig(args) => vault::vault_config(&args),
+        Command::Webhook(args) => webhook::webhook(args).await,
     }
 }

@@ -361,6 +361,7 @@ fn start_tls(
     let tls = server::server_config(&TlsSettings {
         certificates: certificates.clone(),
         acme: false,
+        h2: true,
     })?;
     tokio::spawn(watcher.run(
         CertificateReload {

@@ -24,7 +24,7 @@ use clap::{CommandFactory as _, Parser as _};
 
 use crate::cli::{
     CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, ProbeArgs, StsArgs,
-    ThumbprintArgs, TrustPolicyArgs, VaultConfigArgs, VerifyArgs,
+    ThumbprintArgs, TrustPolicyArgs, VaultConfigArgs, VerifyArgs, WebhookArgs,
 };
 use crate::issuer::IssuerError;
 
@@ -81,6 +81,8 @@ pub enum Command {
     Thumbprint(ThumbprintArgs),
     /// `vault-config` (self-contained).
     VaultConfig(VaultConfigArgs),
+    /// `webhook` (self-contained).
+    Webhook(WebhookArgs),
 }
 
 impl Config {
@@ -139,6 +141,7 @@ impl Config {
             CliCommand::Probe(args) => Command::Probe(args),
             CliCommand::Thumbprint(args) => Command::Thumbprint(args),
             CliCommand::VaultConfig(args) => Command::VaultConfig(args),
+            CliCommand::Webhook(args) => Command::Webhook(args),
         };
         Ok(Self {
             log_format,

@@ -29,9 +29,11 @@ pub struct TlsSettings {
     pub certificates: Certificates,
     /// Offer ALPN `acme-tls/1` (tls-alpn-01 challenges are answered on this listener).
     pub acme: bool,
+    /// Offer ALPN `h2` (the issuer's engine speaks it; the webhook's hyper server does not).
+    pub h2: bool,
 }
 
-/// The rustls server configuration: TLS 1.3 and 1.2, aws-lc-rs, ALPN `h2` then `http/1.1`,
+/// The rustls server configuration: TLS 1.3 and 1.2, aws-lc-rs, ALPN `h2` (if asked) then `http/1.1`,
 /// stateless session tickets (rotated by rustls) and a session cache for TLS 1.2 resumption.
 pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
@@ -39,7 +41,11 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsSet
         .map_err(TlsSetupError::Rustls)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(settings.certificates.clone()));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if settings.h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     if settings.acme {
         config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
     }

@@ -44,3 +44,4 @@ mod thumbprint;
 mod timeouts;
 mod tls;
 mod vault;
+mod webhook;

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 const ISSUER: &str = "https://issuer.example.com";
 
 /// `promtool check metrics` on `text`; promtool missing is a failure, never a skip.
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -1,0 +1,89 @@
+//! One admission: the review decoded, the pod's ServiceAccount looked up in the map, the
+//! wiring resolved from the entry and the flags, the mutation answered.
+
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::metrics::Outcome;
+use super::mutation::{self, Injection, Mutation};
+use super::review::Review;
+use super::{Admitted, Webhook};
+
+/// The prefix of the EKS webhook's annotations: a pod that carries one expects credentials.
+const EKS_ANNOTATION_PREFIX: &str = "eks.amazonaws.com/";
+
+impl Webhook {
+    /// Answers one AdmissionReview body (JSON).
+    pub fn admit(&self, body: &[u8]) -> Admitted {
+        let review = match Review::decode(body) {
+            Ok(review) => review,
+            Err(rejection) => {
+                warn!(uid = rejection.uid(), error = %rejection.error(), "refused an undecodable AdmissionReview");
+                return Admitted {
+                    body: rejection.to_json(),
+                    outcome: Outcome::BadRequest,
+                };
+            }
+        };
+        let Some(create) = review.pod_create() else {
+            return Admitted {
+                body: review.allow(),
+                outcome: Outcome::Ignored,
+            };
+        };
+        let (namespace, service_account) = (create.namespace, create.service_account);
+        let map = self.map();
+        let Some(mapped) = map.lookup(namespace, service_account) else {
+            let mut answer = Mutation::default();
+            if asks_for_credentials(create.pod) {
+                answer.warnings.push(format!(
+                    "issuerd webhook: ServiceAccount {namespace}/{service_account} has no role in the \
+                     IAM map; this pod gets no AWS credentials"
+                ));
+            }
+            debug!(namespace, service_account, "no role in the map");
+            return Admitted {
+                body: review.respond(&answer),
+                outcome: Outcome::NotMapped,
+            };
+        };
+        let defaults = self.defaults();
+        let injection = Injection {
+            role_arn: mapped.role_arn,
+            audience: mapped.audience.unwrap_or_else(|| defaults.audience.clone()),
+            expiration_seconds: i64::from(
+                mapped.token_expiration.unwrap_or(defaults.token_expiration),
+            ),
+            regional_sts: mapped.regional_sts.unwrap_or(defaults.regional_sts),
+            region: defaults.region.clone(),
+            set_fs_group: defaults.fs_group,
+        };
+        let answer = mutation::mutate(create.pod, &injection);
+        let outcome = if !answer.warnings.is_empty() {
+            Outcome::Conflict
+        } else if answer.patch.is_empty() {
+            Outcome::Unchanged
+        } else {
+            Outcome::Mutated
+        };
+        for warning in &answer.warnings {
+            warn!(namespace, service_account, %warning, "pod admitted with a warning");
+        }
+        debug!(namespace, service_account, role = %injection.role_arn, outcome = outcome.label(), "admitted");
+        Admitted {
+            body: review.respond(&answer),
+            outcome,
+        }
+    }
+}
+
+/// Whether the pod carries one of the EKS webhook's annotations (it expects credentials).
+fn asks_for_credentials(pod: &Value) -> bool {
+    pod.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|annotations| {
+            annotations
+                .keys()
+                .any(|k| k.starts_with(EKS_ANNOTATION_PREFIX))
+        })
+}
