@@ -1,6 +1,7 @@
-//! Replays the committed fuzz corpora (`fuzz/corpus/h2_connection`, `fuzz/corpus/hpack_decoder`)
-//! through the invariant checks the fuzz targets run (`fuzz/src/lib.rs`, included here), on the
-//! stable toolchain: what the fuzzer once reached stays checked by `cargo test`.
+//! Replays the committed fuzz corpora (`fuzz/corpus/h2_connection`, `fuzz/corpus/hpack_decoder`,
+//! `fuzz/corpus/admission_review`) through the invariant checks the fuzz targets run
+//! (`fuzz/src/lib.rs`, included here), on the stable toolchain: what the fuzzer once reached
+//! stays checked by `cargo test`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -48,4 +49,9 @@ fn the_h2_connection_corpus_keeps_every_invariant() {
 #[test]
 fn the_hpack_decoder_corpus_agrees_with_loona_hpack() {
     replay("hpack_decoder", checks::hpack_decoder);
+}
+
+#[test]
+fn the_admission_review_corpus_is_answered_and_patched_idempotently() {
+    replay("admission_review", checks::admission_review);
 }
