@@ -15,14 +15,21 @@
 //! - [`iam_map`]: the input is the text of an IAM map (a kOps Cluster manifest or a standalone
 //!   map), parsed by `issuerd::iam_map`; what it accepts keeps the map's promises (role names,
 //!   conditions, lookup), and its `StringLike` matcher agrees with a reference implementation.
+//! - [`admission_review`]: the input is a request body for the IRSA webhook (`issuerd::webhook`):
+//!   decoded, mutated and answered without a panic; the answer echoes the review, and a patch
+//!   applies (by `json-patch`, an independent RFC 6902 implementation) and is not needed twice.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use issuerd::server::fuzzing::{
     DEFAULT_MAX_FRAME, H2Connection, HpackDecoder, MAX_CONCURRENT_STREAMS, MAX_DECODED,
     MAX_TABLE_SIZE, OUTPUT_HIGH_WATER, PREFACE,
 };
+use issuerd::webhook::{Injection, Review, mutate};
+use serde_json::Value;
 
 // === Frames ===
 
@@ -1083,4 +1090,76 @@ fn string_like_reference(pattern: &str, value: &str) -> bool {
         matches = next;
     }
     matches[v.len()]
+}
+
+// === admission_review ===
+
+/// What every fuzzed pod is injected with: every option on, so that every branch can be reached.
+fn injection() -> Injection {
+    Injection {
+        regional_sts: true,
+        region: Some("eu-west-1".to_owned()),
+        set_fs_group: Some(1000),
+        ..Injection::new("arn:aws:iam::111122223333:role/fuzz")
+    }
+}
+
+/// Runs one request body through the webhook's core, as a server would: decode, mutate the pod
+/// of a pod CREATE (every pod gets [`injection`]), answer.
+///
+/// - An undecodable body gets a refusal: JSON, `allowed: false`, status 400, the uid it could
+///   read.
+/// - Otherwise the answer is JSON that echoes the review's `apiVersion`, `kind` and uid, and
+///   allows the object; it carries a patch (`patchType: JSONPatch`, base64) exactly when the
+///   mutation has one.
+/// - The patch applies to the pod (`json-patch`), and mutating the patched pod yields no patch
+///   (idempotence, whatever the JSON).
+pub fn admission_review(data: &[u8]) {
+    let review = match Review::decode(data) {
+        Ok(review) => review,
+        Err(rejection) => {
+            let response: Value =
+                serde_json::from_slice(&rejection.to_json()).expect("a refusal is JSON");
+            assert_eq!(response["kind"], "AdmissionReview");
+            assert_eq!(response["response"]["allowed"], false);
+            assert_eq!(response["response"]["status"]["code"], 400);
+            assert_eq!(response["response"]["uid"], rejection.uid());
+            return;
+        }
+    };
+    let injection = injection();
+    let create = review.pod_create();
+    let mutation = create.map(|create| mutate(create.pod, &injection));
+    let bytes = match &mutation {
+        Some(mutation) => review.respond(mutation),
+        None => review.allow(),
+    };
+    let response: Value = serde_json::from_slice(&bytes).expect("a response is JSON");
+    assert_eq!(response["apiVersion"], review.api_version());
+    assert_eq!(response["kind"], "AdmissionReview");
+    assert_eq!(response["response"]["uid"], review.request().uid.as_str());
+    assert_eq!(response["response"]["allowed"], true);
+    let sent = response["response"].get("patch").map(|patch| {
+        assert_eq!(response["response"]["patchType"], "JSONPatch");
+        STANDARD
+            .decode(patch.as_str().expect("the patch is a string"))
+            .expect("the patch is base64")
+    });
+    let (Some(create), Some(mutation)) = (create, mutation) else {
+        assert!(sent.is_none(), "a patch for what is not a pod CREATE");
+        return;
+    };
+    if mutation.patch.is_empty() {
+        assert!(sent.is_none(), "an empty patch is sent");
+        return;
+    }
+    assert_eq!(sent.as_deref(), Some(&mutation.patch_json()[..]));
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&mutation.patch_json()).expect("the patch is RFC 6902");
+    let mut patched = create.pod.clone();
+    if let Err(error) = json_patch::patch(&mut patched, &patch) {
+        panic!("the patch does not apply: {error}");
+    }
+    let again = mutate(&patched, &injection);
+    assert!(again.patch.is_empty(), "not idempotent: {:?}", again.patch);
 }

@@ -1,7 +1,7 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/h2_connection`, `fuzz/corpus/hpack_decoder`,
-//! `fuzz/corpus/iam_map`) through the invariant checks the fuzz targets run (`fuzz/src/lib.rs`,
-//! included here), on the stable toolchain: what the fuzzer once reached stays checked by
-//! `cargo test`.
+//! `fuzz/corpus/iam_map`, `fuzz/corpus/admission_review`) through the invariant checks the fuzz
+//! targets run (`fuzz/src/lib.rs`, included here), on the stable toolchain: what the fuzzer once
+//! reached stays checked by `cargo test`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -54,4 +54,9 @@ fn the_hpack_decoder_corpus_agrees_with_loona_hpack() {
 #[test]
 fn the_iam_map_corpus_keeps_every_invariant() {
     replay("iam_map", checks::iam_map);
+}
+
+#[test]
+fn the_admission_review_corpus_is_answered_and_patched_idempotently() {
+    replay("admission_review", checks::admission_review);
 }
