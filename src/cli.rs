@@ -659,9 +659,10 @@ pub struct WebhookArgs {
     #[arg(long, env = "ISSUERD_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
 
-    /// The IAM map as kOps writes it: a kOps Cluster manifest (spec.iam.
-    /// serviceAccountExternalPermissions), or a standalone file with clusterName and that list.
-    /// Reloaded when it changes; needs --account-id.
+    /// The IAM map as kOps writes it: a kOps Cluster manifest
+    /// (spec.iam.serviceAccountExternalPermissions), or a standalone file with clusterName and
+    /// that list. Pods get what kOps configures its webhook with: the role kOps names, audience
+    /// amazonaws.com, the regional STS endpoint. Reloaded when it changes; needs --account-id.
     #[arg(long, env = "ISSUERD_CLUSTER_SPEC", value_name = "FILE")]
     pub cluster_spec: Option<PathBuf>,
 
@@ -687,8 +688,8 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "REGION")]
     pub aws_default_region: Option<String>,
 
-    /// Sets AWS_STS_REGIONAL_ENDPOINTS=regional in pods (as the EKS webhook's flag); the map
-    /// entry or the ServiceAccount annotation can also ask for it.
+    /// Sets AWS_STS_REGIONAL_ENDPOINTS=regional in pods (as the EKS webhook's flag), unless the
+    /// map entry says otherwise.
     #[arg(long)]
     pub sts_regional_endpoint: bool,
 
