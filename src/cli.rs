@@ -697,8 +697,8 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
     pub token_audience: String,
 
-    /// The projected token's lifetime in seconds (at least 600), unless the pod or the map
-    /// entry names one.
+    /// The projected token's lifetime in seconds, unless the pod or the map entry names one
+    /// (under 600, Kubernetes' minimum, it is raised to 600, as the EKS webhook does).
     #[arg(long, value_name = "SECONDS", default_value_t = 86400)]
     pub token_expiration: u32,
 
@@ -717,7 +717,7 @@ pub struct WebhookArgs {
     pub watch_debounce: Duration,
 
     /// Re-read the map and certificate files at this interval too (events can be missed on
-    /// some volumes); 0 turns polling off.
+    /// some volumes).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 }

@@ -406,9 +406,17 @@ pub async fn serve_http1<S, F, R>(
     F: Fn(Request<Incoming>) -> R + Send + 'static,
     R: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    // Each answer marks the connection as served: at the connection cap, the listener reclaims
+    // connections that never were before those (an API server's pool) that were.
+    let marker = shutdown.clone();
     let service = hyper::service::service_fn(move |request| {
         let answer = handle(request);
-        async move { Ok::<_, Infallible>(answer.await) }
+        let marker = marker.clone();
+        async move {
+            let answer = answer.await;
+            marker.served();
+            Ok::<_, Infallible>(answer)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

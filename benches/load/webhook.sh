@@ -5,7 +5,7 @@
 #      latency from each request's scheduled send time.
 # The review is a pod CREATE whose ServiceAccount the map wires (a real patch every time).
 #
-#   bash benches/load/webhook.sh            # SECONDS=10 CONNS=8 RATE=1000
+#   bash benches/load/webhook.sh            # SECONDS_RUN=10 CONNS=8 RATE=1000
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_=${SECONDS_RUN:-10}

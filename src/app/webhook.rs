@@ -20,8 +20,11 @@ use crate::watcher::{CertificateReload, Reload, WatchConfig, Watcher};
 use crate::webhook::mapping::MapSource;
 use crate::webhook::{Defaults, Webhook, service};
 
-/// Time a client has to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request head, idle time between requests included (hyper's
+/// timer runs while a keep-alive connection waits). Above the 90 s Go's HTTP client (the API
+/// server) keeps an idle connection, so it is always the API server that closes one, never a
+/// close racing its next admission (a POST it would not retry).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight admissions get to finish at shutdown.
@@ -34,12 +37,28 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
     let source = map_source(&args)?;
     let defaults = defaults(&args)?;
-    // Every input is read before anything is bound.
-    let map = source.load()?;
+    let watch = watch_config(&args)?;
+    if let Ok((before, after)) = crate::listener::raise_fd_limit()
+        && before != after
+    {
+        info!(from = before, to = after, "raised the open-files limit");
+    }
     let files = CertificateFiles {
         cert: args.tls_cert.clone(),
         key: args.tls_key.clone(),
     };
+    // Watch first, then load, as `serve` does: a change between the two waits in the watcher.
+    let certificate_watcher = Watcher::start(WatchConfig {
+        sources: vec![files.cert.clone(), files.key.clone()],
+        ..watch.clone()
+    })?;
+    let map_watcher = Watcher::start(WatchConfig {
+        sources: vec![source.path().to_owned()],
+        ..watch
+    })?;
+    // Every input is read before anything is bound.
+    let map_text = std::fs::read(source.path()).ok();
+    let map = source.load()?;
     let pair = files.load().context("cannot serve HTTPS")?;
     let listener = super::listen::bind(args.listen, "--listen").await?;
     let admin = match args.admin_listen {
@@ -59,13 +78,6 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let webhook = Arc::new(Webhook::new(map, defaults));
     let readiness = Readiness::default();
     let (trigger, stop) = shutdown::channel();
-    let watch = |sources: Vec<PathBuf>| WatchConfig {
-        sources,
-        debounce: args.watch_debounce,
-        poll_interval: args.poll_interval,
-    };
-    let certificate_watcher = Watcher::start(watch(vec![files.cert.clone(), files.key.clone()]))?;
-    let map_watcher = Watcher::start(watch(vec![source.path().to_owned()]))?;
     let mut tasks = vec![
         tokio::spawn(certificate_watcher.run(
             CertificateReload {
@@ -77,6 +89,7 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         tokio::spawn(map_watcher.run(
             MapReload {
                 source,
+                served_text: map_text,
                 webhook: Arc::clone(&webhook),
             },
             stop.clone(),
@@ -138,10 +151,16 @@ async fn serve(
             let acceptor = acceptor.clone();
             let webhook = Arc::clone(&webhook);
             let readiness = readiness.clone();
+            let mut stop = shutdown.clone();
             async move {
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                else {
+                // A handshake in progress gives way to shutdown (and to the listener reclaiming
+                // connections at its cap), as the issuer's TLS listener does.
+                let handshake = tokio::select! {
+                    biased;
+                    () = stop.requested() => return,
+                    handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+                };
+                let Ok(Ok(stream)) = handshake else {
                     return;
                 };
                 listener::serve_http1(
@@ -193,6 +212,28 @@ async fn serve_admin(
     .await;
 }
 
+/// How the certificate and map files are watched: a poll interval above zero (and at most a
+/// day), a debounce of at most 10 s, a drain delay of at most 10 min.
+fn watch_config(args: &WebhookArgs) -> anyhow::Result<WatchConfig> {
+    if args.poll_interval.is_zero() || args.poll_interval > Duration::from_secs(86_400) {
+        return Err(usage(format!(
+            "--poll-interval {:?}: give a duration above 0 and at most 1 day",
+            args.poll_interval
+        )));
+    }
+    if args.watch_debounce > Duration::from_secs(10) {
+        return Err(usage("--watch-debounce: at most 10s".into()));
+    }
+    if args.drain_delay > Duration::from_secs(600) {
+        return Err(usage("--drain-delay: at most 10m".into()));
+    }
+    Ok(WatchConfig {
+        sources: Vec::new(),
+        debounce: args.watch_debounce,
+        poll_interval: args.poll_interval,
+    })
+}
+
 /// The one map file given.
 fn map_source(args: &WebhookArgs) -> anyhow::Result<MapSource> {
     match (&args.cluster_spec, &args.eks_config_map) {
@@ -234,16 +275,28 @@ fn usage(message: String) -> anyhow::Error {
 
 /// The flags' defaults for every pod.
 fn defaults(args: &WebhookArgs) -> anyhow::Result<Defaults> {
-    if args.token_expiration < MIN_TOKEN_EXPIRATION {
+    if let Some(gid) = args.fs_group
+        && !(0..=i64::from(i32::MAX)).contains(&gid)
+    {
         return Err(usage(format!(
-            "--token-expiration {}: Kubernetes' minimum for a projected token is \
-             {MIN_TOKEN_EXPIRATION} seconds",
-            args.token_expiration
+            "--fs-group {gid}: Kubernetes accepts a group ID from 0 to {}",
+            i32::MAX
         )));
     }
+    // As the EKS webhook does: a lifetime under Kubernetes' minimum is raised to it.
+    let token_expiration = if args.token_expiration < MIN_TOKEN_EXPIRATION {
+        warn!(
+            given = args.token_expiration,
+            used = MIN_TOKEN_EXPIRATION,
+            "--token-expiration is under Kubernetes' minimum for a projected token; raised"
+        );
+        MIN_TOKEN_EXPIRATION
+    } else {
+        args.token_expiration
+    };
     Ok(Defaults {
         audience: args.token_audience.clone(),
-        token_expiration: args.token_expiration,
+        token_expiration,
         regional_sts: args.sts_regional_endpoint,
         region: args.aws_default_region.clone(),
         fs_group: args.fs_group,
@@ -254,19 +307,28 @@ fn defaults(args: &WebhookArgs) -> anyhow::Result<Defaults> {
 /// one is logged, naming the file and the entry, and the last good map stays.
 struct MapReload {
     source: MapSource,
+    /// The file's bytes behind the map in use (a poll that finds them unchanged does nothing).
+    served_text: Option<Vec<u8>>,
     webhook: Arc<Webhook>,
 }
 
 impl Reload for MapReload {
     async fn reload(&mut self, _sources: &[PathBuf], cause: &'static str) -> bool {
         let source = self.source.clone();
-        match tokio::task::spawn_blocking(move || source.load()).await {
-            Ok(Ok(map)) => {
+        let loaded = tokio::task::spawn_blocking(move || {
+            let text = std::fs::read(source.path()).ok();
+            (source.load(), text)
+        })
+        .await;
+        match loaded {
+            Ok((Ok(_), text)) if text.is_some() && text == self.served_text => true,
+            Ok((Ok(map), text)) => {
                 info!(cause, map = %self.source.path().display(), entries = map.len(), "IAM map reloaded");
                 self.webhook.replace_map(map);
+                self.served_text = text;
                 true
             }
-            Ok(Err(error)) => {
+            Ok((Err(error), _)) => {
                 warn!(cause, %error, "IAM map reload failed; still using the last good map");
                 self.webhook.metrics.map_loaded(None);
                 false

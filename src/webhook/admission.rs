@@ -32,6 +32,19 @@ impl Webhook {
             };
         };
         let (namespace, service_account) = (create.namespace, create.service_account);
+        if !is_dns_label(namespace) || !is_dns_subdomain(service_account) {
+            // The API server only sends valid names: this request was made by hand. The lookup
+            // (glob matching per entry) is not run on names of any length.
+            warn!(
+                namespace_len = namespace.len(),
+                service_account_len = service_account.len(),
+                "AdmissionReview with an invalid namespace or ServiceAccount name; allowed unchanged"
+            );
+            return Admitted {
+                body: review.allow(),
+                outcome: Outcome::Ignored,
+            };
+        }
         let map = self.map();
         let Some(mapped) = map.lookup(namespace, service_account) else {
             let mut answer = Mutation::default();
@@ -59,12 +72,12 @@ impl Webhook {
             set_fs_group: defaults.fs_group,
         };
         let answer = mutation::mutate(create.pod, &injection);
-        let outcome = if !answer.warnings.is_empty() {
-            Outcome::Conflict
-        } else if answer.patch.is_empty() {
-            Outcome::Unchanged
-        } else {
+        let outcome = if !answer.patch.is_empty() {
             Outcome::Mutated
+        } else if !answer.warnings.is_empty() {
+            Outcome::Conflict
+        } else {
+            Outcome::Unchanged
         };
         for warning in &answer.warnings {
             warn!(namespace, service_account, %warning, "pod admitted with a warning");
@@ -86,4 +99,33 @@ fn asks_for_credentials(pod: &Value) -> bool {
                 .keys()
                 .any(|k| k.starts_with(EKS_ANNOTATION_PREFIX))
         })
+}
+
+/// A namespace name: an RFC 1123 label (lowercase alphanumerics and `-`, at most 63).
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// A ServiceAccount name: an RFC 1123 subdomain (labels joined by `.`, at most 253).
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_names() {
+        assert!(is_dns_label("default") && is_dns_label("team-a1"));
+        assert!(!is_dns_label("") && !is_dns_label("-a") && !is_dns_label("A"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("app.v1") && !is_dns_subdomain("app..v1"));
+        assert!(!is_dns_subdomain(&format!("{}.a", "a".repeat(252))));
+    }
 }

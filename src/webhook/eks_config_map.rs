@@ -79,16 +79,17 @@ impl EksConfigMap {
         Self::parse(&text, path)
     }
 
-    /// Parses a `config` value; `path` names it in errors. An empty document is an empty map
-    /// (kOps writes `{}` when no entry asks for the webhook).
+    /// Parses a `config` value; `path` names it in errors. An empty map is `{}` (what kOps
+    /// writes when no entry asks for the webhook); an empty file is refused, as a file caught
+    /// mid-write would otherwise remove every role.
     pub fn parse(text: &str, path: &Path) -> Result<Self, EksConfigMapError> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
         let syntax = |reason: String| EksConfigMapError::Syntax {
             path: path.to_owned(),
             reason,
         };
+        if text.trim().is_empty() {
+            return Err(syntax("is empty (a map without entries is {})".into()));
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
         let Value::Object(map) = value else {
             return Err(syntax(
@@ -293,8 +294,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_is_an_empty_map() {
-        assert!(parse("").unwrap().entries().is_empty());
+    fn an_empty_map_is_written_and_an_empty_file_is_refused() {
         assert!(parse("{}").unwrap().entries().is_empty());
+        for text in ["", " \n"] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains("config: is empty"), "{error}");
+        }
     }
 }

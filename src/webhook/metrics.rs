@@ -22,7 +22,8 @@ pub enum Outcome {
     NotMapped,
     /// Not a pod `CREATE` (allowed unchanged).
     Ignored,
-    /// A pod left alone, in whole or in part, because of a conflict (answered with a warning).
+    /// A mapped pod left unchanged because of a conflict (answered with a warning); a pod wired
+    /// in part, with a warning for the rest, counts as mutated.
     Conflict,
     /// The request could not be decoded (answered `allowed: false`).
     BadRequest,
@@ -61,7 +62,7 @@ impl Default for WebhookMetrics {
     fn default() -> Self {
         let admissions = Family::<OutcomeLabels, Counter>::default();
         // 100 µs to 1 s: an admission is answered from memory; the API server gives up at the
-        // configured timeoutSeconds (10 s at most in deploy/).
+        // configured timeoutSeconds (5 s in deploy/, 10 s by default).
         let latency = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
         ]);

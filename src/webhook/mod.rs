@@ -78,6 +78,8 @@ pub struct Defaults {
 pub struct Webhook {
     map: RwLock<Arc<Map>>,
     defaults: Defaults,
+    /// The admissions read and answered at once ([`service::IN_FLIGHT`]).
+    in_flight: tokio::sync::Semaphore,
     /// Admissions and the map's state.
     pub metrics: WebhookMetrics,
 }
@@ -99,6 +101,7 @@ impl Webhook {
         Self {
             map: RwLock::new(Arc::new(map)),
             defaults,
+            in_flight: tokio::sync::Semaphore::new(service::IN_FLIGHT),
             metrics,
         }
     }

@@ -2,7 +2,7 @@
 //! `/readyz`, and `/metrics` on the admin listener: requests -> responses, for the small hyper
 //! HTTP/1.1 server `app` runs over TLS.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -16,8 +16,18 @@ use crate::shutdown::Readiness;
 /// The path the API server posts to (the EKS webhook's).
 pub const MUTATE_PATH: &str = "/mutate";
 /// Largest AdmissionReview read. The API server stores objects of at most 1.5 MiB (etcd's
-/// request limit) and a review carries at most two of them, so 4 MiB holds any real review.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// request limit) and a pod CREATE carries one, so 3 MiB holds any real review. Decoded, JSON
+/// can take ~16 times its size: the in-flight bound below keeps the product small.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Time a client has to send the body once its head arrived.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a request waits for one of the in-flight slots before it is refused (503).
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many admissions are read and answered at once. An admission is tens of microseconds of
+/// CPU on memory, so four keep two cores busy; more would only multiply what the largest bodies
+/// take decoded (up to ~16 times their 3 MiB: the Deployment's 256 MiB limit holds four).
+pub const IN_FLIGHT: usize = 4;
 
 /// One request on the admin listener: `/metrics`, `/healthz`, `/readyz`.
 pub fn admin(
@@ -61,20 +71,35 @@ pub async fn handle(
             "an AdmissionReview is sent as Content-Type: application/json\n",
         );
     }
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+    // A slot first: what a peer can make the webhook hold at once is the slots' bodies.
+    let Ok(Ok(_slot)) = tokio::time::timeout(QUEUE_TIMEOUT, webhook.in_flight.acquire()).await
+    else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many admissions at once\n",
+        );
+    };
+    let body = Limited::new(request.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the body took too long\n"),
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large\n");
         }
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "cannot read the request body\n"),
+        Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "cannot read the request body\n"),
     };
     let started = Instant::now();
     let admitted = webhook.admit(&body);
     webhook
         .metrics
         .admitted(admitted.outcome, started.elapsed());
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
+    let mut answer = Response::builder().header(header::CONTENT_TYPE, "application/json");
+    if !readiness.is_ready() {
+        // Draining: the API server's pooled connection closes after this answer, so its next
+        // admission opens one to a replica that stays, instead of racing this one's close.
+        answer = answer.header(header::CONNECTION, "close");
+    }
+    answer
         .body(Full::new(Bytes::from(admitted.body)))
         .expect("static headers are valid")
 }

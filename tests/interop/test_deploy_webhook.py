@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,7 +84,7 @@ def test_the_webhook_configuration_is_the_one_the_issue_asks_for():
     excluded = {e["key"]: e for e in hook["namespaceSelector"]["matchExpressions"]}
     leave_alone = excluded["kubernetes.io/metadata.name"]
     assert leave_alone["operator"] == "NotIn"
-    assert {"kube-system", service["metadata"]["namespace"]} <= set(leave_alone["values"])
+    assert {"kube-system", "cert-manager", service["metadata"]["namespace"]} <= set(leave_alone["values"])
     opt_out = {e["key"]: e["operator"] for e in hook["objectSelector"]["matchExpressions"]}
     assert opt_out["issuerd.io/skip-webhook"] == "DoesNotExist"
 
@@ -157,15 +160,24 @@ def test_issuerd_starts_with_the_deployment_args_and_the_example_map(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUERD_")}
     env["NO_COLOR"] = "1"
     proc = subprocess.Popen([str(ISSUERD_BIN), *args], stderr=subprocess.PIPE, text=True, env=env)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     try:
-        log = ""
+        log, admin = "", None
         deadline = time.monotonic() + 20
-        while "webhook ready" not in log and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
+        while admin is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 break
             log += line
-        assert "webhook ready" in log, log
+            match = re.search(r"admin listener ready listen=(\S+)", line)
+            admin = match.group(1) if match else None
+        assert admin is not None, f"no admin listener within 20 s:\n{log}"
+        # Ready as Kubernetes' probe sees it: /readyz on the admin port.
+        with urllib.request.urlopen(f"http://{admin}/readyz", timeout=5) as response:
+            assert response.status == 200
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        code = proc.wait(timeout=30)
+    assert code == 0, f"exit {code} after SIGTERM"

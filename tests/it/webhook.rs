@@ -23,7 +23,7 @@ const ROLE_2: &str = "arn:aws:iam::111122223333:role/rotated";
 
 /// A running `issuerd webhook` and the files it reads.
 struct Running {
-    _child: KillOnDrop,
+    child: KillOnDrop,
     dir: tempfile::TempDir,
     addr: SocketAddr,
     admin: SocketAddr,
@@ -91,7 +91,7 @@ fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
         }
     });
     Running {
-        _child: child,
+        child,
         dir,
         addr: addr.unwrap(),
         admin: admin.unwrap(),
@@ -105,6 +105,7 @@ fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
 struct Answer {
     status: u16,
     content_type: String,
+    connection: Option<String>,
     body: Bytes,
     serial: String,
 }
@@ -117,18 +118,22 @@ impl Running {
     async fn send(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.der()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+        // As Go's client (the API server) offers: h2 first. The webhook speaks HTTP/1.1 only,
+        // and must say so in ALPN rather than accept h2 and then fail.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect("localhost".try_into().unwrap(), tcp)
             .await
             .expect("the webhook's certificate verifies against the test CA");
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
         let serial = common::served_serial(&stream);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -144,6 +149,10 @@ impl Running {
         let response = sender.send_request(request).await.unwrap();
         Answer {
             status: response.status().as_u16(),
+            connection: response
+                .headers()
+                .get("connection")
+                .map(|v| v.to_str().unwrap().to_owned()),
             content_type: response
                 .headers()
                 .get("content-type")
@@ -436,6 +445,15 @@ async fn the_map_and_the_certificate_are_replaced_while_it_runs() {
     );
     let still = webhook.post("application/json", body()).await;
     assert_eq!(env_values(&decode(&still).1, "AWS_ROLE_ARN"), [ROLE_2]);
+    // An empty file (a write caught half-way) is no map without roles.
+    write_atomically(&webhook.path("config"), b"");
+    eventually!(
+        webhook.log().contains("config: is empty"),
+        "no refusal of the empty map logged:\n{}",
+        webhook.log()
+    );
+    let still = webhook.post("application/json", body()).await;
+    assert_eq!(env_values(&decode(&still).1, "AWS_ROLE_ARN"), [ROLE_2]);
 
     // A new certificate (cert-manager renewing the Secret) is served without a restart.
     webhook
@@ -526,8 +544,12 @@ fn bad_input_stops_the_start_with_exit_2_naming_it() {
             "cannot read missing.json",
         ),
         (
-            with(&["--eks-config-map", "good.json", "--token-expiration", "60"]),
-            "--token-expiration 60",
+            with(&["--eks-config-map", "good.json", "--fs-group=-1"]),
+            "--fs-group -1",
+        ),
+        (
+            with(&["--eks-config-map", "good.json", "--poll-interval", "0s"]),
+            "--poll-interval 0ns: give a duration above 0",
         ),
         (
             [
@@ -608,4 +630,82 @@ async fn a_kops_cluster_manifest_wires_pods_with_the_roles_kops_names() {
     );
     let (_, patch) = decode(&webhook.post("application/json", body).await);
     assert!(patch.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_it_answers_through_the_drain_delay_then_exits_0() {
+    let mut webhook = start(&eks_map(ROLE), &["--drain-delay", "1500ms"]);
+    let body = || {
+        review(
+            "admission.k8s.io/v1",
+            "u",
+            "default",
+            pod("default", "app", json!({})),
+        )
+    };
+    let ready = reqwest::get(format!("http://{}/readyz", webhook.admin))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        webhook.post("application/json", body()).await.connection,
+        None
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &webhook.child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually!(
+        reqwest::get(format!("http://{}/readyz", webhook.admin))
+            .await
+            .is_ok_and(|r| r.status() == 503),
+        "/readyz never turned 503:\n{}",
+        webhook.log()
+    );
+    // Still answering, each answer closing its connection.
+    let answer = webhook.post("application/json", body()).await;
+    assert_eq!(env_values(&decode(&answer).1, "AWS_ROLE_ARN"), [ROLE]);
+    assert_eq!(answer.connection.as_deref(), Some("close"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = webhook.child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running:\n{}",
+            webhook.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}\n{}", webhook.log());
+    assert!(webhook.log().contains("stopped"), "{}", webhook.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_no_api_server_sends_are_not_looked_up_and_short_lifetimes_are_raised() {
+    let webhook = start(&eks_map(ROLE), &["--token-expiration", "60"]);
+    let huge = "a".repeat(100_000);
+    for (namespace, service_account) in [("Default", "app"), ("default", huge.as_str())] {
+        let body = review(
+            "admission.k8s.io/v1",
+            "u",
+            namespace,
+            pod(namespace, service_account, json!({})),
+        );
+        let (envelope, patch) = decode(&webhook.post("application/json", body).await);
+        assert_eq!(envelope["response"]["allowed"], true);
+        assert!(patch.is_empty(), "{namespace}");
+    }
+    let body = review(
+        "admission.k8s.io/v1",
+        "u",
+        "default",
+        pod("default", "app", json!({})),
+    );
+    let (_, patch) = decode(&webhook.post("application/json", body).await);
+    let text = serde_json::to_string(&patch).unwrap();
+    assert!(text.contains(r#""expirationSeconds":600"#), "{text}");
+    assert!(webhook.log().contains("raised"), "{}", webhook.log());
 }
