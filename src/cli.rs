@@ -73,6 +73,10 @@ pub enum Command {
     /// Run the mutating admission webhook that gives pods AWS credentials for their
     /// ServiceAccount's role (IRSA), from the IAM map: the EKS pod identity webhook's mutation.
     Webhook(WebhookArgs),
+    /// Register the issuer with AWS IAM (its OIDC provider) and make one role per entry of the
+    /// IAM map, as kOps names them: `plan` shows the changes, `apply` makes them.
+    #[command(subcommand)]
+    Aws(AwsCommand),
 }
 
 /// Log output format.
@@ -719,4 +723,65 @@ pub struct WebhookArgs {
     /// some volumes); 0 turns polling off.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// `issuerd aws`.
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Print the IAM changes that would bring the provider and roles in line with the map; exit
+    /// 0 with none, 2 with some (as `terraform plan -detailed-exitcode`), 1 on error.
+    Plan(AwsArgs),
+    /// Make those changes (nothing when there are none).
+    Apply(AwsArgs),
+}
+
+/// `issuerd aws plan|apply`. AWS credentials, region and endpoints come from the SDK's
+/// standard settings (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL_IAM`, ...).
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// The IAM map: a kOps Cluster manifest (spec.iam.serviceAccountExternalPermissions) or a
+    /// standalone file with clusterName and that list.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_spec: PathBuf,
+
+    /// The issuer URL, exactly as in the tokens' `iss` (the OIDC provider's URL).
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// The AWS account of the provider and roles [default: the credentials' account, from STS
+    /// GetCallerIdentity].
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+
+    /// The account's partition (aws, aws-cn, aws-us-gov, ...) [default: the credentials', from
+    /// STS; aws with --account-id].
+    #[arg(long, value_name = "PARTITION")]
+    pub partition: Option<String>,
+
+    /// The provider's thumbprint (40 hex digits); repeatable, at most 5 [default: computed from
+    /// the live issuer's chain, and left out when that chain ends in a publicly trusted CA].
+    #[arg(long = "thumbprint", value_name = "SHA1")]
+    pub thumbprints: Vec<String>,
+
+    /// The audience the trust policies require (`<issuer>:aud`): the one the webhook puts in
+    /// projected tokens.
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+
+    /// Leave the `:aud` condition out of the trust policies, as kOps does.
+    #[arg(long)]
+    pub no_aud_condition: bool,
+
+    /// Also delete the roles tagged for this cluster that are no longer in the map.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// What to trust besides the public roots (`--ca-file`): the issuer's chain is checked
+    /// against these CAs when its thumbprint is computed.
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    /// Connection and handshake timeout for the issuer's chain.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
