@@ -365,8 +365,18 @@ pub struct StsArgs {
     pub listen: SocketAddr,
 
     /// OIDC providers and roles (JSON; see docs/guides/local-irsa.md).
-    #[arg(long, value_name = "FILE")]
-    pub roles: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "cluster_spec",
+        conflicts_with = "cluster_spec"
+    )]
+    pub roles: Option<PathBuf>,
+
+    /// Or: the IAM map (a kOps Cluster manifest or a standalone map): the provider and roles
+    /// `aws apply` would make from it, for --issuer in --account-id.
+    #[command(flatten)]
+    pub map: StsMapArgs,
 
     /// Allow http OIDC providers (local testing; AWS requires https).
     #[arg(long)]
@@ -383,6 +393,45 @@ pub struct StsArgs {
     /// On an unknown kid the JWKS is refetched, at most once per this interval per issuer.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub refetch_interval: Duration,
+}
+
+/// `issuerd sts --cluster-spec`: the roles the IAM map gives, as `aws apply` makes them.
+#[derive(Debug, Args)]
+pub struct StsMapArgs {
+    /// The IAM map (kOps Cluster manifest or standalone), instead of --roles.
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    pub cluster_spec: Option<PathBuf>,
+
+    /// With --cluster-spec: the issuer URL (the provider's URL, exactly as in the tokens' `iss`).
+    #[arg(long, value_name = "URL", requires = "cluster_spec")]
+    pub issuer: Option<String>,
+
+    /// With --cluster-spec: the account of the roles [default with --roles-from-iam: the
+    /// credentials', from STS].
+    #[arg(long, value_name = "ID", requires = "cluster_spec")]
+    pub account_id: Option<String>,
+
+    /// With --cluster-spec: the roles' partition.
+    #[arg(long, value_name = "PARTITION", default_value = "aws")]
+    pub partition: String,
+
+    /// With --cluster-spec: the audience the trust policies require (`<issuer>:aud`).
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+
+    /// With --cluster-spec: trust policies without the `:aud` condition, as kOps writes them.
+    #[arg(long, requires = "cluster_spec")]
+    pub no_aud_condition: bool,
+
+    /// With --cluster-spec: read the provider's client IDs and the map's roles' trust policies
+    /// from IAM (what `aws apply` made) instead of deriving them.
+    #[arg(long, requires = "cluster_spec")]
+    pub roles_from_iam: bool,
+
+    /// The IAM (and STS) endpoint of --roles-from-iam [default: the SDK's: AWS_ENDPOINT_URL_IAM,
+    /// AWS_ENDPOINT_URL, AWS].
+    #[arg(long, value_name = "URL", requires = "roles_from_iam")]
+    pub iam_endpoint: Option<String>,
 }
 
 /// `issuerd trust-policy`.

@@ -1,5 +1,6 @@
 //! `aws plan` and `aws apply`: the map and flags checked before any call, the thumbprint, the
-//! account, what IAM holds, the changes printed, and with `apply` made one by one.
+//! account, what IAM holds, the changes printed, and with `apply` made one by one. And the
+//! roles of `sts --cluster-spec`: the same provider and roles, derived or read back from IAM.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -7,13 +8,14 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use tracing::warn;
 
-use super::exit::PendingChanges;
+use super::exit::{PendingChanges, UsageError};
 use crate::arn::{AccountId, Partition};
 use crate::aws::desired::{self, Target};
 use crate::aws::iam::{self, Iam};
 use crate::aws::{self, Thumbprints, plan};
-use crate::cli::{AwsArgs, AwsCommand};
+use crate::cli::{AwsArgs, AwsCommand, StsMapArgs};
 use crate::iam_map::IamMap;
+use crate::sts::roles::{Roles, RolesError};
 use crate::trust::Trust;
 
 /// `aws plan` (exit [`super::exit::CHANGES`] when there is something to do) or `aws apply`.
@@ -24,7 +26,7 @@ pub(super) async fn aws(command: AwsCommand) -> anyhow::Result<()> {
     };
     // Everything the user gave is checked before the first call.
     let map = IamMap::load(&args.cluster_spec)?;
-    desired::provider_url(&args.issuer)?;
+    desired::provider_url(&args.issuer, false)?;
     let given = desired::thumbprints(&args.thumbprints)?;
     let account: Option<AccountId> = args.account_id.as_deref().map(str::parse).transpose()?;
     let partition: Option<Partition> = args.partition.as_deref().map(str::parse).transpose()?;
@@ -35,7 +37,7 @@ pub(super) async fn aws(command: AwsCommand) -> anyhow::Result<()> {
         false => Thumbprints::Listed(given),
         true => live_thumbprint(&args, trust, &mut out).await?,
     };
-    let config = iam::sdk_config().await;
+    let config = iam::sdk_config(None).await;
     let (account, partition) = match account {
         Some(account) => (account, partition.unwrap_or(Partition::AWS)),
         None => {
@@ -62,6 +64,7 @@ pub(super) async fn aws(command: AwsCommand) -> anyhow::Result<()> {
         account: &account,
         audience,
         thumbprints,
+        allow_http: false,
     };
     let desired = desired::desired(&map, &target)?;
     let cluster = map.cluster_name();
@@ -150,4 +153,87 @@ async fn live_thumbprint(
         report.thumbprint, args.issuer, report.role
     )?;
     Ok(Thumbprints::Listed(BTreeSet::from([report.thumbprint])))
+}
+
+/// The providers and roles of `sts --cluster-spec`: what `aws apply` makes from the map for
+/// `--issuer` (`--account-id`, `--partition`, `--audience`, `--no-aud-condition`), or with
+/// `--roles-from-iam` what IAM holds of it: the provider's client IDs and the roles' trust
+/// policies as they are there (the roles IAM lacks are left out).
+pub(super) async fn sts_roles(args: &StsMapArgs, allow_insecure: bool) -> anyhow::Result<Roles> {
+    let (Some(spec), Some(issuer)) = (&args.cluster_spec, &args.issuer) else {
+        return Err(UsageError(
+            "give --roles FILE, or --cluster-spec FILE with --issuer URL".into(),
+        )
+        .into());
+    };
+    let map = IamMap::load(spec)?;
+    let partition: Partition = args.partition.parse()?;
+    let account: Option<AccountId> = args.account_id.as_deref().map(str::parse).transpose()?;
+    desired::provider_url(issuer, allow_insecure)?;
+    let config = match args.roles_from_iam {
+        true => Some(iam::sdk_config(args.iam_endpoint.as_deref()).await),
+        false => None,
+    };
+    let account = match (account, &config) {
+        (Some(account), _) => account,
+        (None, Some(config)) => iam::caller(config)
+            .await
+            .context("cannot tell the account from the credentials (or pass --account-id)")?
+            .account
+            .parse()?,
+        (None, None) => {
+            return Err(UsageError(
+                "--cluster-spec needs --account-id (the account of the roles), or --roles-from-iam"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    let target = Target {
+        issuer,
+        partition: &partition,
+        account: &account,
+        audience: (!args.no_aud_condition).then_some(args.audience.as_str()),
+        thumbprints: Thumbprints::LeftOut,
+        allow_http: allow_insecure,
+    };
+    let desired = desired::desired(&map, &target)?;
+    let state = match &config {
+        None => desired,
+        Some(config) => {
+            let mut found = Iam::new(config)
+                .read(&desired, map.cluster_name(), false)
+                .await
+                .context("cannot read the roles from IAM")?;
+            let want = desired.provider.as_ref().expect("desired has a provider");
+            let Some(provider) = found.provider.as_mut() else {
+                anyhow::bail!(
+                    "IAM has no OIDC provider {} (run `issuerd aws apply` first)",
+                    want.arn
+                );
+            };
+            // IAM keeps the URL without its scheme; the STS compares `iss` with the issuer.
+            provider.url.clone_from(&want.url);
+            for name in desired
+                .roles
+                .keys()
+                .filter(|n| !found.roles.contains_key(*n))
+            {
+                warn!(role = %name, "not in IAM: left out (run `issuerd aws apply`)");
+            }
+            found
+        }
+    };
+    let text = serde_json::to_vec(&desired::roles_file(&state, &partition, &account))?;
+    let roles = Roles::parse(&text, allow_insecure).map_err(|reason| RolesError::Invalid {
+        path: spec.clone(),
+        reason,
+    })?;
+    tracing::info!(
+        roles = roles.roles.len(),
+        source = if args.roles_from_iam { "iam" } else { "map" },
+        cluster = map.cluster_name(),
+        "STS roles from the IAM map"
+    );
+    Ok(roles)
 }

@@ -138,7 +138,10 @@ fn local_key(path: &Path) -> anyhow::Result<PublicKey> {
 /// `sts`.
 pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
-    let roles = Roles::load(&args.roles, args.allow_insecure)?;
+    let roles = match &args.roles {
+        Some(path) => Roles::load(path, args.allow_insecure)?,
+        None => super::aws::sts_roles(&args.map, args.allow_insecure).await?,
+    };
     let trust = Trust::with_ca_files(&args.ca.ca_files)?;
     let listener = super::listen::bind(args.listen, "--listen").await?;
     let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;

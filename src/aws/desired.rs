@@ -28,6 +28,8 @@ pub struct Target<'a> {
     pub audience: Option<&'a str>,
     /// The provider's thumbprints.
     pub thumbprints: Thumbprints,
+    /// Take an `http://` issuer (the local STS, for testing; IAM refuses one).
+    pub allow_http: bool,
 }
 
 /// Why the desired state cannot be built.
@@ -56,14 +58,14 @@ pub enum DesiredError {
 }
 
 /// `https://HOST[:PORT]/PATH` without a trailing `/`: the provider URL IAM is given. Refuses
-/// what IAM refuses (not https, a query, a fragment, user info).
-pub fn provider_url(issuer: &str) -> Result<String, DesiredError> {
+/// what IAM refuses (not https, unless `allow_http`; a query, a fragment, user info).
+pub fn provider_url(issuer: &str, allow_http: bool) -> Result<String, DesiredError> {
     let refuse = |reason| DesiredError::Issuer {
         url: issuer.to_owned(),
         reason,
     };
     let url = url::Url::parse(issuer).map_err(|_| refuse("not an absolute URL"))?;
-    if url.scheme() != "https" {
+    if url.scheme() != "https" && !(allow_http && url.scheme() == "http") {
         return Err(refuse("IAM OIDC providers are https:// URLs"));
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -118,7 +120,7 @@ pub fn tags(cluster: &str) -> BTreeMap<String, String> {
 
 /// The provider and roles for `map` at `target`.
 pub fn desired(map: &IamMap, target: &Target<'_>) -> Result<State, DesiredError> {
-    let url = provider_url(target.issuer)?;
+    let url = provider_url(target.issuer, target.allow_http)?;
     let host_path = crate::irsa::host_path(&url);
     let provider_arn = arn::oidc_provider(target.partition, target.account, &host_path);
     let cluster = map.cluster_name();
@@ -199,4 +201,25 @@ pub fn trust_policy(
             "Condition": conditions,
         }]
     })
+}
+
+/// `state` as the local STS's roles file (`sts::roles`): the provider's URL and client IDs, and
+/// each role's ARN in `account` of `partition` with its trust policy.
+pub fn roles_file(state: &State, partition: &Partition, account: &AccountId) -> Value {
+    let providers: Vec<Value> = state
+        .provider
+        .iter()
+        .map(|p| json!({"Url": p.url, "ClientIDList": p.client_ids}))
+        .collect();
+    let roles: Vec<Value> = state
+        .roles
+        .values()
+        .map(|role| {
+            json!({
+                "Arn": format!("arn:{partition}:iam::{account}:role/{}", role.name),
+                "AssumeRolePolicyDocument": role.trust_policy,
+            })
+        })
+        .collect();
+    json!({"OpenIDConnectProviders": providers, "Roles": roles})
 }

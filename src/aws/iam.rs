@@ -19,14 +19,16 @@ use super::{AwsError, CLUSTER_TAG, Change, Provider, Role, State, Thumbprints, d
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Loads the SDK configuration from the standard chain (region defaulting to
-/// [`DEFAULT_REGION`]).
-pub async fn sdk_config() -> aws_config::SdkConfig {
+/// [`DEFAULT_REGION`]); `endpoint`, when given, is every service's endpoint (as
+/// `AWS_ENDPOINT_URL`, over it).
+pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let region = aws_config::meta::region::RegionProviderChain::default_provider()
         .or_else(aws_config::Region::from_static(DEFAULT_REGION));
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
 }
 
 /// The account and partition the credentials belong to (`GetCallerIdentity`).

@@ -44,6 +44,7 @@ fn state(text: &str, audience: Option<&str>) -> State {
             account: &account,
             audience,
             thumbprints: Thumbprints::LeftOut,
+            allow_http: false,
         },
     )
     .unwrap()
@@ -317,7 +318,7 @@ fn iam_s_url_encoded_documents_are_decoded() {
 #[test]
 fn issuers_and_thumbprints_are_checked() {
     assert_eq!(
-        provider_url("https://oidc.example.com/c/").unwrap(),
+        provider_url("https://oidc.example.com/c/", false).unwrap(),
         "https://oidc.example.com/c"
     );
     for bad in [
@@ -326,9 +327,13 @@ fn issuers_and_thumbprints_are_checked() {
         "https://oidc.example.com/?a=b",
         "https://u:p@oidc.example.com",
     ] {
-        let error = provider_url(bad).unwrap_err().to_string();
+        let error = provider_url(bad, false).unwrap_err().to_string();
         assert!(error.contains(bad), "{error}");
     }
+    assert_eq!(
+        provider_url("http://127.0.0.1:8080", true).unwrap(),
+        "http://127.0.0.1:8080"
+    );
     let upper = "AB:".repeat(19) + "AB";
     assert_eq!(
         thumbprints(&[upper]).unwrap(),
@@ -336,4 +341,28 @@ fn issuers_and_thumbprints_are_checked() {
     );
     assert!(thumbprints(&["abc".into()]).is_err());
     assert!(thumbprints(&std::iter::repeat_n("a".repeat(40), 6).collect::<Vec<_>>()).is_err());
+}
+
+#[test]
+fn the_roles_file_names_the_provider_and_each_role_s_arn_and_trust_policy() {
+    let desired = state(MAP, Some("sts.amazonaws.com"));
+    let file = super::desired::roles_file(
+        &desired,
+        &"aws-test".parse().unwrap(),
+        &"123456789012".parse().unwrap(),
+    );
+    assert_eq!(
+        file["OpenIDConnectProviders"],
+        json!([{"Url": ISSUER, "ClientIDList": ["amazonaws.com", "extra.example.com", "sts.amazonaws.com"]}])
+    );
+    let roles = file["Roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 3);
+    assert_eq!(
+        roles[1]["Arn"],
+        "arn:aws-test:iam::123456789012:role/myserviceaccount.default.sa.minimal.example.com"
+    );
+    assert_eq!(
+        roles[1]["AssumeRolePolicyDocument"],
+        desired.roles["myserviceaccount.default.sa.minimal.example.com"].trust_policy
+    );
 }

@@ -226,13 +226,22 @@ impl Account {
 /// `issuerd aws` with test credentials, no profile or IMDS, and `env`.
 fn issuerd_aws(env: &[(&str, &str)]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"));
+    test_env(&mut command);
+    command.arg("aws");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// No `ISSUERD_*` or `AWS_*` of the test's own; test credentials, no profile, no IMDS.
+fn test_env(command: &mut std::process::Command) {
     for (name, _) in std::env::vars() {
         if name.starts_with("ISSUERD_") || name.starts_with("AWS_") {
             command.env_remove(name);
         }
     }
     command
-        .arg("aws")
         .env("NO_COLOR", "1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -240,10 +249,6 @@ fn issuerd_aws(env: &[(&str, &str)]) -> std::process::Command {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
 }
 
 fn stdout(output: &Output) -> String {
@@ -731,4 +736,209 @@ async fn bad_input_is_refused_before_any_call() {
         );
     }
     assert_eq!(account.proxy.actions(), Vec::<String>::new());
+
+    // The local STS from the map needs the account (no credentials are asked for it).
+    let mut sts = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"));
+    test_env(&mut sts);
+    let output = sts
+        .args([
+            "sts",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--cluster-spec",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("--account-id"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+// === the local STS from the same map ===
+
+/// `issuerd sts ARGS --listen 127.0.0.1:0` with test credentials; killed on drop. Returns the
+/// child and its URL (read from its "STS ready" log line).
+fn start_sts(args: &[&str]) -> (common::KillOnDrop, String) {
+    use std::io::{BufRead as _, BufReader};
+    let mut sts = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"));
+    test_env(&mut sts);
+    let mut child = common::KillOnDrop(
+        sts.args(["sts", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("issuerd sts {args:?} exited before ready:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(addr) = common::logged_address(&line, "STS ready") {
+            break addr;
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{addr}"))
+}
+
+/// What boto3's web-identity credential provider gets, configured as IRSA configures a pod:
+/// the access key, or the error.
+fn boto3_web_identity(sts: &str, role_arn: &str, token_file: &Path) -> Result<String, String> {
+    let program = "import boto3, json\n\
+         try:\n    out = {'ok': boto3.Session().get_credentials().get_frozen_credentials().access_key}\n\
+         except Exception as e:\n    out = {'error': str(e)}\n\
+         print(json.dumps(out))\n";
+    let mut command = std::process::Command::new(venv().join("bin/python"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .args(["-c", program])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_STS", sts)
+        .env("AWS_ROLE_ARN", role_arn)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    match (&out["ok"], &out["error"]) {
+        (Value::String(key), _) => Ok(key.clone()),
+        (_, Value::String(error)) => Err(error.clone()),
+        _ => panic!("{out}"),
+    }
+}
+
+/// An https issuer in this process: `serve --tls-cert` with a test CA's certificate for
+/// 127.0.0.1, publishing the ec256 fixture key.
+async fn https_issuer(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let ca = common::ca::Ca::new();
+    ca.leaf(&["localhost", "127.0.0.1"], 9, (-1, 30)).write(dir);
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://{}", listener.local_addr().unwrap());
+    let (tls_cert, tls_key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let key = common::key("ec256.pkcs8.pem");
+    let argv = [
+        "issuerd",
+        "serve",
+        "--issuer",
+        &issuer,
+        "--allow-issuer-port",
+        "--tls-cert",
+        tls_cert.to_str().unwrap(),
+        "--tls-key",
+        tls_key.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    let issuerd::config::Command::Serve(config) =
+        issuerd::config::Config::from_args(argv).unwrap().command
+    else {
+        unreachable!()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(issuerd::app::serve_on(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (issuer, stop)
+}
+
+fn mint(issuer: &str, subject: &str, out: &Path) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+        .args(["mint", "--issuer", issuer, "--subject", subject, "--key"])
+        .arg(common::key("ec256.pkcs8.pem"))
+        .arg("--out")
+        .arg(out)
+        .env_remove("ISSUERD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_then_the_local_sts_answers_from_iam_and_from_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, _stop) = https_issuer(dir.path()).await;
+    let ca_file = dir.path().join("ca.pem");
+    let account = Account::start().await;
+    account.policies(&["A", "B"]);
+    let map = account.write_map(&map_text(&policy_arn("A"), "s3:GetObject", false));
+    let apply = issuerd_aws(&[("AWS_ENDPOINT_URL", &account.moto.url())])
+        .args(["apply", "--issuer", &issuer, "--cluster-spec"])
+        .arg(&map)
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .output()
+        .unwrap();
+    assert_exit(&apply, 0);
+
+    let (app, writer, _, _) = role_names();
+    let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let mapped = dir.path().join("mapped.token");
+    mint(&issuer, "system:serviceaccount:default:app", &mapped);
+    let glob = dir.path().join("glob.token");
+    mint(&issuer, "system:serviceaccount:any-namespace:writer", &glob);
+    let unmapped = dir.path().join("unmapped.token");
+    mint(&issuer, "system:serviceaccount:default:other", &unmapped);
+
+    let ca = ca_file.to_str().unwrap();
+    let moto = account.moto.url();
+    let spec = map.to_str().unwrap();
+    let from_iam = [
+        "--cluster-spec",
+        spec,
+        "--issuer",
+        &issuer,
+        "--roles-from-iam",
+        "--iam-endpoint",
+        &moto,
+        "--ca-file",
+        ca,
+    ];
+    let from_map = [
+        "--cluster-spec",
+        spec,
+        "--issuer",
+        &issuer,
+        "--account-id",
+        ACCOUNT,
+        "--ca-file",
+        ca,
+    ];
+    for args in [&from_iam[..], &from_map[..]] {
+        let (_sts, url) = start_sts(args);
+        let key = boto3_web_identity(&url, &role_arn(&app), &mapped);
+        assert!(
+            key.as_ref().is_ok_and(|k| k.starts_with("ASIA")),
+            "{args:?}: {key:?}"
+        );
+        let key = boto3_web_identity(&url, &role_arn(&writer), &glob);
+        assert!(key.is_ok(), "the * namespace matches: {args:?}: {key:?}");
+        let error = boto3_web_identity(&url, &role_arn(&app), &unmapped).unwrap_err();
+        assert!(error.contains("AccessDenied"), "{args:?}: {error}");
+    }
+
+    // A role that is not in IAM is not in the STS that reads IAM.
+    account.boto(&format!("iam.delete_role_policy(RoleName='{writer}', PolicyName='{writer}')\niam.delete_role(RoleName='{writer}')"));
+    let (_sts, url) = start_sts(&from_iam);
+    let error = boto3_web_identity(&url, &role_arn(&writer), &glob).unwrap_err();
+    assert!(error.contains("AccessDenied"), "{error}");
 }
