@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
-use std::fmt::Debug;
 
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
 
 use super::{AwsError, CLUSTER_TAG, Change, Provider, Role, State, Thumbprints, decode_policy};
@@ -375,37 +375,37 @@ fn tags(map: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 /// [`call_error`] for IAM's `action` on `target`, as a `map_err` argument.
-fn failed<E, R>(
+fn failed<E>(
     action: &'static str,
     target: impl Into<String>,
-) -> impl FnOnce(SdkError<E, R>) -> AwsError
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + Error + 'static,
-    R: Debug,
 {
     let target = target.into();
     move |e| call_error("IAM", action, target, e)
 }
 
-/// An SDK error as one line: the service's code and message, or the SDK's own chain of causes
-/// (no connection, a timeout, no credentials).
-fn call_error<E, R>(
+/// An SDK error as one line: the service's code and message; for an answer the SDK could not
+/// read, the code and message found in it, or its status and start; else the SDK's own chain of
+/// causes (no connection, a timeout, no credentials).
+fn call_error<E>(
     service: &'static str,
     operation: &'static str,
     target: impl Into<String>,
-    error: SdkError<E, R>,
+    error: SdkError<E, HttpResponse>,
 ) -> AwsError
 where
     E: ProvideErrorMetadata + Error + 'static,
-    R: Debug,
 {
-    let message = match error.as_service_error() {
-        Some(e) => format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("(no message)")
-        ),
-        None => DisplayErrorContext(&error).to_string(),
+    let coded = error.as_service_error().and_then(|e| {
+        e.code()
+            .map(|code| format!("{code}: {}", e.message().unwrap_or("(no message)")))
+    });
+    let message = match (coded, error.raw_response()) {
+        (Some(message), _) => message,
+        (None, Some(response)) => unreadable_answer(response),
+        (None, None) => causes(&error),
     };
     AwsError::Call {
         service,
@@ -413,4 +413,41 @@ where
         target: target.into(),
         message,
     }
+}
+
+/// `Code: Message (HTTP status)` from an error body the SDK could not parse (moto's
+/// `<ErrorResponse><Errors><Error>`, a proxy's page), or `HTTP status: <body start>`.
+fn unreadable_answer(response: &HttpResponse) -> String {
+    let status = response.status().as_u16();
+    let body = String::from_utf8_lossy(response.body().bytes().unwrap_or_default());
+    let element = |name: &str| {
+        let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = body[start..].find(&format!("</{name}>"))?;
+        Some(body[start..start + end].trim().to_owned())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), message) => format!(
+            "{code}: {} (HTTP {status})",
+            message.as_deref().unwrap_or("(no message)")
+        ),
+        (None, _) => {
+            let start: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let start: String = start.chars().take(200).collect();
+            format!("HTTP {status}: {start}")
+        }
+    }
+}
+
+/// `error: its source: ...`, each message once (a wrapper may repeat its source's).
+fn causes(error: &(dyn Error + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !messages.last().is_some_and(|last| last.contains(&message)) {
+            messages.push(message);
+        }
+        next = cause.source();
+    }
+    messages.join(": ")
 }

@@ -357,11 +357,19 @@ pub fn decode_policy(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str(&decoded)
 }
 
+/// ` target`, or nothing for no target.
+fn spaced(target: &str) -> String {
+    match target {
+        "" => String::new(),
+        target => format!(" {target}"),
+    }
+}
+
 /// Why `aws plan` or `aws apply` failed against AWS.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// An AWS API call failed.
-    #[error("{service} {operation} {target}: {message}")]
+    #[error("{service} {operation}{}: {message}", spaced(target))]
     Call {
         /// `IAM` or `STS`.
         service: &'static str,

@@ -366,3 +366,44 @@ fn the_roles_file_names_the_provider_and_each_role_s_arn_and_trust_policy() {
         desired.roles["myserviceaccount.default.sa.minimal.example.com"].trust_policy
     );
 }
+
+#[test]
+fn a_star_namespace_and_a_long_name_are_kops_s_too() {
+    let long = "x".repeat(70);
+    let text = format!(
+        "clusterName: minimal.example.com\nserviceAccountExternalPermissions:\n\
+         - name: app\n  namespace: '*'\n  aws:\n    policyARNs: [\"arn:aws:iam::aws:policy/A\"]\n\
+         - name: {long}\n  namespace: default\n  aws:\n    policyARNs: [\"arn:aws:iam::aws:policy/A\"]\n"
+    );
+    let desired = state(&text, None);
+    let star = &desired.roles["app.wildcard.sa.minimal.example.com"];
+    assert_eq!(
+        star.trust_policy["Statement"][0]["Condition"],
+        json!({"StringLike": {"discovery.example.com/minimal.example.com:sub":
+            "system:serviceaccount:*:app"}})
+    );
+    // kOps's cut: 57 bytes, `-`, 6 characters of its hash (role::tests pins the algorithm).
+    let cut: Vec<&String> = desired
+        .roles
+        .keys()
+        .filter(|name| name.starts_with('x'))
+        .collect();
+    assert_eq!(cut.len(), 1);
+    assert_eq!(cut[0].len(), 64);
+    assert_eq!(&cut[0][..58], format!("{}-", "x".repeat(57)));
+}
+
+#[test]
+fn a_thumbprint_left_out_is_said_so() {
+    let desired = state(MAP, None);
+    let text = plan::render(&diff(&desired, &State::default(), false));
+    assert!(
+        text.contains("thumbprints: none (the issuer's chain ends in a publicly trusted CA"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Plan: 7 IAM calls: 4 to create, 3 to update, 0 to delete.\n"),
+        "{text}"
+    );
+    assert_eq!(plan::render(&[]), "No changes: IAM matches the map.\n");
+}

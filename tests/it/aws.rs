@@ -693,6 +693,54 @@ async fn an_unreachable_endpoint_is_a_clear_runtime_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn credentials_aws_refuses_are_a_clear_runtime_error() {
+    // moto checks every request's access key against its IAM users: "testing" is none.
+    let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &map,
+        format!("clusterName: {CLUSTER}\nserviceAccountExternalPermissions: []\n"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        issuerd_aws(&[("AWS_ENDPOINT_URL", &moto.url())])
+            .args([
+                "plan",
+                "--issuer",
+                ISSUER,
+                "--thumbprint",
+                THUMBPRINT,
+                "--cluster-spec",
+            ])
+            .arg(&map)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(
+            "STS GetCallerIdentity: InvalidClientTokenId: The security token included in the \
+             request is invalid. (HTTP 403)"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&["--account-id", ACCOUNT]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(&format!(
+            "IAM GetOpenIDConnectProvider {}: InvalidClientTokenId",
+            provider_arn()
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_before_any_call() {
     let account = Account::start().await;
     let bad_policy = account.write_map(&format!(

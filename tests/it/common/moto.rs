@@ -23,6 +23,12 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    /// [`Self::start`] with `env` in moto's environment (`INITIAL_NO_AUTH_ACTION_COUNT=0`: every
+    /// request must carry the keys of an IAM user moto knows).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let venv = venv();
         let bin = venv.join("bin/moto_server");
@@ -39,6 +45,7 @@ impl Moto {
             Process::new(&python)
                 .arg(root.join("tests/it/common/moto_s3.py"))
                 .args(["-H", "127.0.0.1", "-p", "0"])
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
