@@ -160,6 +160,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ISSUERD_STS_ROLES", value_name = "FILE")]
     pub sts_roles: Option<PathBuf>,
 
+    /// Or the IAM map (kOps Cluster manifest or standalone): the STS gets the provider and roles
+    /// `aws apply` makes from it for this issuer (needs --sts-account-id).
+    #[arg(long, env = "ISSUERD_STS_CLUSTER_SPEC", value_name = "FILE")]
+    pub sts_cluster_spec: Option<PathBuf>,
+
+    /// The AWS account of the roles of --sts-cluster-spec (partition aws).
+    #[arg(long, env = "ISSUERD_STS_ACCOUNT_ID", value_name = "ID")]
+    pub sts_account_id: Option<String>,
+
     /// What to trust besides the public roots (`--ca-file`).
     #[command(flatten)]
     pub ca: CaArgs,

@@ -842,12 +842,16 @@ fn start_sts(args: &[&str]) -> (common::KillOnDrop, String) {
 
 /// What boto3's web-identity credential provider gets, configured as IRSA configures a pod:
 /// the access key, or the error.
-fn boto3_web_identity(sts: &str, role_arn: &str, token_file: &Path) -> Result<String, String> {
+async fn boto3_web_identity(
+    sts: &str,
+    role_arn: &str,
+    token_file: &Path,
+) -> Result<String, String> {
     let program = "import boto3, json\n\
          try:\n    out = {'ok': boto3.Session().get_credentials().get_frozen_credentials().access_key}\n\
          except Exception as e:\n    out = {'error': str(e)}\n\
          print(json.dumps(out))\n";
-    let mut command = std::process::Command::new(venv().join("bin/python"));
+    let mut command = tokio::process::Command::new(venv().join("bin/python"));
     for (name, _) in std::env::vars() {
         if name.starts_with("AWS_") {
             command.env_remove(name);
@@ -864,6 +868,7 @@ fn boto3_web_identity(sts: &str, role_arn: &str, token_file: &Path) -> Result<St
         .env("AWS_ROLE_ARN", role_arn)
         .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
         .output()
+        .await
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -909,14 +914,15 @@ async fn https_issuer(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) 
     (issuer, stop)
 }
 
-fn mint(issuer: &str, subject: &str, out: &Path) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+async fn mint(issuer: &str, subject: &str, out: &Path) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
         .args(["mint", "--issuer", issuer, "--subject", subject, "--key"])
         .arg(common::key("ec256.pkcs8.pem"))
         .arg("--out")
         .arg(out)
         .env_remove("ISSUERD_CONFIG")
         .output()
+        .await
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 }
@@ -941,11 +947,11 @@ async fn apply_then_the_local_sts_answers_from_iam_and_from_the_map() {
     let (app, writer, _, _) = role_names();
     let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
     let mapped = dir.path().join("mapped.token");
-    mint(&issuer, "system:serviceaccount:default:app", &mapped);
+    mint(&issuer, "system:serviceaccount:default:app", &mapped).await;
     let glob = dir.path().join("glob.token");
-    mint(&issuer, "system:serviceaccount:any-namespace:writer", &glob);
+    mint(&issuer, "system:serviceaccount:any-namespace:writer", &glob).await;
     let unmapped = dir.path().join("unmapped.token");
-    mint(&issuer, "system:serviceaccount:default:other", &unmapped);
+    mint(&issuer, "system:serviceaccount:default:other", &unmapped).await;
 
     let ca = ca_file.to_str().unwrap();
     let moto = account.moto.url();
@@ -973,20 +979,123 @@ async fn apply_then_the_local_sts_answers_from_iam_and_from_the_map() {
     ];
     for args in [&from_iam[..], &from_map[..]] {
         let (_sts, url) = start_sts(args);
-        let key = boto3_web_identity(&url, &role_arn(&app), &mapped);
+        let key = boto3_web_identity(&url, &role_arn(&app), &mapped).await;
         assert!(
             key.as_ref().is_ok_and(|k| k.starts_with("ASIA")),
             "{args:?}: {key:?}"
         );
-        let key = boto3_web_identity(&url, &role_arn(&writer), &glob);
+        let key = boto3_web_identity(&url, &role_arn(&writer), &glob).await;
         assert!(key.is_ok(), "the * namespace matches: {args:?}: {key:?}");
-        let error = boto3_web_identity(&url, &role_arn(&app), &unmapped).unwrap_err();
+        let error = boto3_web_identity(&url, &role_arn(&app), &unmapped)
+            .await
+            .unwrap_err();
         assert!(error.contains("AccessDenied"), "{args:?}: {error}");
     }
 
     // A role that is not in IAM is not in the STS that reads IAM.
     account.boto(&format!("iam.delete_role_policy(RoleName='{writer}', PolicyName='{writer}')\niam.delete_role(RoleName='{writer}')"));
     let (_sts, url) = start_sts(&from_iam);
-    let error = boto3_web_identity(&url, &role_arn(&writer), &glob).unwrap_err();
+    let error = boto3_web_identity(&url, &role_arn(&writer), &glob)
+        .await
+        .unwrap_err();
     assert!(error.contains("AccessDenied"), "{error}");
+}
+
+#[tokio::test]
+async fn serve_s_sts_answers_from_the_cluster_spec() {
+    // One thread: the capture sees the server's log, where the STS says its address.
+    let log = common::LogCapture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("cluster.yaml");
+    std::fs::write(&map, map_text(&policy_arn("A"), "s3:GetObject", false)).unwrap();
+    let key = common::key("ec256.pkcs8.pem");
+    let (_server, issuer) = common::start_local_issuer(&[
+        "--key-file",
+        key.to_str().unwrap(),
+        "--sts-listen",
+        "127.0.0.1:0",
+        "--sts-cluster-spec",
+        map.to_str().unwrap(),
+        "--sts-account-id",
+        ACCOUNT,
+    ])
+    .await;
+    let sts = format!("http://{}", log.field("STS ready", "listen").await);
+    let (app, writer, _, _) = role_names();
+    let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let token = dir.path().join("token");
+    mint(&issuer, "system:serviceaccount:default:app", &token).await;
+    let key = boto3_web_identity(&sts, &role_arn(&app), &token).await;
+    assert!(
+        key.as_ref().is_ok_and(|k| k.starts_with("ASIA")),
+        "{key:?}\n{}",
+        log.text()
+    );
+    let error = boto3_web_identity(&sts, &role_arn(&writer), &token)
+        .await
+        .unwrap_err();
+    assert!(error.contains("AccessDenied"), "{error}");
+}
+
+#[test]
+fn serve_s_sts_cluster_spec_flags_and_file_keys() {
+    use issuerd::config::{Command, Config};
+    let serve = |extra: &[&str]| {
+        let mut argv = vec![
+            "issuerd",
+            "serve",
+            "--issuer",
+            "https://oidc.example.com",
+            "--key-file",
+            "k.pem",
+            "--sts-listen",
+            "127.0.0.1:0",
+        ];
+        argv.extend_from_slice(extra);
+        Config::from_args(argv).map(|config| match config.command {
+            Command::Serve(serve) => serve.sts.unwrap(),
+            _ => unreachable!(),
+        })
+    };
+    let sts = serve(&["--sts-cluster-spec", "c.yaml", "--sts-account-id", ACCOUNT]).unwrap();
+    assert_eq!(
+        sts.cluster_spec,
+        Some(("c.yaml".into(), ACCOUNT.to_owned()))
+    );
+    assert_eq!(sts.roles, None);
+    for (extra, needle) in [
+        (&["--sts-cluster-spec", "c.yaml"][..], "--sts-account-id"),
+        (
+            &["--sts-cluster-spec", "c.yaml", "--sts-account-id", "123"],
+            "12-digit",
+        ),
+        (
+            &[
+                "--sts-cluster-spec",
+                "c.yaml",
+                "--sts-account-id",
+                ACCOUNT,
+                "--sts-roles",
+                "r.json",
+            ],
+            "sts_roles",
+        ),
+        (&["--sts-account-id", ACCOUNT], "sts_cluster_spec is not"),
+    ] {
+        let error = format!("{:#}", anyhow::Error::from(serve(extra).unwrap_err()));
+        assert!(error.contains(needle), "{extra:?}: {error}");
+    }
+    // From the file, relative to it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issuerd.toml");
+    std::fs::write(
+        &file,
+        format!("[sts]\ncluster_spec = \"cluster.yaml\"\naccount_id = \"{ACCOUNT}\"\n"),
+    )
+    .unwrap();
+    let sts = serve(&["--config", file.to_str().unwrap()]).unwrap();
+    assert_eq!(
+        sts.cluster_spec,
+        Some((dir.path().join("cluster.yaml"), ACCOUNT.to_owned()))
+    );
 }
