@@ -1,3 +1,6 @@
+//! The desired state against kOps's own role names and trust policies, the diff of desired and
+//! actual (each change one IAM call, key order no change, prune), and IAM's encoded documents.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
