@@ -73,6 +73,10 @@ pub enum Command {
     /// Run the mutating admission webhook that gives pods AWS credentials for their
     /// ServiceAccount's role (IRSA), from the IAM map: the EKS pod identity webhook's mutation.
     Webhook(WebhookArgs),
+    /// Register the issuer with AWS IAM (its OIDC provider) and make one role per entry of the
+    /// IAM map, as kOps names them: `plan` shows the changes, `apply` makes them.
+    #[command(subcommand)]
+    Aws(AwsCommand),
 }
 
 /// Log output format.
@@ -155,6 +159,15 @@ pub struct ServeArgs {
     /// OIDC providers and roles for the STS (JSON; see `issuerd sts`).
     #[arg(long, env = "ISSUERD_STS_ROLES", value_name = "FILE")]
     pub sts_roles: Option<PathBuf>,
+
+    /// Or the IAM map (kOps Cluster manifest or standalone): the STS gets the provider and roles
+    /// `aws apply` makes from it for this issuer (needs --sts-account-id).
+    #[arg(long, env = "ISSUERD_STS_CLUSTER_SPEC", value_name = "FILE")]
+    pub sts_cluster_spec: Option<PathBuf>,
+
+    /// The AWS account of the roles of --sts-cluster-spec (partition aws).
+    #[arg(long, env = "ISSUERD_STS_ACCOUNT_ID", value_name = "ID")]
+    pub sts_account_id: Option<String>,
 
     /// What to trust besides the public roots (`--ca-file`).
     #[command(flatten)]
@@ -361,8 +374,18 @@ pub struct StsArgs {
     pub listen: SocketAddr,
 
     /// OIDC providers and roles (JSON; see docs/guides/local-irsa.md).
-    #[arg(long, value_name = "FILE")]
-    pub roles: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "cluster_spec",
+        conflicts_with = "cluster_spec"
+    )]
+    pub roles: Option<PathBuf>,
+
+    /// Or: the IAM map (a kOps Cluster manifest or a standalone map): the provider and roles
+    /// `aws apply` would make from it, for --issuer in --account-id.
+    #[command(flatten)]
+    pub map: StsMapArgs,
 
     /// Allow http OIDC providers (local testing; AWS requires https).
     #[arg(long)]
@@ -379,6 +402,45 @@ pub struct StsArgs {
     /// On an unknown kid the JWKS is refetched, at most once per this interval per issuer.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub refetch_interval: Duration,
+}
+
+/// `issuerd sts --cluster-spec`: the roles the IAM map gives, as `aws apply` makes them.
+#[derive(Debug, Args)]
+pub struct StsMapArgs {
+    /// The IAM map (kOps Cluster manifest or standalone), instead of --roles.
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    pub cluster_spec: Option<PathBuf>,
+
+    /// With --cluster-spec: the issuer URL (the provider's URL, exactly as in the tokens' `iss`).
+    #[arg(long, value_name = "URL", requires = "cluster_spec")]
+    pub issuer: Option<String>,
+
+    /// With --cluster-spec: the account of the roles [default with --roles-from-iam: the
+    /// credentials', from STS].
+    #[arg(long, value_name = "ID", requires = "cluster_spec")]
+    pub account_id: Option<String>,
+
+    /// With --cluster-spec: the roles' partition.
+    #[arg(long, value_name = "PARTITION", default_value = "aws")]
+    pub partition: String,
+
+    /// With --cluster-spec: the audience the trust policies require (`<issuer>:aud`).
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+
+    /// With --cluster-spec: trust policies without the `:aud` condition, as kOps writes them.
+    #[arg(long, requires = "cluster_spec")]
+    pub no_aud_condition: bool,
+
+    /// With --cluster-spec: read the provider's client IDs and the map's roles' trust policies
+    /// from IAM (what `aws apply` made) instead of deriving them.
+    #[arg(long, requires = "cluster_spec")]
+    pub roles_from_iam: bool,
+
+    /// The IAM (and STS) endpoint of --roles-from-iam [default: the SDK's: AWS_ENDPOINT_URL_IAM,
+    /// AWS_ENDPOINT_URL, AWS].
+    #[arg(long, value_name = "URL", requires = "roles_from_iam")]
+    pub iam_endpoint: Option<String>,
 }
 
 /// `issuerd trust-policy`.
@@ -720,4 +782,65 @@ pub struct WebhookArgs {
     /// some volumes).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// `issuerd aws`.
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Print the IAM changes that would bring the provider and roles in line with the map; exit
+    /// 0 with none, 2 with some (as `terraform plan -detailed-exitcode`), 1 on error.
+    Plan(AwsArgs),
+    /// Make those changes (nothing when there are none).
+    Apply(AwsArgs),
+}
+
+/// `issuerd aws plan|apply`. AWS credentials, region and endpoints come from the SDK's
+/// standard settings (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL_IAM`, ...).
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// The IAM map: a kOps Cluster manifest (spec.iam.serviceAccountExternalPermissions) or a
+    /// standalone file with clusterName and that list.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_spec: PathBuf,
+
+    /// The issuer URL, exactly as in the tokens' `iss` (the OIDC provider's URL).
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+
+    /// The AWS account of the provider and roles [default: the credentials' account, from STS
+    /// GetCallerIdentity].
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+
+    /// The account's partition (aws, aws-cn, aws-us-gov, ...) [default: the credentials', from
+    /// STS; aws with --account-id].
+    #[arg(long, value_name = "PARTITION")]
+    pub partition: Option<String>,
+
+    /// The provider's thumbprint (40 hex digits); repeatable, at most 5 [default: computed from
+    /// the live issuer's chain, and left out when that chain ends in a publicly trusted CA].
+    #[arg(long = "thumbprint", value_name = "SHA1")]
+    pub thumbprints: Vec<String>,
+
+    /// The audience the trust policies require (`<issuer>:aud`): the one the webhook puts in
+    /// projected tokens.
+    #[arg(long, value_name = "AUD", default_value = "sts.amazonaws.com")]
+    pub audience: String,
+
+    /// Leave the `:aud` condition out of the trust policies, as kOps does.
+    #[arg(long)]
+    pub no_aud_condition: bool,
+
+    /// Also delete the roles tagged for this cluster that are no longer in the map.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// What to trust besides the public roots (`--ca-file`): the issuer's chain is checked
+    /// against these CAs when its thumbprint is computed.
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    /// Connection and handshake timeout for the issuer's chain.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }

@@ -49,6 +49,8 @@
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
 //!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
+//! - [`aws`]: `aws plan|apply`: the IAM OIDC provider and the map's roles, desired (pure) vs
+//!   actual (the AWS SDK), and the changes between them.
 //! - [`webhook`]: the pod admission webhook that wires IRSA from the IAM map (`webhook`).
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`vault`]: the HashiCorp Vault JWT auth generator (`vault-config`): the config and role
@@ -63,6 +65,7 @@
 pub mod acme;
 pub mod app;
 pub mod arn;
+pub mod aws;
 pub mod bucket;
 pub mod check;
 pub mod cli;

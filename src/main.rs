@@ -34,6 +34,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // `aws plan` with changes: they are on standard output; no `error:` line.
+        Err(error) if error.is::<exit::PendingChanges>() => ExitCode::from(exit::CHANGES),
         Err(error) => {
             report(&format_args!("{error:#}"));
             ExitCode::from(exit::exit_status(&error))

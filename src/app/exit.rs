@@ -1,9 +1,11 @@
 //! The exit status of every command, from the error that ended it (README, "Exit status"):
 //! 2 for what the user gave (flags, env, files, arguments), 1 for what happened at run time,
-//! and `publish`'s own 3 and 4.
+//! and `publish`'s own 3 and 4. `aws plan` exits 2 when it has changes to show ([`CHANGES`]).
 
 use crate::arn::ArnError;
+use crate::aws::desired::DesiredError;
 use crate::config::ConfigError;
+use crate::iam_map::IamMapError;
 use crate::irsa::IrsaError;
 use crate::issuer::IssuerError;
 use crate::keys::KeyError;
@@ -22,6 +24,10 @@ pub const FAILURE: u8 = 1;
 /// A usage, configuration or input error: flags, env, config file, key, certificate, CA or
 /// roles file, a malformed argument (an ARN, an account ID).
 pub const USAGE: u8 = 2;
+/// `aws plan`: the plan has changes (as `terraform plan -detailed-exitcode`). It is
+/// [`USAGE`]'s number: a script that runs `aws plan` tells the two apart by `error:` on
+/// standard error, which only a usage error prints.
+pub const CHANGES: u8 = 2;
 /// `publish`: the bucket could not be read, written or verified.
 pub const BUCKET: u8 = 3;
 /// `publish`: the bucket holds the documents, but anonymous reads fail.
@@ -32,8 +38,17 @@ pub const NOT_PUBLIC: u8 = 4;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// `aws plan` found changes: not a failure, but [`CHANGES`], with nothing printed to standard
+/// error.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan has {0} change(s)")]
+pub struct PendingChanges(pub usize);
+
 /// The exit status for `error`: the first cause in its chain that says.
 pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.is::<PendingChanges>() {
+        return CHANGES;
+    }
     for cause in error.chain() {
         if is_usage(cause) {
             return USAGE;
@@ -73,4 +88,6 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause.is::<TlsError>()
         || cause.is::<VaultError>()
         || cause.is::<MapError>()
+        || cause.is::<IamMapError>()
+        || cause.is::<DesiredError>()
 }

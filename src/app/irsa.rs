@@ -138,7 +138,10 @@ fn local_key(path: &Path) -> anyhow::Result<PublicKey> {
 /// `sts`.
 pub(super) async fn sts(args: StsArgs) -> anyhow::Result<()> {
     let signal = shutdown::os_signal().context("cannot install signal handlers")?;
-    let roles = Roles::load(&args.roles, args.allow_insecure)?;
+    let roles = match &args.roles {
+        Some(path) => Roles::load(path, args.allow_insecure)?,
+        None => super::aws::sts_roles(&args.map, args.allow_insecure).await?,
+    };
     let trust = Trust::with_ca_files(&args.ca.ca_files)?;
     let listener = super::listen::bind(args.listen, "--listen").await?;
     let fetcher = Fetcher::new(STS_BUDGET, args.allow_insecure, &trust)?;
@@ -182,6 +185,19 @@ pub(super) async fn start_sts_beside_serve(
     let allow_insecure = dev_key.is_some() || issuer.url().starts_with("http://");
     let (roles, demo) = match (&settings.roles, dev_key) {
         (Some(path), _) => (Roles::load(path, allow_insecure)?, None),
+        (None, _) if let Some((spec, account)) = &settings.cluster_spec => {
+            let map = crate::cli::StsMapArgs {
+                cluster_spec: Some(spec.clone()),
+                issuer: Some(issuer.url().to_owned()),
+                account_id: Some(account.clone()),
+                partition: "aws".into(),
+                audience: crate::aws::desired::STS_AUDIENCE.into(),
+                no_aud_condition: false,
+                roles_from_iam: false,
+                iam_endpoint: None,
+            };
+            (super::aws::sts_roles(&map, allow_insecure).await?, None)
+        }
         (None, Some(key)) => {
             let demo = DevIrsa::create(issuer.url(), key.private_key())?;
             (Roles::load(&demo.roles_file, true)?, Some(demo))

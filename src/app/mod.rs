@@ -1,9 +1,10 @@
 //! The wiring of everything, per subcommand: [`run`] dispatches; `serve` composes the server
-//! with its attached features (`serve`); the IRSA commands have one home (`irsa`); the
+//! with its attached features (`serve`); the IRSA commands have one home (`irsa`), `aws plan|apply` another (`aws`); the
 //! one-shot tools another (`tools`); [`exit`] maps the error that ended a command to its exit
 //! status.
 
 mod acme;
+mod aws;
 pub mod exit;
 mod irsa;
 mod listen;
@@ -32,5 +33,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Command::PodEnv(args) => irsa::pod_env(&args),
         Command::VaultConfig(args) => vault::vault_config(&args),
         Command::Webhook(args) => webhook::webhook(args).await,
+        Command::Aws(command) => aws::aws(command).await,
     }
 }

@@ -129,6 +129,8 @@ pub(super) struct MirrorSection {
 pub(super) struct StsSection {
     pub listen: Option<SocketAddr>,
     pub roles: Option<PathBuf>,
+    pub cluster_spec: Option<PathBuf>,
+    pub account_id: Option<String>,
     pub ca_files: Option<Vec<PathBuf>>,
 }
 

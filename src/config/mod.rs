@@ -23,8 +23,8 @@ use std::time::Duration;
 use clap::{CommandFactory as _, Parser as _};
 
 use crate::cli::{
-    CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, ProbeArgs, StsArgs,
-    ThumbprintArgs, TrustPolicyArgs, VaultConfigArgs, VerifyArgs, WebhookArgs,
+    AwsCommand, CheckArgs, Cli, Command as CliCommand, LogFormat, MintArgs, PodEnvArgs, ProbeArgs,
+    StsArgs, ThumbprintArgs, TrustPolicyArgs, VaultConfigArgs, VerifyArgs, WebhookArgs,
 };
 use crate::issuer::IssuerError;
 
@@ -83,6 +83,8 @@ pub enum Command {
     VaultConfig(VaultConfigArgs),
     /// `webhook` (self-contained).
     Webhook(WebhookArgs),
+    /// `aws plan|apply` (self-contained).
+    Aws(AwsCommand),
 }
 
 impl Config {
@@ -142,6 +144,7 @@ impl Config {
             CliCommand::Thumbprint(args) => Command::Thumbprint(args),
             CliCommand::VaultConfig(args) => Command::VaultConfig(args),
             CliCommand::Webhook(args) => Command::Webhook(args),
+            CliCommand::Aws(args) => Command::Aws(args),
         };
         Ok(Self {
             log_format,

@@ -166,8 +166,12 @@ pub struct ShutdownSettings {
 pub struct StsSettings {
     /// Its address.
     pub listen: SocketAddr,
-    /// The roles file; `None` only with `--dev`, which generates a demo role.
+    /// The roles file; `None` with `cluster_spec`, or with `--dev`, which generates a demo
+    /// role.
     pub roles: Option<PathBuf>,
+    /// The IAM map whose roles the STS gets (as `aws apply` makes them), and their account (12
+    /// digits, checked).
+    pub cluster_spec: Option<(PathBuf, String)>,
     /// CAs trusted besides the public roots when the STS fetches an issuer's documents.
     pub ca_files: Vec<PathBuf>,
 }
@@ -214,6 +218,7 @@ pub(super) fn serve(
     let sts = sts(
         args.sts_listen,
         args.sts_roles,
+        (args.sts_cluster_spec, args.sts_account_id),
         args.ca.ca_files,
         &file,
         file_dir,
@@ -384,6 +389,7 @@ fn limits(
 fn sts(
     listen: Option<SocketAddr>,
     roles: Option<PathBuf>,
+    (cluster_spec, account_id): (Option<PathBuf>, Option<String>),
     ca_files: Vec<PathBuf>,
     file: &FileConfig,
     file_dir: Option<&Path>,
@@ -392,6 +398,8 @@ fn sts(
     let listen = listen.or(file.sts.listen);
     let relative = |p: &PathBuf| relative_to_file(file_dir, p.clone());
     let roles = roles.or_else(|| file.sts.roles.as_ref().map(relative));
+    let cluster_spec = cluster_spec.or_else(|| file.sts.cluster_spec.as_ref().map(relative));
+    let account_id = account_id.or_else(|| file.sts.account_id.clone());
     let ca_files = match (ca_files.is_empty(), &file.sts.ca_files) {
         (true, Some(files)) => files.iter().map(relative).collect(),
         _ => ca_files,
@@ -399,6 +407,8 @@ fn sts(
     let Some(listen) = listen else {
         let stray = [
             ("sts_roles", roles.is_some()),
+            ("sts_cluster_spec", cluster_spec.is_some()),
+            ("sts_account_id", account_id.is_some()),
             ("ca_file", !ca_files.is_empty()),
         ];
         return match stray.iter().find(|(_, set)| *set) {
@@ -410,16 +420,47 @@ fn sts(
             None => Ok(None),
         };
     };
-    if roles.is_none() && !dev {
+    let cluster_spec = match (cluster_spec, account_id) {
+        (Some(_), _) if roles.is_some() => {
+            return Err(ConfigError::Invalid {
+                key: "sts_cluster_spec",
+                reason: "is set with sts_roles; give one of them".into(),
+            });
+        }
+        (Some(spec), Some(account)) => {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError::Invalid {
+                    key: "sts_account_id",
+                    reason: format!("{account:?} is not a 12-digit AWS account ID"),
+                });
+            }
+            Some((spec, account))
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                what: "the account of the STS roles of sts_cluster_spec",
+                how: "--sts-account-id ID, ISSUERD_STS_ACCOUNT_ID or `account_id` under `[sts]`",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "sts_account_id",
+                reason: "is set but sts_cluster_spec is not".into(),
+            });
+        }
+        (None, None) => None,
+    };
+    if roles.is_none() && cluster_spec.is_none() && !dev {
         return Err(ConfigError::Missing {
             what: "an STS roles file",
             how: "--sts-roles FILE, ISSUERD_STS_ROLES or `roles` under `[sts]` in the config \
-                  file (--dev generates one)",
+                  file (or --sts-cluster-spec; --dev generates one)",
         });
     }
     Ok(Some(StsSettings {
         listen,
         roles,
+        cluster_spec,
         ca_files,
     }))
 }

@@ -82,6 +82,9 @@ const RANKS: &[(&str, u8)] = &[
     ("mirror", 3),
     // Writes certificates into the live store of the TLS listener (tls), like the watcher.
     ("acme", 3),
+    // `aws plan|apply`: the IAM map (iam_map) and the issuer's provider (arn, irsa) -> IAM
+    // through the AWS SDK.
+    ("aws", 3),
     // Configuration, then the wiring of everything.
     ("cli", 4),
     ("config", 5),

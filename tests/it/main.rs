@@ -15,6 +15,7 @@ mod common;
 
 mod acme;
 mod arn;
+mod aws;
 mod cli;
 mod deploy;
 mod differential;

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod ca;
+pub mod moto;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
