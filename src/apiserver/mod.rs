@@ -202,6 +202,20 @@ impl ApiServerError {
         }
     }
 
+    /// Whether the error is about what the user gave (kubeconfig, files, URL, `--issuer`), not
+    /// about what the API server did: the exit status tells them apart.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Kubeconfig { .. }
+                | Self::Unsupported { .. }
+                | Self::ReadFile { .. }
+                | Self::InvalidFile { .. }
+                | Self::Url { .. }
+                | Self::IssuerMismatch { .. }
+        )
+    }
+
     /// A short, fixed name of the error's kind (the `error` field of `/statusz`).
     pub fn kind(&self) -> &'static str {
         match self {

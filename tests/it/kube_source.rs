@@ -863,3 +863,44 @@ fn kube_config_in_the_file_and_its_errors() {
         assert!(error.contains(needle), "{args:?}: {error}");
     }
 }
+
+#[test]
+fn exit_status_tells_what_was_given_from_what_the_api_server_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, Ca::new().pem()).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let (_socket, port) = common::refusing_port();
+    let refusing = format!("https://127.0.0.1:{port}");
+    let run = |url: &str, token: &Path| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--from-kube-apiserver",
+                url,
+            ])
+            .arg("--kube-token-file")
+            .arg(token)
+            .arg("--kube-ca-file")
+            .arg(&ca)
+            .env("NO_COLOR", "1")
+            .env_remove("ISSUERD_CONFIG")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // The API server cannot be reached: a run-time failure.
+    let (status, stderr) = run(&refusing, &token);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the API server"), "{stderr}");
+    // The token file given does not exist: an input error.
+    let (status, stderr) = run(&refusing, &dir.path().join("missing"));
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.contains("ServiceAccount token"), "{stderr}");
+}
