@@ -66,11 +66,12 @@ struct StandIn {
     _task: tokio::task::JoinHandle<()>,
 }
 
-/// The documents kube-apiserver serves for these fixture keys with `issuer`.
+/// The documents kube-apiserver serves for these fixture keys with `issuer` (http allowed, for
+/// an issuer that is a local bucket).
 fn cluster_documents(issuer: &str, files: &[&str]) -> (Bytes, Bytes) {
     let keys = KeySet::load(&files.iter().map(|f| key(f)).collect::<Vec<_>>()).unwrap();
     let publication = Publication {
-        issuer: Issuer::new(issuer, Some(CLUSTER_JWKS_URI), false).unwrap(),
+        issuer: Issuer::new(issuer, Some(CLUSTER_JWKS_URI), true).unwrap(),
         profile: Default::default(),
         max_age_secs: 3600,
     };
@@ -290,7 +291,7 @@ async fn serve_from(
 
 /// The two documents `server` serves for `issuer`.
 async fn served(server: &TestServer, issuer: &str) -> (Bytes, Bytes) {
-    let issuer = Issuer::new(issuer, None, false).unwrap();
+    let issuer = Issuer::new(issuer, None, true).unwrap();
     let discovery = get(server.addr, issuer.discovery_path()).await.unwrap();
     let jwks = get(server.addr, issuer.jwks_path()).await.unwrap();
     assert_eq!(discovery.status, StatusCode::OK);
@@ -903,4 +904,115 @@ fn exit_status_tells_what_was_given_from_what_the_api_server_did() {
     let (status, stderr) = run(&refusing, &dir.path().join("missing"));
     assert_eq!(status, Some(2), "{stderr}");
     assert!(stderr.contains("ServiceAccount token"), "{stderr}");
+}
+
+/// The whole chain, locally: the stand-in API server -> `serve --from-kube-apiserver --mirror`
+/// to moto -> both objects read anonymously -> `issuerd verify` of a token signed by the
+/// cluster's key, fetched from the bucket as AWS STS would.
+#[tokio::test]
+async fn the_whole_chain_from_the_api_server_to_a_verified_token() {
+    let moto = crate::mirror::Moto::start().await;
+    moto.bucket("oidc", true).await;
+    // The cluster's issuer is the bucket's URL (path-style, as moto serves it).
+    let issuer = format!("{}/oidc/clusters/prod", moto.url());
+    let stand_in = StandIn::start(&["ec256.pub.pem"], "t").await;
+    stand_in.publish(&issuer, &["ec256.pub.pem"]);
+    let token = TokenFile::new("t");
+    let token_path = token.path();
+    let endpoint = moto.url();
+    let argv = vec![
+        "issuerd",
+        "serve",
+        "--from-kube-apiserver",
+        stand_in.url.as_str(),
+        "--kube-token-file",
+        token_path.to_str().unwrap(),
+        "--kube-ca-file",
+        stand_in.ca_file.to_str().unwrap(),
+        "--allow-insecure-issuer",
+        "--mirror",
+        "s3://oidc/clusters/prod",
+        "--s3-endpoint",
+        endpoint.as_str(),
+        "--s3-region",
+        "us-east-1",
+    ];
+    let Command::Serve(mut config) = Config::from_args(argv).unwrap().command else {
+        unreachable!()
+    };
+    config.mirror.as_mut().unwrap().credentials = Some(issuerd::bucket::StaticCredentials {
+        access_key_id: "AKIDTEST".into(),
+        secret_access_key: "secret".into(),
+    });
+    let server =
+        TestServer::start_with(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).await;
+    let (discovery, jwks) = served(&server, &issuer).await;
+    let anonymous = |path: &str| reqwest::get(format!("{issuer}{path}"));
+    eventually!(
+        matches!(anonymous("/openid/v1/jwks").await, Ok(r) if r.status() == 200)
+            && matches!(anonymous("/.well-known/openid-configuration").await, Ok(r) if r.status() == 200),
+        "the bucket never held both documents: {}",
+        statusz(&server).await["mirror"]
+    );
+    let object =
+        |path: &'static str| async move { anonymous(path).await.unwrap().bytes().await.unwrap() };
+    assert_eq!(object("/openid/v1/jwks").await, jwks);
+    assert_eq!(object("/.well-known/openid-configuration").await, discovery);
+
+    let bin = env!("CARGO_BIN_EXE_issuerd");
+    let minted = std::process::Command::new(bin)
+        .args(["mint", "--key"])
+        .arg(key("ec256.pkcs8.pem"))
+        .args([
+            "--issuer",
+            &issuer,
+            "--subject",
+            "system:serviceaccount:ns:app",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let jwt = String::from_utf8(minted.stdout).unwrap();
+    let verify = |jwt: &str| {
+        let issuer = issuer.clone();
+        let jwt = jwt.trim().to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(bin)
+                    .args(["verify", &jwt, "--issuer", &issuer, "--allow-insecure"])
+                    .args(["--audience", "sts.amazonaws.com"])
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let verified = verify(&jwt).await;
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // The check can fail: a token of a key the cluster does not publish is refused.
+    let other = std::process::Command::new(bin)
+        .args(["mint", "--key"])
+        .arg(key("ec384.pkcs8.pem"))
+        .args([
+            "--issuer",
+            &issuer,
+            "--subject",
+            "system:serviceaccount:ns:app",
+        ])
+        .output()
+        .unwrap();
+    let refused = verify(&String::from_utf8(other.stdout).unwrap()).await;
+    assert!(!refused.status.success());
+    server.stop().await.unwrap();
 }

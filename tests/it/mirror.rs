@@ -26,14 +26,15 @@ const DISCOVERY_KEY: &str = "clusters/prod/.well-known/openid-configuration";
 
 // === moto ===
 
-/// moto's S3 server on a port of its own choosing, killed when dropped.
-struct Moto {
+/// moto's S3 server on a port of its own choosing, killed when dropped (also used by
+/// `kube_source`'s whole chain).
+pub(crate) struct Moto {
     addr: SocketAddr,
     _child: KillOnDrop,
 }
 
 impl Moto {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         // Where scripts/test.sh builds the venv: $CARGO_TARGET_DIR (default target)/interop-venv.
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -100,12 +101,12 @@ impl Moto {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Creates `bucket`; with `public`, a bucket policy lets anyone `s3:GetObject`.
-    async fn bucket(&self, bucket: &str, public: bool) {
+    pub(crate) async fn bucket(&self, bucket: &str, public: bool) {
         let http = reqwest::Client::new();
         let url = format!("{}/{bucket}", self.url());
         let created = http.put(&url).send().await.unwrap();
