@@ -162,7 +162,7 @@ async fn start(
         }
         None => (None, None),
     };
-    let (service, apiserver) = start_apiserver(config, cluster, &store, service, &signal);
+    let (service, apiserver) = start_apiserver(cluster, &store, service, &signal);
     let (service, mirror) = start_mirror(config, &publication.issuer, &store, service, &signal)?;
     let admin = admin_listener.map(|listener| {
         tokio::spawn(server::admin::serve(
@@ -270,7 +270,6 @@ struct FirstAnswer {
     poller: Poller,
     keys: ClusterKeys,
     status: ApiServerStatus,
-    poll: std::time::Duration,
 }
 
 /// Resolves the API server (pod files or kubeconfig) and asks it once: a start without its
@@ -289,6 +288,7 @@ async fn first_answer(settings: &ApiServerSettings) -> anyhow::Result<FirstAnswe
         url = %endpoint.url,
         origin = endpoint.origin,
         issuer = keys.issuer,
+        cluster_jwks_uri = keys.jwks_uri.as_deref().unwrap_or("-"),
         kids = crate::log::list(&keys.keys.kids().collect::<Vec<_>>()),
         poll_secs = settings.poll.as_secs_f64(),
         "reading keys from the Kubernetes API server"
@@ -304,7 +304,6 @@ async fn first_answer(settings: &ApiServerSettings) -> anyhow::Result<FirstAnswe
         poller,
         keys,
         status,
-        poll: settings.poll,
     })
 }
 
@@ -343,7 +342,6 @@ fn adopt_issuer(
 /// The API server poller: follows the cluster's rotations; reports in `/statusz` (`kube`) and
 /// holds `/readyz` once its keys are older than `--kube-max-stale`.
 fn start_apiserver(
-    config: &ServeConfig,
     cluster: Option<FirstAnswer>,
     store: &Arc<Store>,
     service: IssuerService,
@@ -352,7 +350,6 @@ fn start_apiserver(
     let Some(cluster) = cluster else {
         return (service, None);
     };
-    debug_assert!(config.apiserver.is_some());
     let status = cluster.status.clone();
     let service = service.with_attached(Attached {
         name: "kube",
@@ -362,10 +359,6 @@ fn start_apiserver(
         }),
         not_ready: Arc::new(move || status.not_ready()),
     });
-    info!(
-        poll_secs = cluster.poll.as_secs_f64(),
-        "following the API server's keys"
-    );
     let task = tokio::spawn(
         cluster
             .poller
