@@ -1016,3 +1016,62 @@ async fn the_whole_chain_from_the_api_server_to_a_verified_token() {
     assert!(!refused.status.success());
     server.stop().await.unwrap();
 }
+
+/// `name{labels} VALUE` of the admin listener's `/metrics`, 0 when absent.
+async fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
+    let reply = get(admin, "/metrics").await.unwrap();
+    String::from_utf8_lossy(&reply.body)
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn failed_polls_are_counted_by_cause_in_metrics() {
+    let stand_in = StandIn::start(&["ec256.pub.pem"], "t").await;
+    let token = TokenFile::new("t");
+    let log = common::LogCapture::start();
+    let server = serve_from(
+        &stand_in,
+        &token,
+        "200ms",
+        &["--issuer", ISSUER, "--admin-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let admin = log
+        .field("admin listener ready", "listen")
+        .await
+        .parse()
+        .unwrap();
+    let series = |cause: &str| format!("issuerd_key_reload_failures_total{{cause=\"{cause}\"}}");
+    assert_eq!(metric(admin, &series("apiserver")).await, 0.0);
+    stand_in.set_mode(Mode::Status(502));
+    eventually!(
+        metric(admin, &series("apiserver")).await >= 1.0,
+        "no apiserver failure counted"
+    );
+    stand_in.set_mode(Mode::Serve);
+    stand_in.publish("https://elsewhere.example", &["ec256.pub.pem"]);
+    eventually!(
+        metric(admin, &series("issuer_mismatch")).await >= 1.0,
+        "no issuer_mismatch failure counted"
+    );
+    // Each successful poll counts as a reload that loaded a valid set.
+    stand_in.publish(ISSUER, &["ec256.pub.pem"]);
+    let reloads = metric(admin, "issuerd_key_reloads_total").await;
+    eventually!(
+        metric(admin, "issuerd_key_reloads_total").await > reloads,
+        "successful polls are not counted"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_keeps_the_last_good_set() {
+    keeps_the_last_good_set(
+        |s| s.publish_jwks(vec![b' '; issuerd::apiserver::MAX_DOCUMENT_BYTES + 1]),
+        "too_large",
+        "larger than 1048576 bytes",
+    )
+    .await;
+}
