@@ -48,6 +48,8 @@ struct State {
     /// Increases with every change of the documents (the ETag).
     version: u64,
     token: String,
+    /// TLS required a client certificate: no token is asked for.
+    client_auth: bool,
     mode: Mode,
     /// Every `Authorization` header received.
     seen_tokens: Vec<String>,
@@ -81,6 +83,11 @@ fn cluster_documents(issuer: &str, files: &[&str]) -> (Bytes, Bytes) {
 
 impl StandIn {
     async fn start(files: &[&str], token: &str) -> Self {
+        Self::start_with(files, token, None).await
+    }
+
+    /// With `client_ca`, a client certificate from that CA is required instead of a token.
+    async fn start_with(files: &[&str], token: &str, client_ca: Option<&Ca>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new();
         let leaf = ca.leaf(&["localhost"], 1, (-1, 30));
@@ -90,14 +97,25 @@ impl StandIn {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(client_ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(client_ca.der()).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder.with_single_cert(certs, key).unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
@@ -110,6 +128,7 @@ impl StandIn {
             jwks,
             version: 1,
             token: token.to_owned(),
+            client_auth: client_ca.is_some(),
             mode: Mode::Serve,
             seen_tokens: Vec::new(),
             not_modified: 0,
@@ -208,7 +227,7 @@ fn answer(
         Mode::Slow(delay) => delay,
         Mode::Status(status) => return (text(status, "stand-in failure\n"), Duration::ZERO),
     };
-    if authorization != format!("Bearer {}", state.token) {
+    if !state.client_auth && authorization != format!("Bearer {}", state.token) {
         return (text(401, "Unauthorized\n"), delay);
     }
     let (body, content_type) = match request.uri().path() {
@@ -636,7 +655,8 @@ async fn a_start_without_the_api_server_s_keys_fails_naming_why() {
     );
 }
 
-/// A kubeconfig naming the stand-in, its CA (inline) and `user`.
+/// A kubeconfig naming the stand-in (context `prod`; the current context is `other`, an address
+/// where nothing answers), its CA (inline) and `user`.
 fn kubeconfig(dir: &Path, stand_in: &StandIn, user: &str) -> PathBuf {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(&stand_in.ca_pem);
@@ -1074,4 +1094,89 @@ async fn an_answer_over_the_size_limit_keeps_the_last_good_set() {
         "larger than 1048576 bytes",
     )
     .await;
+}
+
+#[tokio::test]
+async fn outside_a_pod_the_current_context_of_kubeconfig_is_inferred() {
+    use std::io::BufRead as _;
+    let stand_in = StandIn::start(&["ec256.pub.pem"], "kc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &stand_in, "    token: kc");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("current-context: other", "current-context: prod");
+    std::fs::write(&config, text).unwrap();
+    // Only `--from-kube-apiserver`: no pod token here, so $KUBECONFIG's current context.
+    let mut child = common::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--from-kube-apiserver"])
+            .env("KUBECONFIG", &config)
+            .env("HOME", dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("ISSUERD_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    // Read on a thread of its own: the stand-in runs on this test's thread.
+    let addr = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = common::ready_address(&line) {
+                return addr;
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        panic!("serve exited before ready:\n{log}");
+    })
+    .await
+    .unwrap();
+    let want = published_from_files(&["ec256.pub.pem"]).await;
+    let issuer = Issuer::new(ISSUER, None, false).unwrap();
+    assert_eq!(get(addr, issuer.jwks_path()).await.unwrap().body, want.1);
+    drop(child);
+}
+
+#[tokio::test]
+async fn a_kubeconfig_user_with_a_client_certificate_is_used() {
+    use base64::Engine as _;
+    let client_ca = Ca::new();
+    let stand_in = StandIn::start_with(&["ec256.pub.pem"], "unused", Some(&client_ca)).await;
+    let client = client_ca.leaf(&["issuerd"], 7, (-1, 30));
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let dir = tempfile::tempdir().unwrap();
+    let user = format!(
+        "    client-certificate-data: {}\n    client-key-data: {}",
+        b64(&client.chain),
+        b64(&client.key)
+    );
+    let config = kubeconfig(dir.path(), &stand_in, &user);
+    let args = [
+        "--from-kube-apiserver",
+        "--kubeconfig",
+        config.to_str().unwrap(),
+        "--kube-context",
+        "prod",
+    ];
+    let server = TestServer::start(&args).await;
+    assert_eq!(
+        served(&server, ISSUER).await,
+        published_from_files(&["ec256.pub.pem"]).await
+    );
+    server.stop().await.unwrap();
+    // The check can fail: without the certificate, the handshake is refused.
+    let config = kubeconfig(dir.path(), &stand_in, "    token: unused");
+    let error = start_error(&[
+        "--from-kube-apiserver",
+        "--kubeconfig",
+        config.to_str().unwrap(),
+        "--kube-context",
+        "prod",
+    ])
+    .await;
+    assert!(error.contains("cannot reach the API server"), "{error}");
 }
