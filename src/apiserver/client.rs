@@ -145,6 +145,11 @@ impl Client {
                     url: url.to_owned(),
                 });
             }
+            StatusCode::NOT_FOUND => {
+                return Err(ApiServerError::NotFound {
+                    url: url.to_owned(),
+                });
+            }
             status => {
                 return Err(ApiServerError::Status {
                     url: url.to_owned(),

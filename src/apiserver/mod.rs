@@ -126,6 +126,16 @@ pub enum ApiServerError {
         /// The URL asked.
         url: String,
     },
+    /// 404: the API server does not serve the documents.
+    #[error(
+        "the API server answered {url} with HTTP 404: it serves no OpenID discovery (kube-apiserver \
+         does only when its --service-account-issuer is an https URL), or the URL is not the API \
+         server's"
+    )]
+    NotFound {
+        /// The URL asked.
+        url: String,
+    },
     /// Any other status but 200 (and 304 to a conditional request).
     #[error("the API server answered {url} with HTTP {status}")]
     Status {
@@ -189,6 +199,7 @@ impl ApiServerError {
             | Self::Timeout { .. }
             | Self::Unauthorized { .. }
             | Self::Forbidden { .. }
+            | Self::NotFound { .. }
             | Self::Status { .. }
             | Self::TooLarge { .. } => FailureCause::ApiServer,
             Self::Invalid { .. } => FailureCause::Rejected,
@@ -226,6 +237,7 @@ impl ApiServerError {
             Self::Timeout { .. } => "timeout",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Forbidden { .. } => "forbidden",
+            Self::NotFound { .. } => "not_found",
             Self::Status { .. } => "status",
             Self::TooLarge { .. } => "too_large",
             Self::Invalid { .. } => "invalid_discovery",

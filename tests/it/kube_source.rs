@@ -505,6 +505,16 @@ async fn a_5xx_keeps_the_last_good_set() {
 }
 
 #[tokio::test]
+async fn a_404_keeps_the_last_good_set_and_says_when_kube_serves_none() {
+    keeps_the_last_good_set(
+        |s| s.set_mode(Mode::Status(404)),
+        "not_found",
+        "--service-account-issuer is an https URL",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_timeout_keeps_the_last_good_set() {
     keeps_the_last_good_set(
         |s| s.set_mode(Mode::Slow(Duration::from_secs(3))),
