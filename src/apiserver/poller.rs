@@ -1,10 +1,13 @@
-//! The task that follows the cluster's keys: every `--kube-poll`, both documents (conditionally),
-//! the issuer checked against the one published, the keys published as the store's API server
-//! part. A failed poll or an invalid answer keeps the last good set and is recorded.
+//! The task that follows the cluster's keys: every `--kube-poll` and on SIGHUP, both documents
+//! (conditionally), the issuer checked against the one published, the keys published as the
+//! store's API server part. A failed poll or an invalid answer keeps the last good set and is
+//! recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind};
+use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
 use super::answer::{self, ClusterKeys};
@@ -24,15 +27,21 @@ pub struct Poller {
     discovery: Cached,
     jwks: Cached,
     interval: Duration,
+    /// SIGHUP asks at once (as it reloads key files); installed here, before `serve` is ready,
+    /// so that a SIGHUP never finds the default action (exit) in place.
+    hangup: Signal,
 }
 
 impl Poller {
-    /// A poller of `endpoint`, asking every `interval`, each request within `timeout`.
+    /// A poller of `endpoint`, asking every `interval` (and on SIGHUP), each request within
+    /// `timeout`. Must run inside the runtime.
     pub fn new(
         endpoint: &Endpoint,
         interval: Duration,
         timeout: Duration,
     ) -> Result<Self, ApiServerError> {
+        let hangup = tokio::signal::unix::signal(SignalKind::hangup())
+            .map_err(|e| ApiServerError::Client(format!("cannot listen for SIGHUP: {e}")))?;
         Ok(Self {
             client: Client::new(endpoint, timeout)?,
             discovery_url: endpoint.document_url(DISCOVERY_PATH),
@@ -40,6 +49,7 @@ impl Poller {
             discovery: Cached::default(),
             jwks: Cached::default(),
             interval,
+            hangup,
         })
     }
 
@@ -91,11 +101,14 @@ impl Poller {
         status: ApiServerStatus,
         mut shutdown: shutdown::Signal,
     ) {
+        let mut next = Instant::now() + self.interval;
         loop {
             tokio::select! {
                 () = shutdown.requested() => break,
-                () = tokio::time::sleep(self.interval) => {}
+                () = sleep_until(next) => {}
+                _ = self.hangup.recv() => debug!("SIGHUP: asking the API server now"),
             }
+            next = Instant::now() + self.interval;
             let outcome = tokio::select! {
                 () = shutdown.requested() => break,
                 outcome = self.poll(&store) => outcome,

@@ -1148,6 +1148,23 @@ async fn outside_a_pod_the_current_context_of_kubeconfig_is_inferred() {
     let want = published_from_files(&["ec256.pub.pem"]).await;
     let issuer = Issuer::new(ISSUER, None, false).unwrap();
     assert_eq!(get(addr, issuer.jwks_path()).await.unwrap().body, want.1);
+    // SIGHUP asks the API server at once (the poll interval is a minute), and never ends the
+    // process, even with no key file watched.
+    stand_in.publish(ISSUER, &["ec384.pub.pem"]);
+    let want = published_from_files(&["ec384.pub.pem"]).await;
+    let pid = child.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually!(
+        matches!(get(addr, issuer.jwks_path()).await, Ok(r) if r.body == want.1),
+        "SIGHUP did not bring the rotated keys"
+    );
+    assert!(child.0.try_wait().unwrap().is_none(), "SIGHUP ended serve");
     drop(child);
 }
 
