@@ -140,7 +140,7 @@ pub struct ServeArgs {
 
     /// Development mode: generate an ephemeral key pair and serve an http:// issuer on
     /// 127.0.0.1:8080. Never use in production.
-    #[arg(long, conflicts_with = "key_files")]
+    #[arg(long, conflicts_with_all = ["key_files", "from_kube_apiserver"])]
     pub dev: bool,
 
     /// Quiet time after a key file change before reloading [default: 100ms].
@@ -237,6 +237,53 @@ pub struct ServeArgs {
     /// Obtain and renew the serving certificate with ACME.
     #[command(flatten)]
     pub acme: AcmeArgs,
+
+    /// The Kubernetes API server as a key source.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// The Kubernetes API server as a key source (`serve --from-kube-apiserver`).
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Publish the keys of a Kubernetes API server (its /.well-known/openid-configuration and
+    /// /openid/v1/jwks, read with issuerd's own credentials), polled; without --issuer, the
+    /// cluster's issuer too. Without URL (or `auto`): in a pod, kubernetes.default.svc with the
+    /// pod's token and CA; elsewhere the kubeconfig's current context.
+    #[arg(long = "from-kube-apiserver", env = "ISSUERD_FROM_KUBE_APISERVER", value_name = "URL",
+          num_args = 0..=1, default_missing_value = "auto")]
+    pub from_kube_apiserver: Option<String>,
+
+    /// Read this kubeconfig for --from-kube-apiserver [default: $KUBECONFIG, ~/.kube/config].
+    #[arg(long, env = "ISSUERD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: its current context].
+    #[arg(long, env = "ISSUERD_KUBE_CONTEXT", value_name = "NAME")]
+    pub kube_context: Option<String>,
+
+    /// The bearer token file, re-read on every poll (in-cluster) [default:
+    /// /var/run/secrets/kubernetes.io/serviceaccount/token].
+    #[arg(long, env = "ISSUERD_KUBE_TOKEN_FILE", value_name = "FILE")]
+    pub kube_token_file: Option<PathBuf>,
+
+    /// The CA bundle the API server's certificate must chain to (in-cluster) [default:
+    /// /var/run/secrets/kubernetes.io/serviceaccount/ca.crt].
+    #[arg(long, env = "ISSUERD_KUBE_CA_FILE", value_name = "FILE")]
+    pub kube_ca_file: Option<PathBuf>,
+
+    /// Ask the API server for its keys this often [default: 60s].
+    #[arg(long, env = "ISSUERD_KUBE_POLL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub kube_poll: Option<Duration>,
+
+    /// Answer /readyz with 503 once the API server's keys have gone unconfirmed this long
+    /// [default: 1h].
+    #[arg(long, env = "ISSUERD_KUBE_MAX_STALE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub kube_max_stale: Option<Duration>,
+
+    /// The most one request to the API server may take [default: 10s].
+    #[arg(long, env = "ISSUERD_KUBE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub kube_timeout: Option<Duration>,
 }
 
 /// ACME (`serve`): the certificate obtained and renewed by issuerd itself.

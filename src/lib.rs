@@ -20,6 +20,9 @@
 //! - [`store`]: immutable [`store::Snapshot`]s published through a [`store::Store`], read through
 //!   [`store::Reader`]s; knows nothing of HTTP.
 //! - [`watcher`]: file events, polling and SIGHUP -> reload -> publish; keeps the last good set.
+//! - [`apiserver`]: the Kubernetes API server as a key source (`--from-kube-apiserver`): its
+//!   discovery document and JWKS, read with issuerd's own token, checked, polled, published as
+//!   one part of the key set (the key files' keys may be the other); keeps the last good set.
 //! - [`bucket`]: where the mirror publishes (`s3://` target, object keys, ACL, settings); pure.
 //! - [`mirror`]: a reader that keeps the documents in an S3 bucket in sync (`serve --mirror`,
 //!   `publish`).
@@ -63,6 +66,7 @@
 //!   function per attached feature), the IRSA commands, the one-shot tools.
 
 pub mod acme;
+pub mod apiserver;
 pub mod app;
 pub mod arn;
 pub mod aws;

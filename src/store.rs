@@ -5,10 +5,12 @@
 //! A reload builds a whole snapshot off to the side, then swaps it in with one `watch` send, so a
 //! reader sees either the old snapshot or the new one, never a mix.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
+use tracing::{debug, info, warn};
 
 use crate::document::{Document, Documents};
 use crate::issuer::Publication;
@@ -72,12 +74,32 @@ impl Snapshot {
     }
 }
 
+/// Where a part of the key set comes from. With more than one part, what is served is their
+/// union, and each source replaces only its own part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// Key files and directories (`--key-file`, `--dev`'s key).
+    Files,
+    /// A Kubernetes API server's JWKS (`--from-kube-apiserver`).
+    ApiServer,
+}
+
+impl Origin {
+    /// How messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Files => "the key files",
+            Self::ApiServer => "the API server's JWKS",
+        }
+    }
+}
+
 /// Why a reload failed, as a small fixed set (the `cause` of the reload failure metric).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureCause {
     /// A key source could not be read.
     Read = 0,
-    /// A key file was read and refused.
+    /// A key file (or the API server's JWKS) was read and refused.
     Rejected = 1,
     /// Two different keys carry the same kid.
     KidConflict = 2,
@@ -85,16 +107,22 @@ pub enum FailureCause {
     NoKeys = 3,
     /// The reload itself failed (its task panicked).
     Internal = 4,
+    /// The API server gave no usable answer (connection, TLS, timeout, HTTP status).
+    ApiServer = 5,
+    /// The API server's issuer is not the one published.
+    IssuerMismatch = 6,
 }
 
 impl FailureCause {
     /// Every cause, in index order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Read,
         Self::Rejected,
         Self::KidConflict,
         Self::NoKeys,
         Self::Internal,
+        Self::ApiServer,
+        Self::IssuerMismatch,
     ];
 
     /// The cause of a failed key load.
@@ -115,6 +143,8 @@ impl FailureCause {
             Self::KidConflict => "kid_conflict",
             Self::NoKeys => "no_keys",
             Self::Internal => "internal",
+            Self::ApiServer => "apiserver",
+            Self::IssuerMismatch => "issuer_mismatch",
         }
     }
 }
@@ -158,6 +188,57 @@ pub enum Publish {
     },
 }
 
+impl Publish {
+    /// Logs what a publish by `cause` did (a new generation and its kids, a recovery, or
+    /// nothing new); warns about keys withdrawn before they were published for max-age.
+    pub fn log(self, store: &Store, cause: &str) {
+        match self {
+            Self::Published {
+                generation,
+                added,
+                removed,
+                removed_early,
+            } => {
+                for early in removed_early {
+                    warn!(
+                        kid = early.kid,
+                        published_secs = early.published_for.as_secs(),
+                        max_age_secs = early.max_age.as_secs(),
+                        "key withdrawn before it was published for max-age; relying parties may still hold it"
+                    );
+                }
+                let current = store.current();
+                let kids: Vec<&str> = current.keys.kids().collect();
+                info!(
+                    cause,
+                    generation,
+                    added = crate::log::list(&added),
+                    removed = crate::log::list(&removed),
+                    kids = crate::log::list(&kids),
+                    "published key set"
+                );
+            }
+            Self::Unchanged {
+                generation,
+                recovered_after: Some(failing_for),
+            } => {
+                info!(
+                    cause,
+                    generation,
+                    failing_secs = failing_for.as_secs(),
+                    "key reload recovered; the key set is the one served all along"
+                );
+            }
+            Self::Unchanged {
+                generation,
+                recovered_after: None,
+            } => {
+                debug!(cause, generation, "key set unchanged");
+            }
+        }
+    }
+}
+
 /// A kid withdrawn before it was published for a whole max-age.
 #[derive(Debug, PartialEq, Eq)]
 pub struct EarlyRemoval {
@@ -169,29 +250,49 @@ pub struct EarlyRemoval {
     pub max_age: Duration,
 }
 
-/// The write side. Only the loader (start-up and the watcher) holds it.
+/// The write side. Only the loaders (start-up, the watcher, the API server poller) hold it.
 #[derive(Debug)]
 pub struct Store {
     publication: Publication,
     sender: watch::Sender<Arc<Snapshot>>,
     health: Arc<Mutex<ReloadHealth>>,
+    /// Each source's last good set; the snapshot serves their union. Held across a publish, so
+    /// two sources publishing at once are serialized.
+    parts: Mutex<BTreeMap<Origin, KeySet>>,
 }
 
 impl Store {
-    /// Creates a store that serves `keys` as generation 1.
+    /// Creates a store that serves `keys` (the key files' set) as generation 1.
     pub fn new(publication: Publication, keys: KeySet) -> Self {
-        let first = Snapshot::build(&publication, keys, 1);
+        Self::with_parts(publication, [(Origin::Files, keys)])
+            .expect("a single part has no conflict")
+    }
+
+    /// Creates a store that serves the union of `parts` as generation 1; one kid on two
+    /// different keys is refused.
+    pub fn with_parts(
+        publication: Publication,
+        parts: impl IntoIterator<Item = (Origin, KeySet)>,
+    ) -> Result<Self, KeyError> {
+        let parts: BTreeMap<Origin, KeySet> = parts.into_iter().collect();
+        let first = Snapshot::build(&publication, union(&parts)?, 1);
         let (sender, _) = watch::channel(Arc::new(first));
         let health = ReloadHealth {
             last_success: Some(SystemTime::now()),
             successes: 1,
             ..ReloadHealth::default()
         };
-        Self {
+        Ok(Self {
             publication,
             sender,
             health: Arc::new(Mutex::new(health)),
-        }
+            parts: Mutex::new(parts),
+        })
+    }
+
+    /// What is published: the issuer, the document shape and cache lifetime.
+    pub fn publication(&self) -> &Publication {
+        &self.publication
     }
 
     /// The snapshot being served.
@@ -207,8 +308,27 @@ impl Store {
         }
     }
 
-    /// Publishes `keys` as the next generation, unless they are what is already served.
+    /// Publishes `keys` as the whole key set (every other source's part dropped) as the next
+    /// generation, unless they are what is already served.
     pub fn publish(&self, keys: KeySet) -> Publish {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        *parts = BTreeMap::from([(Origin::Files, keys.clone())]);
+        self.publish_set(keys)
+    }
+
+    /// Replaces `origin`'s part with `keys` and publishes the union of the parts, unless it is
+    /// what is already served. A kid that another source carries on a different key is refused:
+    /// nothing changes, and the caller records the failure.
+    pub fn publish_part(&self, origin: Origin, keys: KeySet) -> Result<Publish, KeyError> {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = parts.clone();
+        next.insert(origin, keys);
+        let set = union(&next)?;
+        *parts = next;
+        Ok(self.publish_set(set))
+    }
+
+    fn publish_set(&self, keys: KeySet) -> Publish {
         let failing_since = self.record_success();
         let current = self.current();
         if current.keys == keys {
@@ -273,6 +393,14 @@ impl Store {
     }
 }
 
+/// The union of the parts, each named after its source.
+fn union(parts: &BTreeMap<Origin, KeySet>) -> Result<KeySet, KeyError> {
+    match parts.len() {
+        1 => Ok(parts.values().next().cloned().expect("one part")),
+        _ => KeySet::union(parts.iter().map(|(origin, set)| (origin.describe(), set))),
+    }
+}
+
 /// A read handle: cheap to clone, always holds a complete snapshot.
 #[derive(Clone, Debug)]
 pub struct Reader {
@@ -320,6 +448,7 @@ mod tests {
 
     const EC256: &str = include_str!("../tests/fixtures/keys/ec256.pub.pem");
     const EC384: &str = include_str!("../tests/fixtures/keys/ec384.pub.pem");
+    const RSA2048: &str = include_str!("../tests/fixtures/keys/rsa2048.pub.pem");
 
     fn keys(pems: &[&str]) -> KeySet {
         let keys = pems
@@ -441,6 +570,66 @@ mod tests {
         assert!(removed_early.is_empty());
     }
 
+    #[test]
+    fn each_source_replaces_only_its_part_of_the_union() {
+        let store = Store::with_parts(
+            store().publication().clone(),
+            [
+                (Origin::Files, keys(&[EC256])),
+                (Origin::ApiServer, keys(&[EC384])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(store.current().keys, keys(&[EC256, EC384]));
+        // The API server rotates: the files' key stays.
+        let published = store
+            .publish_part(Origin::ApiServer, keys(&[EC384, RSA2048]))
+            .unwrap();
+        assert!(matches!(
+            published,
+            Publish::Published { generation: 2, .. }
+        ));
+        assert_eq!(store.current().keys, keys(&[EC256, EC384, RSA2048]));
+        // The files change: the API server's keys stay.
+        store.publish_part(Origin::Files, keys(&[RSA2048])).unwrap();
+        assert_eq!(store.current().keys, keys(&[EC384, RSA2048]));
+        // The same key from both sources is published once; the same answer again is unchanged.
+        assert!(matches!(
+            store.publish_part(Origin::ApiServer, keys(&[EC384, RSA2048])),
+            Ok(Publish::Unchanged { generation: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_kid_on_two_different_keys_across_sources_is_refused() {
+        let ec256 = keys(&[EC256]).keys()[0].clone();
+        // The P-384 key, carrying the P-256 key's kid (a JWKS gives kids as it likes).
+        let jwks = Documents::render(store().publication(), &keys(&[EC384]))
+            .jwks
+            .body;
+        let jwks = String::from_utf8(jwks.to_vec())
+            .unwrap()
+            .replace(keys(&[EC384]).keys()[0].kid(), ec256.kid());
+        let impostor =
+            KeySet::from_public_keys(PublicKey::from_jwks(jwks.as_bytes()).unwrap()).unwrap();
+        let store = store();
+        let error = store.publish_part(Origin::ApiServer, impostor).unwrap_err();
+        assert!(
+            matches!(&error, KeyError::KidConflict { kid, .. } if kid == ec256.kid()),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("the API server's JWKS"),
+            "{error}"
+        );
+        // Nothing changed, and the files' part was kept.
+        assert_eq!(store.current().generation, 1);
+        store
+            .publish_part(Origin::ApiServer, keys(&[EC384]))
+            .unwrap();
+        assert_eq!(store.current().keys, keys(&[EC256, EC384]));
+    }
+
     #[tokio::test]
     async fn readers_wake_on_publish() {
         let store = store();
@@ -473,7 +662,7 @@ mod tests {
         let since = health.failing_since.unwrap();
         store.record_failure(FailureCause::NoKeys, "key file x: still bad".into());
         assert_eq!(reader.health().failing_since, Some(since));
-        assert_eq!(reader.health().failures, [0, 1, 0, 1, 0]);
+        assert_eq!(reader.health().failures, [0, 1, 0, 1, 0, 0, 0]);
         // Recovering to the set served all along says so (the watcher logs it), once.
         assert!(matches!(
             store.publish(keys(&[EC256])),

@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::keys::KeySet;
-use crate::log;
 use crate::shutdown;
-use crate::store::{FailureCause, Publish, Store};
+use crate::store::{FailureCause, Origin, Store};
 use crate::tls::{CertificateFiles, Certificates};
 
 /// A burst of events is waited out for at most this many debounce periods.
@@ -152,6 +152,13 @@ impl Reload for Store {
     }
 }
 
+/// A store shared with another source (the API server poller): the files replace their part.
+impl Reload for Arc<Store> {
+    async fn reload(&mut self, sources: &[PathBuf], cause: &'static str) -> bool {
+        reload_keys(self, sources, cause).await
+    }
+}
+
 /// The serving certificate's files and the live certificate they feed.
 #[derive(Debug)]
 pub struct CertificateReload {
@@ -185,50 +192,15 @@ async fn reload_keys(store: &Store, sources: &[PathBuf], cause: &'static str) ->
             return false;
         }
     };
-    match store.publish(keys) {
-        Publish::Published {
-            generation,
-            added,
-            removed,
-            removed_early,
-        } => {
-            for early in removed_early {
-                warn!(
-                    kid = early.kid,
-                    published_secs = early.published_for.as_secs(),
-                    max_age_secs = early.max_age.as_secs(),
-                    "key withdrawn before it was published for max-age; relying parties may still hold it"
-                );
-            }
-            let current = store.current();
-            let kids: Vec<&str> = current.keys.kids().collect();
-            info!(
-                cause,
-                generation,
-                added = log::list(&added),
-                removed = log::list(&removed),
-                kids = log::list(&kids),
-                "published key set"
-            );
+    let published = match store.publish_part(Origin::Files, keys) {
+        Ok(published) => published,
+        Err(error) => {
+            warn!(cause, %error, "key reload failed; still serving the last good key set");
+            store.record_failure(FailureCause::of(&error), error.to_string());
+            return false;
         }
-        Publish::Unchanged {
-            generation,
-            recovered_after: Some(failing_for),
-        } => {
-            info!(
-                cause,
-                generation,
-                failing_secs = failing_for.as_secs(),
-                "key reload recovered; the key set is the one served all along"
-            );
-        }
-        Publish::Unchanged {
-            generation,
-            recovered_after: None,
-        } => {
-            debug!(cause, generation, "key set unchanged");
-        }
-    }
+    };
+    published.log(store, cause);
     true
 }
 

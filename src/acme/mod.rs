@@ -93,8 +93,8 @@ impl Acme {
         };
         match acme.cache.certificate() {
             Ok(Some(cached)) if !cached.covers(&acme.settings.domains) => info!(
-                names = log::list(cached.pair.names()),
-                domains = log::list(&acme.settings.domains),
+                names = crate::log::list(cached.pair.names()),
+                domains = crate::log::list(&acme.settings.domains),
                 "cached certificate does not name every --acme-domain, ordering a new one"
             ),
             Ok(Some(cached)) => {
@@ -106,7 +106,7 @@ impl Acme {
                 "no cached certificate, ordering one"
             ),
             Err(error) => warn!(
-                cause = %log::error_chain(&error),
+                cause = %crate::log::error_chain(&error),
                 "cached certificate unusable, ordering a new one"
             ),
         }
@@ -139,7 +139,7 @@ impl Acme {
         let issued = match order::issue(&self.settings, &account, self.responder()).await {
             // The server forgot the cached account (a reset staging or test CA): a new one.
             Err(error) if error.is_unknown_account() => {
-                warn!(cause = %log::error_chain(&error), "the ACME server does not know the cached account, creating a new one");
+                warn!(cause = %crate::log::error_chain(&error), "the ACME server does not know the cached account, creating a new one");
                 self.cache.forget_account()?;
                 let account = order::account(&self.settings, &self.cache).await?;
                 order::issue(&self.settings, &account, self.responder()).await?

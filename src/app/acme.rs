@@ -10,7 +10,6 @@ use tracing::{info, warn};
 use crate::acme::{self, Acme, AcmeStatus, Http01Tokens};
 use crate::config::AcmeConfig;
 use crate::issuer::Issuer;
-use crate::log;
 use crate::server::{self, Attached, TlsSettings};
 use crate::shutdown;
 use crate::tls::Certificates;
@@ -53,7 +52,7 @@ pub(super) async fn start(
     {
         warn!(
             issuer_host = %host,
-            acme_domains = log::list(&config.domains),
+            acme_domains = crate::log::list(&config.domains),
             "the issuer's host is not among the --acme-domain names; relying parties will refuse the TLS connection"
         );
     }

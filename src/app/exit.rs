@@ -2,6 +2,7 @@
 //! 2 for what the user gave (flags, env, files, arguments), 1 for what happened at run time,
 //! and `publish`'s own 3 and 4. `aws plan` exits 2 when it has changes to show ([`CHANGES`]).
 
+use crate::apiserver::ApiServerError;
 use crate::arn::ArnError;
 use crate::aws::desired::DesiredError;
 use crate::config::ConfigError;
@@ -74,8 +75,12 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         cause.downcast_ref::<ProbeError>(),
         Some(ProbeError::Url { .. })
     );
+    let input_apiserver = cause
+        .downcast_ref::<ApiServerError>()
+        .is_some_and(ApiServerError::is_input);
     input_thumbprint
         || input_probe
+        || input_apiserver
         || cause.is::<UsageError>()
         || cause.is::<ConfigError>()
         || cause.is::<KeyError>()

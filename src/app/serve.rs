@@ -13,15 +13,15 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{acme, irsa};
+use crate::apiserver::{ApiServerSettings, ApiServerStatus, ClusterKeys, Endpoint, Poller};
 use crate::config::ServeConfig;
 use crate::dev::{DevIrsa, DevKey};
 use crate::issuer::{Issuer, Publication};
 use crate::keys::KeySet;
-use crate::log;
 use crate::mirror::{Mirror, MirrorStatus, S3Sink};
 use crate::server::{self, Attached, IssuerService, Limits, Server, TlsSettings};
 use crate::shutdown::{self, Readiness};
-use crate::store::{Snapshot, Store};
+use crate::store::{Origin, Snapshot, Store};
 use crate::tls::{self, CertificateFiles, Certificates, CertifiedPair};
 use crate::trust::Pinned;
 use crate::watcher::{CertificateReload, WatchConfig, Watcher};
@@ -88,7 +88,15 @@ pub async fn serve_on(
     if let Err(error) = crate::listener::set_backlog(&listener, config.backlog) {
         warn!(%error, backlog = config.backlog, "cannot set the listen backlog");
     }
-    let publication = config.issuer.publication(local)?;
+    // The API server answers first: without --issuer, its issuer is the one published.
+    let cluster = match &config.apiserver {
+        Some(settings) => Some(first_answer(settings).await?),
+        None => None,
+    };
+    let publication = match &cluster {
+        Some(cluster) => adopt_issuer(&config, &cluster.keys, local)?,
+        None => config.issuer.publication(local)?,
+    };
     for warning in publication.issuer.warnings() {
         warn!("{warning}");
     }
@@ -96,7 +104,7 @@ pub async fn serve_on(
         true => Some(DevKey::generate().context("--dev")?),
         false => None,
     };
-    let running = start(listener, &config, publication, dev_key.as_ref()).await?;
+    let running = start(listener, &config, publication, dev_key.as_ref(), cluster).await?;
     stop.await;
     running.stop(&config).await
 }
@@ -106,7 +114,8 @@ struct Running {
     readiness: Readiness,
     trigger: shutdown::Trigger,
     server: JoinHandle<()>,
-    watch: JoinHandle<()>,
+    watch: Option<JoinHandle<()>>,
+    apiserver: Option<JoinHandle<()>>,
     sts: Option<irsa::ServeSts>,
     mirror: Option<JoinHandle<()>>,
     acme: Option<acme::Started>,
@@ -119,9 +128,10 @@ async fn start(
     config: &ServeConfig,
     publication: Publication,
     dev_key: Option<&DevKey>,
+    cluster: Option<FirstAnswer>,
 ) -> anyhow::Result<Running> {
     let local = listener.local_addr().context("listener has no address")?;
-    let (watcher, store) = load_keys(config, &publication, dev_key)?;
+    let (watcher, store) = load_keys(config, &publication, dev_key, cluster.as_ref())?;
 
     let readiness = Readiness::default();
     let (trigger, signal) = shutdown::channel();
@@ -152,6 +162,7 @@ async fn start(
         }
         None => (None, None),
     };
+    let (service, apiserver) = start_apiserver(cluster, &store, service, &signal);
     let (service, mirror) = start_mirror(config, &publication.issuer, &store, service, &signal)?;
     let admin = admin_listener.map(|listener| {
         tokio::spawn(server::admin::serve(
@@ -162,7 +173,7 @@ async fn start(
         ))
     });
     let server = start_server(config, service, listener, tls, &signal);
-    let watch = tokio::spawn(watcher.run(store, signal));
+    let watch = watcher.map(|watcher| tokio::spawn(watcher.run(Arc::clone(&store), signal)));
     readiness.set_ready();
     info!(listen = %local, issuer = publication.issuer.url(), "ready");
     if let Some(key) = dev_key {
@@ -173,6 +184,7 @@ async fn start(
         trigger,
         server,
         watch,
+        apiserver,
         sts,
         mirror,
         acme,
@@ -195,7 +207,12 @@ impl Running {
         }
         self.trigger.trigger();
         self.server.await.context("server task panicked")?;
-        self.watch.await.context("watcher task panicked")?;
+        if let Some(watch) = self.watch {
+            watch.await.context("watcher task panicked")?;
+        }
+        if let Some(apiserver) = self.apiserver {
+            apiserver.await.context("API server poller panicked")?;
+        }
         // The demo's files live until its STS has stopped.
         let _demo: Option<DevIrsa> = match self.sts {
             Some((task, demo, _)) => {
@@ -218,19 +235,136 @@ impl Running {
     }
 }
 
-/// The key sources (and the dev key) watched, loaded and published as the first snapshot.
+/// The key sources (and the dev key) watched, loaded and published as the first snapshot,
+/// with the API server's first keys beside them.
 fn load_keys(
     config: &ServeConfig,
     publication: &Publication,
     dev_key: Option<&DevKey>,
-) -> anyhow::Result<(Watcher, Store)> {
+    cluster: Option<&FirstAnswer>,
+) -> anyhow::Result<(Option<Watcher>, Arc<Store>)> {
     let mut key_files = config.key_files.clone();
     key_files.extend(dev_key.map(|key| key.private_key().to_owned()));
-    // Watch first, then load: a change in between waits as an event instead of being missed.
-    let watcher = Watcher::start(watch_config(config, key_files.clone()))?;
-    let store = Store::new(publication.clone(), KeySet::load(&key_files)?);
+    let mut parts = Vec::new();
+    let watcher = match key_files.is_empty() {
+        true => None,
+        false => {
+            // Watch first, then load: a change in between waits as an event instead of being
+            // missed.
+            let watcher = Watcher::start(watch_config(config, key_files.clone()))?;
+            parts.push((Origin::Files, KeySet::load(&key_files)?));
+            Some(watcher)
+        }
+    };
+    if let Some(cluster) = cluster {
+        parts.push((Origin::ApiServer, cluster.keys.keys.clone()));
+    }
+    let store = Store::with_parts(publication.clone(), parts)
+        .context("the key files and the API server's JWKS cannot be published together")?;
     log_first_snapshot(&store.reader().snapshot());
-    Ok((watcher, store))
+    Ok((watcher, Arc::new(store)))
+}
+
+/// The API server's first answer, and the poller that asks again.
+struct FirstAnswer {
+    poller: Poller,
+    keys: ClusterKeys,
+    status: ApiServerStatus,
+}
+
+/// Resolves the API server (pod files or kubeconfig) and asks it once: a start without its
+/// keys would publish a partial set, so an error here stops the start.
+async fn first_answer(settings: &ApiServerSettings) -> anyhow::Result<FirstAnswer> {
+    let endpoint = Endpoint::resolve(&settings.connection)
+        .await
+        .context("--from-kube-apiserver")?;
+    let mut poller =
+        Poller::new(&endpoint, settings.poll, settings.timeout).context("--from-kube-apiserver")?;
+    let (keys, _) = poller
+        .fetch()
+        .await
+        .context("--from-kube-apiserver: the API server's keys are needed to start")?;
+    info!(
+        url = %endpoint.url,
+        origin = endpoint.origin,
+        issuer = keys.issuer,
+        cluster_jwks_uri = keys.jwks_uri.as_deref().unwrap_or("-"),
+        kids = crate::log::list(&keys.keys.kids().collect::<Vec<_>>()),
+        poll_secs = settings.poll.as_secs_f64(),
+        "reading keys from the Kubernetes API server"
+    );
+    let status = ApiServerStatus::new(
+        poller.jwks_url().to_owned(),
+        endpoint.origin.clone(),
+        keys.issuer.clone(),
+        keys.keys.kids().map(str::to_owned).collect(),
+        settings.max_stale,
+    );
+    Ok(FirstAnswer {
+        poller,
+        keys,
+        status,
+    })
+}
+
+/// The issuer published: `--issuer`, which must be the cluster's, or the cluster's adopted.
+fn adopt_issuer(
+    config: &ServeConfig,
+    cluster: &ClusterKeys,
+    local: SocketAddr,
+) -> anyhow::Result<Publication> {
+    let publication = config.issuer.adopt(&cluster.issuer, local)?;
+    if config.issuer.fixed().is_none() {
+        info!(
+            issuer = cluster.issuer,
+            "no --issuer given: publishing the API server's issuer"
+        );
+        if let Some(host) = publication.issuer.host()
+            && (host.ends_with(".svc") || host.ends_with(".cluster.local") || host == "kubernetes")
+        {
+            warn!(
+                issuer = cluster.issuer,
+                "the cluster's issuer names an address inside the cluster: relying parties outside \
+                 it cannot fetch its discovery document; set the API server's \
+                 --service-account-issuer to the URL issuerd (or the bucket) is reached at"
+            );
+        }
+    } else if publication.issuer.url() != cluster.issuer {
+        return Err(crate::apiserver::ApiServerError::IssuerMismatch {
+            cluster: cluster.issuer.clone(),
+            published: publication.issuer.url().to_owned(),
+        })
+        .context("--from-kube-apiserver");
+    }
+    Ok(publication)
+}
+
+/// The API server poller: follows the cluster's rotations; reports in `/statusz` (`kube`) and
+/// holds `/readyz` once its keys are older than `--kube-max-stale`.
+fn start_apiserver(
+    cluster: Option<FirstAnswer>,
+    store: &Arc<Store>,
+    service: IssuerService,
+    signal: &shutdown::Signal,
+) -> (IssuerService, Option<JoinHandle<()>>) {
+    let Some(cluster) = cluster else {
+        return (service, None);
+    };
+    let status = cluster.status.clone();
+    let service = service.with_attached(Attached {
+        name: "kube",
+        status: Arc::new({
+            let status = status.clone();
+            move || status.to_json()
+        }),
+        not_ready: Arc::new(move || status.not_ready()),
+    });
+    let task = tokio::spawn(
+        cluster
+            .poller
+            .run(Arc::clone(store), cluster.status, signal.clone()),
+    );
+    (service, Some(task))
 }
 
 fn watch_config(config: &ServeConfig, sources: Vec<std::path::PathBuf>) -> WatchConfig {
@@ -382,7 +516,7 @@ fn warn_unless_certificate_names_issuer(issuer: &Issuer, pair: &CertifiedPair) {
     {
         warn!(
             issuer_host = %host,
-            certificate_names = log::list(pair.names()),
+            certificate_names = crate::log::list(pair.names()),
             "the issuer's host is not among the certificate's names; relying parties will refuse the TLS connection"
         );
     }
@@ -431,7 +565,7 @@ fn log_first_snapshot(snapshot: &Snapshot) {
     }
     info!(
         generation = snapshot.generation,
-        kids = log::list(&snapshot.keys.kids().collect::<Vec<_>>()),
+        kids = crate::log::list(&snapshot.keys.kids().collect::<Vec<_>>()),
         discovery = %snapshot.discovery.path,
         jwks = %snapshot.jwks.path,
         "published key set"

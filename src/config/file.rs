@@ -33,6 +33,7 @@ pub(super) struct FileConfig {
     pub mirror: MirrorSection,
     pub sts: StsSection,
     pub admin: AdminSection,
+    pub kube: KubeSection,
 }
 
 /// `[server]`: the issuer listener.
@@ -139,6 +140,23 @@ pub(super) struct StsSection {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct AdminSection {
     pub listen: Option<SocketAddr>,
+}
+
+/// `[kube]`: the Kubernetes API server as a key source.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct KubeSection {
+    pub apiserver: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub max_stale: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// The flat keys of issuerd before the file had tables: `(old key, table, new key)`.

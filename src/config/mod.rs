@@ -8,10 +8,12 @@
 //! - `file`: the TOML file, one table per feature.
 //! - `serve`: `serve`, one function per section.
 //! - `acme`, `mirror`: the settings those features share with the other commands.
+//! - `kube`: `--from-kube-apiserver` and `[kube]` (the API server as a key source).
 //! - `publication`: the issuer and key sources of `serve`, `render` and `publish`.
 
 mod acme;
 mod file;
+mod kube;
 mod mirror;
 mod publication;
 mod serve;

@@ -30,6 +30,18 @@ pub enum IssuerSetting {
         /// `Cache-Control: max-age`.
         max_age_secs: u32,
     },
+    /// `--from-kube-apiserver` without an issuer: the cluster's, adopted when the API server
+    /// first answers.
+    FromApiServer {
+        /// `--jwks-uri`, if given.
+        jwks_uri: Option<String>,
+        /// Document shape.
+        profile: DiscoveryProfile,
+        /// `Cache-Control: max-age`.
+        max_age_secs: u32,
+        /// `--allow-insecure-issuer`.
+        allow_insecure: bool,
+    },
 }
 
 impl IssuerSetting {
@@ -52,6 +64,28 @@ impl IssuerSetting {
                     max_age_secs: *max_age_secs,
                 })
             }
+            Self::FromApiServer { .. } => Err(ConfigError::Missing {
+                what: "an issuer",
+                how: "--issuer URL, or the API server's, adopted once it answers",
+            }),
+        }
+    }
+
+    /// The publication with `issuer` (the API server's) when none was given; the one given
+    /// otherwise.
+    pub fn adopt(&self, issuer: &str, local: SocketAddr) -> Result<Publication, ConfigError> {
+        match self {
+            Self::FromApiServer {
+                jwks_uri,
+                profile,
+                max_age_secs,
+                allow_insecure,
+            } => Ok(Publication {
+                issuer: Issuer::new(issuer, jwks_uri.as_deref(), *allow_insecure)?,
+                profile: *profile,
+                max_age_secs: *max_age_secs,
+            }),
+            other => other.publication(local),
         }
     }
 
@@ -59,7 +93,7 @@ impl IssuerSetting {
     pub fn fixed(&self) -> Option<&Publication> {
         match self {
             Self::Fixed(publication) => Some(publication),
-            Self::ListenAddress { .. } => None,
+            Self::ListenAddress { .. } | Self::FromApiServer { .. } => None,
         }
     }
 }
@@ -91,7 +125,7 @@ pub(super) fn render(
     file: FileConfig,
     file_dir: Option<&Path>,
 ) -> Result<RenderConfig, ConfigError> {
-    let (issuer, key_files) = sources(args.publish, &file, file_dir, None)?;
+    let (issuer, key_files) = sources(args.publish, &file, file_dir, None, false)?;
     Ok(RenderConfig {
         publication: fixed(issuer),
         key_files,
@@ -108,7 +142,7 @@ pub(super) fn publish(
         what: "a bucket",
         how: "--mirror s3://BUCKET/PREFIX, ISSUERD_MIRROR or `url` under `[mirror]` in the config file",
     })?;
-    let (issuer, key_files) = sources(args.publish, &file, file_dir, None)?;
+    let (issuer, key_files) = sources(args.publish, &file, file_dir, None, false)?;
     Ok(PublishConfig {
         publication: fixed(issuer),
         key_files,
@@ -119,17 +153,22 @@ pub(super) fn publish(
 fn fixed(issuer: IssuerSetting) -> Publication {
     match issuer {
         IssuerSetting::Fixed(publication) => publication,
-        IssuerSetting::ListenAddress { .. } => unreachable!("only --dev names the listen address"),
+        IssuerSetting::ListenAddress { .. } | IssuerSetting::FromApiServer { .. } => {
+            unreachable!("only serve names the listen address or adopts an issuer")
+        }
     }
 }
 
 /// The issuer and key sources. With `dev` (`--dev`: `Some(https)`), http is allowed, the key list may be
-/// empty (the app adds the dev key), and without an issuer the listen address names it.
+/// empty (the app adds the dev key), and without an issuer the listen address names it. With
+/// `apiserver` (`--from-kube-apiserver`), the key list may be empty and without an issuer the
+/// cluster's is adopted.
 pub(super) fn sources(
     args: PublishArgs,
     file: &FileConfig,
     file_dir: Option<&Path>,
     dev: Option<bool>,
+    apiserver: bool,
 ) -> Result<(IssuerSetting, Vec<PathBuf>), ConfigError> {
     let jwks_uri = args.jwks_uri.or(file.jwks_uri.clone());
     let profile = args
@@ -157,6 +196,12 @@ pub(super) fn sources(
             profile,
             max_age_secs,
         },
+        (None, None) if apiserver => IssuerSetting::FromApiServer {
+            jwks_uri,
+            profile,
+            max_age_secs,
+            allow_insecure,
+        },
         (None, _) => {
             return Err(ConfigError::Missing {
                 what: "an issuer",
@@ -166,10 +211,11 @@ pub(super) fn sources(
     };
 
     let key_files = key_files(args.key_files, file, file_dir)?;
-    if key_files.is_empty() && dev.is_none() {
+    if key_files.is_empty() && dev.is_none() && !apiserver {
         return Err(ConfigError::Missing {
             what: "a key source",
-            how: "--key-file PATH, ISSUERD_KEY_FILE or `key_files` in the config file",
+            how: "--key-file PATH, ISSUERD_KEY_FILE or `key_files` in the config file (or \
+                  --from-kube-apiserver)",
         });
     }
     Ok((issuer, key_files))

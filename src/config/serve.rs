@@ -11,6 +11,7 @@ use super::{
     AcmeConfig, ConfigError, MAX_DURATION, absolute, acme, duration, mirror, nonzero_duration,
     relative_to_file,
 };
+use crate::apiserver::settings::ApiServerSettings;
 use crate::bucket::MirrorConfig;
 use crate::cli::ServeArgs;
 use crate::issuer::Issuer;
@@ -69,6 +70,9 @@ pub struct ServeConfig {
     pub sts: Option<StsSettings>,
     /// The admin listener (`/metrics`, `/statusz`; `[admin]`), off when `None`.
     pub admin_listen: Option<SocketAddr>,
+    /// `--from-kube-apiserver` and its settings (`[kube]`): the API server as a key source,
+    /// off when `None`.
+    pub apiserver: Option<ApiServerSettings>,
 }
 
 /// A listen address as given: `IP:PORT`, or `HOST:PORT`, resolved when the app binds it.
@@ -193,7 +197,14 @@ pub(super) fn serve(
                 .into(),
         });
     }
-    let (issuer, key_files) = sources(args.publish, &file, file_dir, dev.then_some(tls.is_some()))?;
+    let apiserver = super::kube::kube(args.kube, &file.kube, file_dir)?;
+    let (issuer, key_files) = sources(
+        args.publish,
+        &file,
+        file_dir,
+        dev.then_some(tls.is_some()),
+        apiserver.is_some(),
+    )?;
     let allow_issuer_port = args.allow_issuer_port.or(file.tls.allow_issuer_port);
     // `--dev` is local only: no AWS relying party will ever see its issuer.
     if let Some(publication) = issuer.fixed()
@@ -251,6 +262,7 @@ pub(super) fn serve(
         mirror_required: mirror_required.unwrap_or(false),
         sts,
         admin_listen,
+        apiserver,
     })
 }
 

@@ -143,6 +143,31 @@ impl PublicKey {
             .collect())
     }
 
+    /// Parses the JWKS of a Kubernetes API server (`/openid/v1/jwks`): as
+    /// [`PublicKey::from_jwks`] (public RSA and EC signing keys only; a JWK with private members
+    /// is refused), and every JWK must carry the kid kube-apiserver computes for its key.
+    /// Errors carry the index of the JWK they are about.
+    pub fn from_apiserver_jwks(json: &[u8]) -> Result<Vec<Self>, (Option<usize>, Reason)> {
+        let keys = jwks_file::parse(json)?;
+        keys.into_iter()
+            .enumerate()
+            .map(|(index, (canonical, kid))| {
+                let key = Self::with_computed_kid(canonical);
+                match kid {
+                    Some(kid) if kid == key.kid => Ok(key),
+                    Some(kid) => Err((
+                        Some(index),
+                        Reason::KidMismatch {
+                            kid,
+                            expected: key.kid,
+                        },
+                    )),
+                    None => Err((Some(index), Reason::Malformed("JWK has no kid".into()))),
+                }
+            })
+            .collect()
+    }
+
     /// The key ID published as `kid`.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -244,6 +269,29 @@ impl KeySet {
         }
         Ok(Self {
             keys: by_kid.into_values().map(|(key, _)| key).collect(),
+        })
+    }
+
+    /// The union of key sets from different sources, each named for messages: identical keys
+    /// once, one kid on two different keys refused (naming both sources).
+    pub fn union<'a>(
+        parts: impl IntoIterator<Item = (&'a str, &'a Self)>,
+    ) -> Result<Self, KeyError> {
+        let found = parts
+            .into_iter()
+            .flat_map(|(name, set)| {
+                set.keys
+                    .iter()
+                    .map(move |k| (k.clone(), PathBuf::from(name)))
+            })
+            .collect();
+        Self::from_keys(found).map_err(|e| match e {
+            BuildError::Empty => KeyError::NoKeys {
+                sources: "any source".into(),
+            },
+            BuildError::KidConflict { kid, first, second } => {
+                KeyError::KidConflict { kid, first, second }
+            }
         })
     }
 
@@ -387,6 +435,17 @@ pub enum Reason {
     /// A JWK with private members.
     #[error("JWK carries the private member {0:?}; only public keys may be published")]
     PrivateJwk(String),
+    /// A JWK whose kid is not the one kube-apiserver computes for its key.
+    #[error(
+        "JWK kid {kid:?} is not the key ID Kubernetes computes for its key ({expected:?}, \
+         base64url(SHA-256(SubjectPublicKeyInfo)))"
+    )]
+    KidMismatch {
+        /// The kid given.
+        kid: String,
+        /// The kid of the key.
+        expected: String,
+    },
     /// A JWK whose `alg` does not fit its key.
     #[error("JWK alg {alg:?} does not match its key (expected {expected:?})")]
     JwkAlgMismatch {

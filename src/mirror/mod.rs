@@ -275,7 +275,7 @@ impl<S: ObjectSink> Mirror<S> {
         } else {
             info!(
                 generation = snapshot.generation,
-                written = log::list(&outcome.written),
+                written = crate::log::list(&outcome.written),
                 "bucket in sync"
             );
         }

@@ -78,6 +78,8 @@ const RANKS: &[(&str, u8)] = &[
     // Readers and the writer of the store; the STS endpoint, a reader of issuers over HTTP.
     ("server", 3),
     ("watcher", 3),
+    // The API server as a key source: a writer of the store, like the watcher.
+    ("apiserver", 3),
     ("sts", 3),
     ("mirror", 3),
     // Writes certificates into the live store of the TLS listener (tls), like the watcher.
@@ -95,8 +97,15 @@ const RANKS: &[(&str, u8)] = &[
 const CONFIGURATION: [&str; 2] = ["cli", "config"];
 /// The inputs configuration may import: modules, or one module inside another
 /// (`server::limits`: the settings the engines take, where their defaults live once).
-const CONFIGURATION_MAY_IMPORT: [&str; 6] =
-    ["cli", "issuer", "keys", "bucket", "tls", "server::limits"];
+const CONFIGURATION_MAY_IMPORT: [&str; 7] = [
+    "cli",
+    "issuer",
+    "keys",
+    "bucket",
+    "tls",
+    "server::limits",
+    "apiserver::settings",
+];
 
 /// An import forbidden inside a folder. Paths are below `crate::`, and a module stands for
 /// everything inside it.

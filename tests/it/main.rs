@@ -30,6 +30,7 @@ mod irsa_sts;
 mod irsa_tls;
 mod irsa_verify;
 mod keys;
+mod kube_source;
 mod layers;
 mod limits;
 mod metrics;

@@ -28,7 +28,7 @@ const DISCOVERY_KEY: &str = "clusters/prod/.well-known/openid-configuration";
 
 impl Moto {
     /// Creates `bucket`; with `public`, a bucket policy lets anyone `s3:GetObject`.
-    async fn bucket(&self, bucket: &str, public: bool) {
+    pub(crate) async fn bucket(&self, bucket: &str, public: bool) {
         let http = reqwest::Client::new();
         let url = format!("{}/{bucket}", self.url());
         let created = http.put(&url).send().await.unwrap();
