@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Keep-alive throughput on an oversubscribed box (issue 22): issuerd and nginx serve the same JWKS
+# while N CPU-bound neighbours (a Python busy loop each) compete for the cores, in one run.
+# Per (neighbours, server): req/s (wrk -t1 -c128, keep-alive), the CPU the server obtained (cores,
+# from /proc utime+stime), CPU per request, context switches per request (voluntary /
+# involuntary, all threads), and run-queue wait per request (/proc/<pid>/task/*/schedstat: time
+# runnable but not running), the figures that say whether a server loses its place in the queue.
+#
+#   bash benches/load/contention.sh                  # NEIGHBOURS="0 2 6" DURATION=10
+#   ISSUERD_BIN=path NEIGHBOURS="0 6" bash benches/load/contention.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NEIGHBOURS=${NEIGHBOURS:-0 2 6}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-128}
+PORT=${PORT:-18380}
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk)" >&2; exit 1; }
+done
+if [[ -z ${ISSUERD_BIN:-} ]]; then
+  cargo build --release --quiet --bin issuerd
+  ISSUERD_BIN=${CARGO_TARGET_DIR:-target}/release/issuerd
+fi
+TMP=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+issuer=http://127.0.0.1:$PORT
+keys=(--key-file tests/fixtures/keys/rsa2048.pub.pem --key-file tests/fixtures/keys/ec256.pub.pem)
+"$ISSUERD_BIN" render --issuer "$issuer" --allow-insecure-issuer "${keys[@]}" --out "$TMP/root" >/dev/null 2>&1
+mkdir -p "$TMP/nginx/tmp"
+nginx_conf() { # workers -> config path
+  cat >"$TMP/nginx/$1.conf" <<CONF
+user root;
+worker_processes $1;
+pid $TMP/nginx/$1.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off; server_tokens off; sendfile on; tcp_nodelay on;
+    keepalive_requests 1000000; open_file_cache max=16 inactive=600s; etag on;
+    client_body_temp_path $TMP/nginx/tmp/body; proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi; uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$PORT reuseport;
+        root $TMP/root;
+        location = /openid/v1/jwks {
+            default_type application/jwk-set+json;
+            add_header Cache-Control "public, max-age=3600";
+            add_header Access-Control-Allow-Origin "*";
+        }
+        location / { return 404; }
+    }
+}
+CONF
+  echo "$TMP/nginx/$1.conf"
+}
+
+# Summed over the server's processes and all their threads: CPU ticks, voluntary and involuntary
+# context switches, run-queue wait (ns).
+sample() { # pids... -> "ticks vol invol wait_ns"
+  local ticks=0 vol=0 invol=0 wait=0 pid task
+  for pid in "$@"; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    for task in /proc/"$pid"/task/*; do
+      vol=$((vol + $(awk '/^voluntary_ctxt_switches/ {print $2}' "$task/status")))
+      invol=$((invol + $(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$task/status")))
+      wait=$((wait + $(awk '{print $2}' "$task/schedstat")))
+    done
+  done
+  echo "$ticks $vol $invol $wait"
+}
+
+run() { # label pids... -> one table row
+  local label=$1; shift
+  for _ in $(seq 100); do curl -sf "$issuer/openid/v1/jwks" >/dev/null && break; sleep 0.05; done
+  wrk -t1 -c"$CONNS" -d1s "$issuer/openid/v1/jwks" >/dev/null # warm-up
+  local before after out requests
+  read -r -a before < <(sample "$@")
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$issuer/openid/v1/jwks")
+  read -r -a after < <(sample "$@")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  local hz; hz=$(getconf CLK_TCK)
+  awk -v label="$label" -v n="$requests" -v d="$DURATION" -v hz="$hz" \
+      -v t=$((after[0] - before[0])) -v vol=$((after[1] - before[1])) \
+      -v invol=$((after[2] - before[2])) -v w=$((after[3] - before[3])) 'BEGIN {
+    printf "| %s | %.0f | %.2f | %.1f | %.3f | %.3f | %.1f |\n", label, n / d, t / hz / d,
+      t / hz / n * 1e6, vol / n, invol / n, w / n / 1000 }'
+}
+
+echo "| neighbours, server | req/s | cores obtained | CPU µs/req | voluntary cs/req | involuntary cs/req | run-queue wait µs/req |"
+echo "|---|--:|--:|--:|--:|--:|--:|"
+for n in $NEIGHBOURS; do
+  busy=()
+  for _ in $(seq "$n"); do python3 -c 'while True: pass' & busy+=($!); done
+  pids+=("${busy[@]}")
+  "$ISSUERD_BIN" serve --issuer "$issuer" --allow-insecure-issuer --listen "127.0.0.1:$PORT" \
+    "${keys[@]}" 2>/dev/null &
+  server=$!; pids+=("$server")
+  run "$n, issuerd" "$server"
+  kill "$server"; wait "$server" 2>/dev/null || true
+  for workers in 1 auto; do
+    nginx -p "$TMP/nginx" -c "$(nginx_conf "$workers")" -g 'daemon off;' 2>/dev/null &
+    master=$!; pids+=("$master")
+    sleep 0.3
+    run "$n, nginx ($workers)" "$master" $(pgrep -P "$master")
+    kill "$master"; wait "$master" 2>/dev/null || true
+  done
+  if ((n > 0)); then kill "${busy[@]}"; wait "${busy[@]}" 2>/dev/null || true; fi
+done
+echo
+echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row, $(nproc) cores, neighbours: python busy loops."
