@@ -28,7 +28,8 @@ trap cleanup EXIT
 
 issuer=http://127.0.0.1:$PORT
 keys=(--key-file tests/fixtures/keys/rsa2048.pub.pem --key-file tests/fixtures/keys/ec256.pub.pem)
-"$ISSUERD_BIN" render --issuer "$issuer" --allow-insecure-issuer "${keys[@]}" --out "$TMP/root" >/dev/null 2>&1
+"$ISSUERD_BIN" render --issuer "$issuer" --allow-insecure-issuer "${keys[@]}" --out "$TMP/root" >/dev/null 2>"$TMP/render.log" ||
+  { cat "$TMP/render.log" >&2; exit 1; }
 mkdir -p "$TMP/nginx/tmp"
 nginx_conf() { # workers -> config path
   cat >"$TMP/nginx/$1.conf" <<CONF
