@@ -5,15 +5,13 @@
 
 use crate::common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 
 use common::moto::{Moto, venv};
+use common::proxy::RecordingProxy;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
@@ -35,92 +33,26 @@ fn policy_arn(name: &str) -> String {
 
 // === the counting proxy ===
 
-/// A TCP proxy in front of moto that records the `Action=` of every request body (IAM and STS
-/// speak the AWS query protocol: the action is the body's first parameter).
-#[derive(Clone)]
-struct Proxy {
-    addr: SocketAddr,
-    actions: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Self {
-            addr: listener.local_addr().unwrap(),
-            actions: Arc::default(),
+/// Notes the `Action=` of every request body (IAM and STS speak the AWS query protocol: values
+/// are URL-encoded, so `Action=` and `&` appear only as the form's own syntax).
+fn actions(pending: &mut Vec<u8>, records: &mut Vec<String>) {
+    while let Some(start) = common::find(pending, b"Action=") {
+        let rest = &pending[start + 7..];
+        let Some(end) = rest.iter().position(|b| !b.is_ascii_alphanumeric()) else {
+            break;
         };
-        let actions = Arc::clone(&proxy.actions);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let actions = Arc::clone(&actions);
-                tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(upstream).await {
-                        pump(client, server, actions).await;
-                    }
-                });
-            }
-        });
-        proxy
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn actions(&self) -> Vec<String> {
-        self.actions.lock().unwrap().clone()
-    }
-
-    /// The actions that are not reads (`Get*`, `List*`), in order.
-    fn writes(&self) -> Vec<String> {
-        self.actions()
-            .into_iter()
-            .filter(|a| !a.starts_with("Get") && !a.starts_with("List"))
-            .collect()
-    }
-
-    fn clear(&self) {
-        self.actions.lock().unwrap().clear();
+        records.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        pending.drain(..start + 7 + end);
     }
 }
 
-async fn pump(client: TcpStream, server: TcpStream, actions: Arc<Mutex<Vec<String>>>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let upstream = async move {
-        let mut buffer = vec![0u8; 64 * 1024];
-        let mut carry: Vec<u8> = Vec::new();
-        loop {
-            let n = match client_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            carry.extend_from_slice(&buffer[..n]);
-            // Values are URL-encoded: `Action=` and `&` appear only as the form's own syntax.
-            while let Some(start) = common::find(&carry, b"Action=") {
-                let rest = &carry[start + 7..];
-                let Some(end) = rest.iter().position(|b| !b.is_ascii_alphanumeric()) else {
-                    break;
-                };
-                actions
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&rest[..end]).into_owned());
-                carry.drain(..start + 7 + end);
-            }
-            if carry.len() > 8 * 1024 {
-                carry.drain(..carry.len() - 64);
-            }
-            if server_write.write_all(&buffer[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let downstream = async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-    };
-    tokio::join!(upstream, downstream);
+/// The actions that are not reads (`Get*`, `List*`), in order.
+fn writes(proxy: &RecordingProxy) -> Vec<String> {
+    proxy
+        .records()
+        .into_iter()
+        .filter(|a| !a.starts_with("Get") && !a.starts_with("List"))
+        .collect()
 }
 
 // === the account ===
@@ -128,14 +60,14 @@ async fn pump(client: TcpStream, server: TcpStream, actions: Arc<Mutex<Vec<Strin
 /// moto behind the counting proxy.
 struct Account {
     moto: Moto,
-    proxy: Proxy,
+    proxy: RecordingProxy,
     dir: tempfile::TempDir,
 }
 
 impl Account {
     async fn start() -> Self {
         let moto = Moto::start().await;
-        let proxy = Proxy::start(moto.addr).await;
+        let proxy = RecordingProxy::start(moto.addr, true, actions).await;
         Self {
             moto,
             proxy,
@@ -386,14 +318,14 @@ async fn plan_apply_and_nothing_left_to_do() {
     ] {
         assert!(text.contains(&needle), "{needle:?} in\n{text}");
     }
-    assert_eq!(account.proxy.writes(), Vec::<String>::new());
+    assert_eq!(writes(&account.proxy), Vec::<String>::new());
     assert!(
         account
             .proxy
-            .actions()
+            .records()
             .contains(&"GetCallerIdentity".into()),
         "the account comes from STS: {:?}",
-        account.proxy.actions()
+        account.proxy.records()
     );
 
     // Apply: exactly the planned calls.
@@ -401,7 +333,7 @@ async fn plan_apply_and_nothing_left_to_do() {
     let apply = account.run(&["apply"], &map);
     assert_exit(&apply, 0);
     assert_eq!(
-        account.proxy.writes(),
+        writes(&account.proxy),
         [
             "CreateOpenIDConnectProvider",
             "CreateRole",
@@ -457,13 +389,13 @@ async fn plan_apply_and_nothing_left_to_do() {
     );
     let apply = account.run(&["apply"], &map);
     assert_exit(&apply, 0);
-    assert_eq!(account.proxy.writes(), Vec::<String>::new());
+    assert_eq!(writes(&account.proxy), Vec::<String>::new());
     assert!(
-        account.proxy.actions().iter().any(|a| a == "GetRole"),
+        account.proxy.records().iter().any(|a| a == "GetRole"),
         "the proxy saw the reads: {:?}",
-        account.proxy.actions()
+        account.proxy.records()
     );
-    assert_documented_policy_allows(&account.proxy.actions());
+    assert_documented_policy_allows(&account.proxy.records());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -499,10 +431,10 @@ async fn a_changed_map_is_a_diff_and_exactly_the_changed_calls() {
     account.proxy.clear();
     assert_exit(&account.run(&["apply"], &map), 0);
     assert_eq!(
-        account.proxy.writes(),
+        writes(&account.proxy),
         ["AttachRolePolicy", "DetachRolePolicy", "PutRolePolicy"]
     );
-    assert_documented_policy_allows(&account.proxy.actions());
+    assert_documented_policy_allows(&account.proxy.records());
     assert_eq!(account.role(&app)["attached"], json!([policy_arn("C")]));
     assert_eq!(
         account.role(&writer)["inline"][&writer]["Statement"][0]["Action"],
@@ -512,8 +444,8 @@ async fn a_changed_map_is_a_diff_and_exactly_the_changed_calls() {
     // Turning the :aud condition off is a trust policy update to kOps's exact policy.
     account.proxy.clear();
     assert_exit(&account.run(&["apply", "--no-aud-condition"], &map), 0);
-    assert_eq!(account.proxy.writes(), ["UpdateAssumeRolePolicy"; 3]);
-    assert_documented_policy_allows(&account.proxy.actions());
+    assert_eq!(writes(&account.proxy), ["UpdateAssumeRolePolicy"; 3]);
+    assert_documented_policy_allows(&account.proxy.records());
     assert_eq!(account.role(&app)["trust"], trust("default", "app", true));
     assert_eq!(account.role(&writer)["trust"], trust("*", "writer", true));
 }
@@ -551,10 +483,10 @@ async fn prune_deletes_only_this_cluster_s_roles_that_left_the_map() {
         "{}",
         stdout(&plan)
     );
-    assert_eq!(account.proxy.writes(), Vec::<String>::new());
+    assert_eq!(writes(&account.proxy), Vec::<String>::new());
     assert_exit(&account.run(&["apply", "--prune"], &smaller), 0);
-    assert_eq!(account.proxy.writes(), ["DetachRolePolicy", "DeleteRole"]);
-    assert_documented_policy_allows(&account.proxy.actions());
+    assert_eq!(writes(&account.proxy), ["DetachRolePolicy", "DeleteRole"]);
+    assert_documented_policy_allows(&account.proxy.records());
     let mut expected = vec![app, writer, long, "other".into(), "unmanaged".into()];
     expected.sort();
     assert_eq!(account.role_names(), expected);
@@ -642,7 +574,7 @@ async fn service_specific_endpoints_are_honoured() {
         "{}",
         stdout(&output)
     );
-    let actions = account.proxy.actions();
+    let actions = account.proxy.records();
     assert!(
         actions.contains(&"GetCallerIdentity".into())
             && actions.contains(&"GetOpenIDConnectProvider".into()),
@@ -783,7 +715,7 @@ async fn bad_input_is_refused_before_any_call() {
             stderr(&output)
         );
     }
-    assert_eq!(account.proxy.actions(), Vec::<String>::new());
+    assert_eq!(account.proxy.records(), Vec::<String>::new());
 
     // The local STS from the map needs the account (no credentials are asked for it).
     let mut sts = std::process::Command::new(env!("CARGO_BIN_EXE_issuerd"));

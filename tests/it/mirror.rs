@@ -6,18 +6,16 @@ use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::moto::Moto;
+use common::proxy::RecordingProxy;
 use common::{TestServer, find, get};
 use http::StatusCode;
 use issuerd::bucket::{MirrorConfig, StaticCredentials};
 use issuerd::config::{Command, Config, ServeConfig};
 use issuerd::mirror::ObjectSink as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpListener;
 
 const ISSUER: &str = "https://oidc.example.test/clusters/prod";
 const PREFIX: &str = "clusters/prod";
@@ -61,99 +59,16 @@ async fn anonymous_get(url: &str) -> reqwest::Response {
 
 // === proxy ===
 
-/// A TCP proxy in front of the S3 server that can be switched off (new connections are closed,
-/// open ones cut) and records the request line of every PUT.
-#[derive(Clone)]
-struct Proxy {
-    addr: SocketAddr,
-    up: watch::Sender<bool>,
-    puts: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr, up: bool) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (switch, _) = watch::channel(up);
-        let puts = Arc::new(Mutex::new(Vec::new()));
-        let proxy = Self {
-            addr,
-            up: switch,
-            puts,
+/// Notes `PUT <path>` for each PUT request line (request lines are short; bodies are JSON and
+/// never contain "PUT /").
+fn puts(pending: &mut Vec<u8>, records: &mut Vec<String>) {
+    while let Some(start) = find(pending, b"PUT /") {
+        let Some(end) = find(&pending[start..], b" HTTP/1.1\r\n") else {
+            break;
         };
-        let accept = proxy.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !*accept.up.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let mut state = accept.up.subscribe();
-                let puts = Arc::clone(&accept.puts);
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        () = pump(client, server, puts) => {}
-                        _ = state.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        proxy
+        records.push(String::from_utf8_lossy(&pending[start..start + end]).into_owned());
+        pending.drain(..start + end);
     }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
-    }
-
-    fn puts(&self) -> Vec<String> {
-        self.puts.lock().unwrap().clone()
-    }
-}
-
-/// Copies both ways; notes `PUT <path>` for each PUT request line going upstream.
-async fn pump(client: TcpStream, server: TcpStream, puts: Arc<Mutex<Vec<String>>>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let upstream = async move {
-        let mut buffer = vec![0u8; 64 * 1024];
-        let mut carry: Vec<u8> = Vec::new();
-        loop {
-            let n = match client_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            carry.extend_from_slice(&buffer[..n]);
-            // Request lines are short; bodies are JSON and never contain "PUT /".
-            while let Some(start) = find(&carry, b"PUT /") {
-                let Some(end) = find(&carry[start..], b" HTTP/1.1\r\n") else {
-                    break;
-                };
-                let line = String::from_utf8_lossy(&carry[start..start + end]).into_owned();
-                puts.lock().unwrap().push(line);
-                carry.drain(..start + end);
-            }
-            if carry.len() > 8 * 1024 {
-                carry.drain(..carry.len() - 1024);
-            }
-            if server_write.write_all(&buffer[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let downstream = async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-    };
-    tokio::join!(upstream, downstream);
 }
 
 // === issuerd ===
@@ -281,7 +196,7 @@ fn public_url(s3: &str, bucket: &str) -> String {
 async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_restart() {
     let moto = Moto::start().await;
     moto.bucket("oidc", true).await;
-    let proxy = Proxy::start(moto.addr, true).await;
+    let proxy = RecordingProxy::start(moto.addr, true, puts).await;
     let keys = Keys::new("ec256.pub.pem");
     let config = || {
         serve_config(
@@ -316,7 +231,11 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
             .map(|key| format!("PUT /oidc/{key}"))
             .collect()
     };
-    assert_eq!(proxy.puts(), expected_puts(2), "JWKS first, then discovery");
+    assert_eq!(
+        proxy.records(),
+        expected_puts(2),
+        "JWKS first, then discovery"
+    );
 
     // The objects hold the served bytes and headers, readable anonymously.
     for (key, path) in [
@@ -361,12 +280,12 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
                 .await
                 .unwrap()
             && in_sync(&server).await
-            && proxy.puts().len() == 4,
+            && proxy.records().len() == 4,
         "rotation never reached the bucket: {:?} {}",
-        proxy.puts(),
+        proxy.records(),
         mirror_status(&server).await
     );
-    assert_eq!(proxy.puts(), expected_puts(4));
+    assert_eq!(proxy.records(), expected_puts(4));
     let discovery = served(&server, "/clusters/prod/.well-known/openid-configuration").await;
     let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
     assert_eq!(object.bytes().await.unwrap(), discovery.body);
@@ -382,10 +301,10 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
     assert_eq!(mirror_status(&server).await["writes"], 0);
     server.stop().await.unwrap();
     assert_eq!(
-        proxy.puts().len(),
+        proxy.records().len(),
         4,
         "a restart rewrote: {:?}",
-        proxy.puts()
+        proxy.records()
     );
 
     // Drift (someone edited the discovery object): repaired on start, and only that object.
@@ -418,7 +337,7 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
         mirror_status(&server).await
     );
     assert_eq!(mirror_status(&server).await["writes"], 1);
-    assert_eq!(proxy.puts()[4..], [format!("PUT /oidc/{DISCOVERY_KEY}")]);
+    assert_eq!(proxy.records()[4..], [format!("PUT /oidc/{DISCOVERY_KEY}")]);
     let discovery = served(&server, "/clusters/prod/.well-known/openid-configuration").await;
     let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
     assert_eq!(
@@ -443,7 +362,7 @@ async fn mirrors_bytes_and_headers_jwks_first_skips_unchanged_and_survives_resta
 async fn s3_down_at_start_then_up_converges_and_mirror_required_gates_readiness() {
     let moto = Moto::start().await;
     moto.bucket("oidc", true).await;
-    let proxy = Proxy::start(moto.addr, false).await;
+    let proxy = RecordingProxy::start(moto.addr, false, puts).await;
     let keys = Keys::new("ec256.pub.pem");
     let config = serve_config(
         &keys,
@@ -487,7 +406,7 @@ async fn s3_down_at_start_then_up_converges_and_mirror_required_gates_readiness(
     );
     assert_eq!(get(addr, "/readyz").await.unwrap().status, StatusCode::OK);
     assert_eq!(status().await["last_error"], serde_json::Value::Null);
-    assert_eq!(proxy.puts().len(), 2);
+    assert_eq!(proxy.records().len(), 2);
 
     let _ = stop.send(());
     task.await.unwrap().unwrap();
@@ -497,7 +416,7 @@ async fn s3_down_at_start_then_up_converges_and_mirror_required_gates_readiness(
 async fn s3_going_away_mid_run_and_coming_back() {
     let moto = Moto::start().await;
     moto.bucket("oidc", true).await;
-    let proxy = Proxy::start(moto.addr, true).await;
+    let proxy = RecordingProxy::start(moto.addr, true, puts).await;
     let keys = Keys::new("ec256.pub.pem");
     let server = start(serve_config(
         &keys,
@@ -549,7 +468,7 @@ async fn s3_going_away_mid_run_and_coming_back() {
         mirror_status(&server).await
     );
     // Coalesced: the initial pair and the newest pair, nothing for the intermediate key set.
-    assert_eq!(proxy.puts().len(), 4, "{:?}", proxy.puts());
+    assert_eq!(proxy.records().len(), 4, "{:?}", proxy.records());
     let object = anonymous_get(&format!("{}/oidc/{DISCOVERY_KEY}", moto.url())).await;
     let discovery = served(&server, "/clusters/prod/.well-known/openid-configuration").await;
     assert_eq!(object.bytes().await.unwrap(), discovery.body);

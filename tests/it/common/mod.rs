@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod moto;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
