@@ -793,6 +793,27 @@ pub struct WebhookArgs {
     )]
     pub partition: String,
 
+    /// Read each pod's ServiceAccount through the Kubernetes API too: its annotations
+    /// eks.amazonaws.com/role-arn, audience, sts-regional-endpoints and token-expiration (as the
+    /// EKS webhook reads them) win over the map file, which becomes optional. In a pod: the
+    /// pod's ServiceAccount (RBAC: get, list, watch serviceaccounts); elsewhere --kubeconfig.
+    #[arg(long, env = "ISSUERD_SERVICE_ACCOUNT_ANNOTATIONS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub service_account_annotations: bool,
+
+    /// How long an admission waits for the API server when its ServiceAccount is not cached
+    /// yet (created a moment before the pod); at most 8s, under the webhook's timeoutSeconds.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub service_account_lookup_grace_period: Duration,
+
+    /// The kubeconfig for --service-account-annotations [default: in a pod, its
+    /// ServiceAccount; else $KUBECONFIG, ~/.kube/config].
+    #[arg(long, env = "ISSUERD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: its current context].
+    #[arg(long, env = "ISSUERD_KUBE_CONTEXT", value_name = "NAME")]
+    pub kube_context: Option<String>,
+
     /// Sets AWS_DEFAULT_REGION and AWS_REGION in pods (as the EKS webhook's flag).
     #[arg(long, value_name = "REGION")]
     pub aws_default_region: Option<String>,

@@ -46,15 +46,15 @@
 //!   built from them (OIDC provider, assumed role); a leaf.
 //! - [`token`]: ServiceAccount tokens minted and verified (`mint`, `verify`).
 //! - [`sts`]: a verifying AWS STS endpoint (`sts`, `serve --sts-listen`).
-//! - [`webhook`]: the IRSA mutating admission webhook's pure core: AdmissionReview in, the pod's
-//!   JSON Patch (EKS webhook env, token volume and mount; idempotent) and response out; the
+//! - [`webhook`]: the IRSA mutating admission webhook (`webhook`): AdmissionReview in, the
+//!   pod's role from its ServiceAccount's annotations (read with kube's reflector) or the IAM map,
+//!   its JSON Patch (EKS webhook env, token volume and mount; idempotent) and response out; the
 //!   pieces `pod-env` renders too.
 //! - [`irsa`]: the IRSA generators (`trust-policy`, `pod-env`).
 //! - [`iam_map`]: which ServiceAccount may assume which IAM role (kOps's
 //!   `serviceAccountExternalPermissions`): parsed, checked, kOps's role names, lookup.
 //! - [`aws`]: `aws plan|apply`: the IAM OIDC provider and the map's roles, desired (pure) vs
 //!   actual (the AWS SDK), and the changes between them.
-//! - [`webhook`]: the pod admission webhook that wires IRSA from the IAM map (`webhook`).
 //! - [`check`]: the live issuer doctor (`check`).
 //! - [`vault`]: the HashiCorp Vault JWT auth generator (`vault-config`): the config and role
 //!   request bodies, and the `vault write` commands that send them.

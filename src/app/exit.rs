@@ -19,6 +19,7 @@ use crate::token::signing_key::SigningKeyError;
 use crate::trust::TrustError;
 use crate::vault::VaultError;
 use crate::webhook::mapping::MapError;
+use crate::webhook::service_accounts::ServiceAccountsError;
 
 /// A runtime failure: a socket, a peer, a verification that failed.
 pub const FAILURE: u8 = 1;
@@ -95,4 +96,5 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause.is::<MapError>()
         || cause.is::<IamMapError>()
         || cause.is::<DesiredError>()
+        || cause.is::<ServiceAccountsError>()
 }

@@ -17,7 +17,8 @@ use crate::server::{self, TlsSettings};
 use crate::shutdown::{self, Readiness};
 use crate::tls::{self, CertificateFiles, Certificates};
 use crate::watcher::{CertificateReload, Reload, WatchConfig, Watcher};
-use crate::webhook::mapping::MapSource;
+use crate::webhook::mapping::{Map, MapSource};
+use crate::webhook::service_accounts::{KubeAccess, ServiceAccounts};
 use crate::webhook::{Defaults, Webhook, service};
 
 /// Time a client has to send a request head, idle time between requests included (hyper's
@@ -31,6 +32,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const GRACE: Duration = Duration::from_secs(5);
 /// The smallest token lifetime Kubernetes accepts for a projected token.
 const MIN_TOKEN_EXPIRATION: u32 = 600;
+/// The longest `--service-account-lookup-grace-period`: under the shipped configuration's
+/// `timeoutSeconds` (10), with room for the rest of the admission.
+const MAX_LOOKUP_GRACE: Duration = Duration::from_secs(8);
 
 /// `webhook`: checks every input, binds, serves until SIGTERM/SIGINT.
 pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -52,13 +56,32 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         sources: vec![files.cert.clone(), files.key.clone()],
         ..watch.clone()
     })?;
-    let map_watcher = Watcher::start(WatchConfig {
-        sources: vec![source.path().to_owned()],
-        ..watch
-    })?;
+    let map_watcher = match &source {
+        Some(source) => Some(Watcher::start(WatchConfig {
+            sources: vec![source.path().to_owned()],
+            ..watch
+        })?),
+        None => None,
+    };
     // Every input is read before anything is bound.
-    let map_text = std::fs::read(source.path()).ok();
-    let map = source.load()?;
+    let map_text = source.as_ref().and_then(|s| std::fs::read(s.path()).ok());
+    let map = match &source {
+        Some(source) => source.load()?,
+        None => Map::Empty,
+    };
+    let service_accounts = if args.service_account_annotations {
+        let access = KubeAccess {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.kube_context.clone(),
+        };
+        Some(
+            ServiceAccounts::connect(&access, args.service_account_lookup_grace_period)
+                .await
+                .context("--service-account-annotations")?,
+        )
+    } else {
+        None
+    };
     let pair = files.load().context("cannot serve HTTPS")?;
     let listener = super::listen::bind(args.listen, "--listen").await?;
     let admin = match args.admin_listen {
@@ -66,7 +89,9 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    info!(map = %source.path().display(), entries = map.len(), "IAM map loaded");
+    if let Some(source) = &source {
+        info!(map = %source.path().display(), entries = map.len(), "IAM map loaded");
+    }
     tls::log_loaded(&pair, "start");
     let certificates = Certificates::default();
     certificates.install(pair);
@@ -75,34 +100,42 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         acme: false,
         h2: false,
     })?;
-    let webhook = Arc::new(Webhook::new(map, defaults));
-    let readiness = Readiness::default();
+    let mut webhook = Webhook::new(map, defaults);
     let (trigger, stop) = shutdown::channel();
-    let mut tasks = vec![
-        tokio::spawn(certificate_watcher.run(
-            CertificateReload {
-                files,
-                certificates,
-            },
-            stop.clone(),
-        )),
-        tokio::spawn(map_watcher.run(
+    let mut tasks = Vec::new();
+    let mut listed = None;
+    if let Some((accounts, watch)) = service_accounts {
+        listed = Some(accounts.clone());
+        tasks.push(tokio::spawn(watch.run(stop.clone())));
+        webhook = webhook.with_service_accounts(accounts);
+    }
+    let webhook = Arc::new(webhook);
+    let readiness = Readiness::default();
+    tasks.push(tokio::spawn(certificate_watcher.run(
+        CertificateReload {
+            files,
+            certificates,
+        },
+        stop.clone(),
+    )));
+    if let (Some(map_watcher), Some(source)) = (map_watcher, source) {
+        tasks.push(tokio::spawn(map_watcher.run(
             MapReload {
                 source,
                 served_text: map_text,
                 webhook: Arc::clone(&webhook),
             },
             stop.clone(),
-        )),
-        tokio::spawn(serve(
-            listener,
-            tls,
-            Arc::clone(&webhook),
-            readiness.clone(),
-            stop.clone(),
-            GRACE,
-        )),
-    ];
+        )));
+    }
+    tasks.push(tokio::spawn(serve(
+        listener,
+        tls,
+        Arc::clone(&webhook),
+        readiness.clone(),
+        stop.clone(),
+        GRACE,
+    )));
     if let Some(admin) = admin {
         tasks.push(tokio::spawn(serve_admin(
             admin,
@@ -111,6 +144,23 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             stop.clone(),
             GRACE,
         )));
+    }
+    let mut signal = std::pin::pin!(signal);
+    if let Some(accounts) = listed {
+        // Ready once the cache has every ServiceAccount: until then each admission would be a
+        // GET to the API server. Admissions that arrive meanwhile are answered that way.
+        info!("listing ServiceAccounts before reporting ready");
+        tokio::select! {
+            () = accounts.listed() => {}
+            name = &mut signal => {
+                info!(signal = name, "shutting down before ServiceAccounts were listed");
+                trigger.trigger();
+                for task in tasks {
+                    task.await.context("a webhook task panicked")?;
+                }
+                return Ok(());
+            }
+        }
     }
     readiness.set_ready();
     let name = signal.await;
@@ -224,6 +274,12 @@ fn watch_config(args: &WebhookArgs) -> anyhow::Result<WatchConfig> {
     if args.watch_debounce > Duration::from_secs(10) {
         return Err(usage("--watch-debounce: at most 10s".into()));
     }
+    if args.service_account_lookup_grace_period > MAX_LOOKUP_GRACE {
+        return Err(usage(format!(
+            "--service-account-lookup-grace-period: at most {MAX_LOOKUP_GRACE:?} (the API server \
+             gives the whole admission at most timeoutSeconds, 10s in deploy/)"
+        )));
+    }
     if args.drain_delay > Duration::from_secs(600) {
         return Err(usage("--drain-delay: at most 10m".into()));
     }
@@ -234,10 +290,10 @@ fn watch_config(args: &WebhookArgs) -> anyhow::Result<WatchConfig> {
     })
 }
 
-/// The one map file given.
-fn map_source(args: &WebhookArgs) -> anyhow::Result<MapSource> {
+/// The one map file given, if any (none only with `--service-account-annotations`).
+fn map_source(args: &WebhookArgs) -> anyhow::Result<Option<MapSource>> {
     match (&args.cluster_spec, &args.eks_config_map) {
-        (None, Some(path)) => Ok(MapSource::EksConfigMap(path.clone())),
+        (None, Some(path)) => Ok(Some(MapSource::EksConfigMap(path.clone()))),
         (Some(_), Some(_)) => Err(usage(
             "give one map: --cluster-spec or --eks-config-map, not both".into(),
         )),
@@ -255,15 +311,17 @@ fn map_source(args: &WebhookArgs) -> anyhow::Result<MapSource> {
                 .partition
                 .parse()
                 .map_err(|e| usage(format!("--partition: {e}")))?;
-            Ok(MapSource::ClusterSpec {
+            Ok(Some(MapSource::ClusterSpec {
                 path: path.clone(),
                 account_id: account.to_string(),
                 partition: partition.to_string(),
-            })
+            }))
         }
+        (None, None) if args.service_account_annotations => Ok(None),
         (None, None) => Err(usage(
-            "the webhook needs a map: --cluster-spec FILE (a kOps Cluster manifest) or \
-             --eks-config-map FILE (the EKS pod identity webhook's ConfigMap `config`)"
+            "the webhook needs a map: --cluster-spec FILE (a kOps Cluster manifest), \
+             --eks-config-map FILE (the EKS pod identity webhook's ConfigMap `config`), or \
+             --service-account-annotations (each ServiceAccount's eks.amazonaws.com/role-arn)"
                 .into(),
         )),
     }

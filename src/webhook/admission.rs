@@ -1,20 +1,24 @@
-//! One admission: the review decoded, the pod's ServiceAccount looked up in the map, the
-//! wiring resolved from the entry and the flags, the mutation answered.
+//! One admission: the review decoded, the pod's ServiceAccount looked up (its annotations
+//! through the API server when asked, then the map), the wiring resolved from what was found
+//! and the flags, the mutation answered.
 
 use serde_json::Value;
 use tracing::{debug, warn};
 
+use super::annotations::{self, Annotated};
 use super::metrics::Outcome;
 use super::mutation::{self, Injection, Mutation};
 use super::review::Review;
+use super::service_accounts::Lookup;
 use super::{Admitted, Webhook};
 
 /// The prefix of the EKS webhook's annotations: a pod that carries one expects credentials.
 const EKS_ANNOTATION_PREFIX: &str = "eks.amazonaws.com/";
 
 impl Webhook {
-    /// Answers one AdmissionReview body (JSON).
-    pub fn admit(&self, body: &[u8]) -> Admitted {
+    /// Answers one AdmissionReview body (JSON). Waits only for a ServiceAccount the cache of
+    /// `--service-account-annotations` does not have (at most its grace period).
+    pub async fn admit(&self, body: &[u8]) -> Admitted {
         let review = match Review::decode(body) {
             Ok(review) => review,
             Err(rejection) => {
@@ -45,11 +49,51 @@ impl Webhook {
                 outcome: Outcome::Ignored,
             };
         }
-        let map = self.map();
-        let Some(mapped) = map.lookup(namespace, service_account) else {
+        let mut warnings = Vec::new();
+        let annotated = match self.service_accounts() {
+            None => None,
+            Some(accounts) => {
+                let lookup = accounts.lookup(namespace, service_account).await;
+                self.metrics.looked_up(lookup.label());
+                match lookup {
+                    Lookup::Cached(found) | Lookup::Fetched(found) => {
+                        match annotations::read(namespace, service_account, &found) {
+                            Annotated::Role(mapped) => Some(mapped),
+                            Annotated::Nothing => None,
+                            Annotated::Unusable(warning) => {
+                                warnings.push(warning);
+                                None
+                            }
+                        }
+                    }
+                    Lookup::Missing => None,
+                    Lookup::Failed(reason) => {
+                        // Admitting the pod without credentials would leave it broken for its
+                        // life; refused, its controller retries (the API server shows this).
+                        warn!(namespace, service_account, %reason, "cannot read the pod's ServiceAccount; refused");
+                        return Admitted {
+                            body: review.refuse(
+                                503,
+                                format!(
+                                    "issuerd webhook: cannot read ServiceAccount \
+                                     {namespace}/{service_account} for its IRSA annotations \
+                                     ({reason}); retry"
+                                ),
+                            ),
+                            outcome: Outcome::LookupFailed,
+                        };
+                    }
+                }
+            }
+        };
+        let Some(mapped) = annotated.or_else(|| self.map().lookup(namespace, service_account))
+        else {
             let mut answer = Mutation::default();
+            for warning in warnings {
+                answer.warn(warning);
+            }
             if asks_for_credentials(create.pod) {
-                answer.warnings.push(format!(
+                answer.warn(format!(
                     "issuerd webhook: ServiceAccount {namespace}/{service_account} has no role in the \
                      IAM map; this pod gets no AWS credentials"
                 ));
@@ -71,7 +115,7 @@ impl Webhook {
             region: defaults.region.clone(),
             set_fs_group: defaults.fs_group,
         };
-        let answer = mutation::mutate(create.pod, &injection);
+        let mut answer = mutation::mutate(create.pod, &injection);
         let outcome = if !answer.patch.is_empty() {
             Outcome::Mutated
         } else if !answer.warnings.is_empty() {
@@ -79,6 +123,9 @@ impl Webhook {
         } else {
             Outcome::Unchanged
         };
+        for warning in warnings {
+            answer.warn(warning);
+        }
         for warning in &answer.warnings {
             warn!(namespace, service_account, %warning, "pod admitted with a warning");
         }

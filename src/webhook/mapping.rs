@@ -88,6 +88,8 @@ pub enum Map {
     },
     /// From `--eks-config-map`.
     Eks(EksConfigMap),
+    /// No map file: ServiceAccount annotations only.
+    Empty,
 }
 
 impl Map {
@@ -112,6 +114,7 @@ impl Map {
                 regional_sts: e.regional_sts,
                 token_expiration: e.token_expiration,
             }),
+            Self::Empty => None,
         }
     }
 
@@ -120,6 +123,7 @@ impl Map {
         match self {
             Self::Kops { map, .. } => map.entries().len(),
             Self::Eks(map) => map.entries().len(),
+            Self::Empty => 0,
         }
     }
 

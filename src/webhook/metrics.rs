@@ -27,6 +27,9 @@ pub enum Outcome {
     Conflict,
     /// The request could not be decoded (answered `allowed: false`).
     BadRequest,
+    /// The pod's ServiceAccount could be read neither from the cache nor from the API server
+    /// (answered `allowed: false`, so the pod's controller retries).
+    LookupFailed,
 }
 
 impl Outcome {
@@ -39,6 +42,7 @@ impl Outcome {
             Self::Ignored => "ignored",
             Self::Conflict => "conflict",
             Self::BadRequest => "bad_request",
+            Self::LookupFailed => "lookup_failed",
         }
     }
 }
@@ -46,6 +50,11 @@ impl Outcome {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    result: &'static str,
 }
 
 /// The webhook's counters; cheap to share (`Arc`).
@@ -56,6 +65,7 @@ pub struct WebhookMetrics {
     latency: Histogram,
     map_entries: Gauge<i64, AtomicI64>,
     map_reload_failing: Gauge<i64, AtomicI64>,
+    lookups: Family<LookupLabels, Counter>,
 }
 
 impl Default for WebhookMetrics {
@@ -89,12 +99,20 @@ impl Default for WebhookMetrics {
             "1 while the last reload of the map file failed (the previous map stays in use)",
             map_reload_failing.clone(),
         );
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "service_account_lookups",
+            "ServiceAccounts read for --service-account-annotations, by where the answer came \
+             from (cache, api, missing, failed)",
+            lookups.clone(),
+        );
         Self {
             registry,
             admissions,
             latency,
             map_entries,
             map_reload_failing,
+            lookups,
         }
     }
 }
@@ -108,6 +126,11 @@ impl WebhookMetrics {
             })
             .inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts one ServiceAccount lookup, by its result's label.
+    pub fn looked_up(&self, result: &'static str) {
+        self.lookups.get_or_create(&LookupLabels { result }).inc();
     }
 
     /// Records the map now in use, or a failed reload (`None`).

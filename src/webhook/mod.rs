@@ -1,13 +1,17 @@
 //! `issuerd webhook`: the IRSA mutating admission webhook. AdmissionReview bytes in
 //! ([`review`]), the pod's ServiceAccount looked up in the IAM map ([`mapping`]), the pod's JSON
-//! Patch computed ([`mutation`]), response bytes out; no IO here but reading the map file: the
-//! sockets, TLS and the watcher are wired in `app`.
+//! Patch computed ([`mutation`]), response bytes out; no IO here but reading the map file and,
+//! with `--service-account-annotations`, [`service_accounts`]: the sockets, TLS and the watcher
+//! are wired in `app`.
 //!
 //! - [`review`]: AdmissionReview v1/v1beta1 decoding and responses.
 //! - [`mutation`]: the EKS webhook's wiring, idempotent, conflicts found by path.
 //! - [`mapping`]: the map file (kOps Cluster manifest, standalone map, EKS webhook ConfigMap)
 //!   -> the role and token settings of a ServiceAccount.
 //! - [`eks_config_map`]: the EKS pod identity webhook's ConfigMap format.
+//! - [`annotations`]: a ServiceAccount's own `eks.amazonaws.com/*` annotations -> its role.
+//! - [`service_accounts`]: those annotations read through the Kubernetes API (kube's
+//!   reflector, and a GET within a grace period on a cache miss).
 //! - `admission`: one review answered from the map and the flags ([`Webhook::admit`]).
 //! - [`metrics`]: admissions by outcome, latency, the map's state.
 //! - [`service`]: HTTP requests -> responses (`POST /mutate`, health, `/metrics`).
@@ -39,12 +43,14 @@
 //! ```
 
 mod admission;
+pub mod annotations;
 pub mod eks_config_map;
 pub mod mapping;
 pub mod metrics;
 pub mod mutation;
 pub mod review;
 pub mod service;
+pub mod service_accounts;
 
 #[cfg(test)]
 mod tests;
@@ -56,6 +62,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use self::mapping::Map;
 use self::metrics::{Outcome, WebhookMetrics};
+use self::service_accounts::ServiceAccounts;
 
 /// What the flags set for every pod, unless the map entry or the pod says otherwise.
 #[derive(Clone, Debug)]
@@ -78,6 +85,8 @@ pub struct Defaults {
 pub struct Webhook {
     map: RwLock<Arc<Map>>,
     defaults: Defaults,
+    /// `--service-account-annotations`: the ServiceAccounts' cache and client.
+    service_accounts: Option<ServiceAccounts>,
     /// The admissions read and answered at once ([`service::IN_FLIGHT`]).
     in_flight: tokio::sync::Semaphore,
     /// Admissions and the map's state.
@@ -101,9 +110,23 @@ impl Webhook {
         Self {
             map: RwLock::new(Arc::new(map)),
             defaults,
+            service_accounts: None,
             in_flight: tokio::sync::Semaphore::new(service::IN_FLIGHT),
             metrics,
         }
+    }
+
+    /// Reads each pod's ServiceAccount annotations through `accounts` too (they win over the
+    /// map).
+    #[must_use]
+    pub fn with_service_accounts(mut self, accounts: ServiceAccounts) -> Self {
+        self.service_accounts = Some(accounts);
+        self
+    }
+
+    /// The ServiceAccounts read through the API server, if asked.
+    pub fn service_accounts(&self) -> Option<&ServiceAccounts> {
+        self.service_accounts.as_ref()
     }
 
     /// The map in use.

@@ -325,7 +325,8 @@ impl Mutation {
         serde_json::to_vec(&self.patch).expect("a patch of JSON values serializes")
     }
 
-    fn warn(&mut self, mut warning: String) {
+    /// Adds a warning, cut to the length the API server shows whole.
+    pub fn warn(&mut self, mut warning: String) {
         if warning.len() > MAX_WARNING_LEN {
             let mut end = MAX_WARNING_LEN - 3;
             while !warning.is_char_boundary(end) {

@@ -190,6 +190,23 @@ impl Review {
         self.respond(&Mutation::default())
     }
 
+    /// The response that refuses the object: `allowed: false`, `status {code, message}` (the
+    /// API server shows the message to whoever created the pod).
+    pub fn refuse(&self, code: u16, message: String) -> Vec<u8> {
+        encode(&Envelope {
+            api_version: self.api_version,
+            kind: KIND,
+            response: Response {
+                uid: &self.request.uid,
+                allowed: false,
+                status: Some(Status { code, message }),
+                patch_type: None,
+                patch: None,
+                warnings: &[],
+            },
+        })
+    }
+
     /// The response that allows the object with `mutation`'s patch (none when it is empty) and
     /// warnings.
     pub fn respond(&self, mutation: &Mutation) -> Vec<u8> {

@@ -89,7 +89,7 @@ pub async fn handle(
         Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "cannot read the request body\n"),
     };
     let started = Instant::now();
-    let admitted = webhook.admit(&body);
+    let admitted = webhook.admit(&body).await;
     webhook
         .metrics
         .admitted(admitted.outcome, started.elapsed());

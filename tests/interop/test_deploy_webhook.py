@@ -6,7 +6,9 @@
 - The cert-manager resources (not in kubernetes-validate's schemas): their references resolve
   (issuers, secrets, the Service's DNS names).
 - The Deployment's args are ones `issuerd webhook` starts with: the binary is run with them
-  (paths pointed at fixtures) and must report ready; the example map is one it reads.
+  (paths pointed at fixtures; the API server a stand-in here, reached through KUBECONFIG as kube
+  would reach the real one from the pod) and must report ready; the example map is one it reads.
+- The RBAC grants the Deployment's ServiceAccount what --service-account-annotations reads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import subprocess
 import sys
 import threading
 import time
+import json
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -100,7 +105,7 @@ def test_deployment_is_hardened_available_and_serves_the_certificate_secret():
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"][1:])
+    args = deployment_args(container)
     assert args["listen"].endswith(f":{ports['https']}")
     assert args["admin-listen"].endswith(f":{ports['admin']}")
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
@@ -116,6 +121,53 @@ def test_deployment_is_hardened_available_and_serves_the_certificate_secret():
     pdb = one("PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert pdb["spec"]["minAvailable"] == 1
+
+
+def deployment_args(container: dict) -> dict:
+    """The container's `--name=value` args (a bare `--flag` as "true")."""
+    pairs = (a.removeprefix("--").split("=", 1) for a in container["args"][1:])
+    return {p[0]: (p[1] if len(p) == 2 else "true") for p in pairs}
+
+
+def test_rbac_grants_what_service_account_annotations_reads():
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deployment_args(container).get("service-account-annotations") == "true"
+    account = one("ServiceAccount", pod["serviceAccountName"])
+    assert account["metadata"]["namespace"] == one("Deployment")["metadata"]["namespace"]
+    assert pod["automountServiceAccountToken"] is True
+    binding = one("ClusterRoleBinding")
+    assert binding["subjects"] == [{
+        "kind": "ServiceAccount", "name": account["metadata"]["name"],
+        "namespace": account["metadata"]["namespace"],
+    }]
+    role = one("ClusterRole", binding["roleRef"]["name"])
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "watch"]}]
+
+
+class StandInApiServer(BaseHTTPRequestHandler):
+    """Lists no ServiceAccounts and holds each watch open: enough for the webhook to be ready."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.server.paths.append(self.path)
+        if "watch=true" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(30)
+            return
+        body = json.dumps({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": {"resourceVersion": "1"}, "items": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 def test_cert_manager_resources_resolve():
@@ -157,8 +209,21 @@ def test_issuerd_starts_with_the_deployment_args_and_the_example_map(tmp_path):
             arg = arg.replace(path, str(tmp_path / name))
         arg = arg.replace("0.0.0.0:9443", "127.0.0.1:0").replace("0.0.0.0:9090", "127.0.0.1:0")
         args.append(arg)
+    api = ThreadingHTTPServer(("127.0.0.1", 0), StandInApiServer)
+    api.daemon_threads = True
+    api.paths = []
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{api.server_address[1]}"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUERD_")}
     env["NO_COLOR"] = "1"
+    env["KUBECONFIG"] = str(kubeconfig)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
     proc = subprocess.Popen([str(ISSUERD_BIN), *args], stderr=subprocess.PIPE, text=True, env=env)
     lines: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
@@ -174,10 +239,21 @@ def test_issuerd_starts_with_the_deployment_args_and_the_example_map(tmp_path):
             match = re.search(r"admin listener ready listen=(\S+)", line)
             admin = match.group(1) if match else None
         assert admin is not None, f"no admin listener within 20 s:\n{log}"
-        # Ready as Kubernetes' probe sees it: /readyz on the admin port.
-        with urllib.request.urlopen(f"http://{admin}/readyz", timeout=5) as response:
-            assert response.status == 200
+        # Ready as Kubernetes' probe sees it: /readyz on the admin port, once ServiceAccounts
+        # are listed.
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{admin}/readyz", timeout=5) as response:
+                    status = response.status
+                    break
+            except urllib.error.HTTPError as error:
+                status = error.code
+                time.sleep(0.05)
+        assert status == 200, f"/readyz {status}:\n{log}"
+        assert any(p.startswith("/api/v1/serviceaccounts") for p in api.paths), api.paths
     finally:
+        api.shutdown()
         proc.terminate()
         code = proc.wait(timeout=30)
     assert code == 0, f"exit {code} after SIGTERM"

@@ -47,3 +47,4 @@ mod timeouts;
 mod tls;
 mod vault;
 mod webhook;
+mod webhook_annotations;

@@ -22,11 +22,11 @@ const ROLE: &str = "arn:aws:iam::111122223333:role/app.default.sa.cluster";
 const ROLE_2: &str = "arn:aws:iam::111122223333:role/rotated";
 
 /// A running `issuerd webhook` and the files it reads.
-struct Running {
+pub(crate) struct Running {
     child: KillOnDrop,
     dir: tempfile::TempDir,
     addr: SocketAddr,
-    admin: SocketAddr,
+    pub(crate) admin: SocketAddr,
     ca: Ca,
     log: Arc<Mutex<String>>,
 }
@@ -39,12 +39,21 @@ fn start(map: &Value, extra: &[&str]) -> Running {
     start_with("--eks-config-map", &map_file(map), extra)
 }
 
-/// `issuerd webhook` with `text` as the map file given to `map_flag` (as `DIR/config`).
-fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
+/// `issuerd webhook` with `text` as the map file given to `map_flag` (as `DIR/config`; no map
+/// file when `map_flag` is empty).
+pub(crate) fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
     ca.leaf(&["localhost"], 1, (-1, 30)).write(dir.path());
     std::fs::write(dir.path().join("config"), text).unwrap();
+    let map_args = if map_flag.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            std::ffi::OsString::from(map_flag),
+            dir.path().join("config").into_os_string(),
+        ]
+    };
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_issuerd"))
             .args([
@@ -58,8 +67,7 @@ fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key")
             .arg(dir.path().join("tls.key"))
-            .arg(map_flag)
-            .arg(dir.path().join("config"))
+            .args(map_args)
             .args(["--watch-debounce", "50ms"])
             .args(extra)
             .env_remove("ISSUERD_CONFIG")
@@ -102,16 +110,16 @@ fn start_with(map_flag: &str, text: &str, extra: &[&str]) -> Running {
 
 /// The answer to one request over a new TLS connection: status, headers, body, and the
 /// serial of the certificate served.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     content_type: String,
     connection: Option<String>,
-    body: Bytes,
+    pub(crate) body: Bytes,
     serial: String,
 }
 
 impl Running {
-    async fn post(&self, content_type: &str, body: Vec<u8>) -> Answer {
+    pub(crate) async fn post(&self, content_type: &str, body: Vec<u8>) -> Answer {
         self.send("POST", "/mutate", content_type, body).await
     }
 
@@ -167,12 +175,12 @@ impl Running {
         self.dir.path().join(name)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
 
-fn pod(namespace: &str, service_account: &str, annotations: Value) -> Value {
+pub(crate) fn pod(namespace: &str, service_account: &str, annotations: Value) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -184,7 +192,7 @@ fn pod(namespace: &str, service_account: &str, annotations: Value) -> Value {
     })
 }
 
-fn review(api_version: &str, uid: &str, namespace: &str, object: Value) -> Vec<u8> {
+pub(crate) fn review(api_version: &str, uid: &str, namespace: &str, object: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": api_version,
         "kind": "AdmissionReview",
@@ -203,7 +211,7 @@ fn review(api_version: &str, uid: &str, namespace: &str, object: Value) -> Vec<u
 }
 
 /// The response envelope and the decoded patch (empty when none).
-fn decode(answer: &Answer) -> (Value, Vec<Value>) {
+pub(crate) fn decode(answer: &Answer) -> (Value, Vec<Value>) {
     assert_eq!(
         answer.status,
         200,
@@ -227,7 +235,7 @@ fn decode(answer: &Answer) -> (Value, Vec<Value>) {
 }
 
 /// Every value the patch sets for env var `name`, in any container.
-fn env_values(patch: &[Value], name: &str) -> Vec<String> {
+pub(crate) fn env_values(patch: &[Value], name: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut visit = |v: &Value| {
         let list = match v {
@@ -550,6 +558,23 @@ fn bad_input_stops_the_start_with_exit_2_naming_it() {
         (
             with(&["--eks-config-map", "good.json", "--poll-interval", "0s"]),
             "--poll-interval 0ns: give a duration above 0",
+        ),
+        (
+            with(&[
+                "--eks-config-map",
+                "good.json",
+                "--service-account-lookup-grace-period",
+                "9s",
+            ]),
+            "--service-account-lookup-grace-period: at most 8s",
+        ),
+        (
+            with(&[
+                "--service-account-annotations",
+                "--kubeconfig",
+                "missing-kubeconfig",
+            ]),
+            "--kubeconfig missing-kubeconfig",
         ),
         (
             [
