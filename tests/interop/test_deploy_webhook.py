@@ -3,8 +3,9 @@
 - The Kubernetes resources: `kubernetes-validate --strict` against the newest schema it bundles,
   and the properties the issue and the comments promise (webhook configuration, hardening,
   probes on the admin port, a PDB, CA injection naming the serving Certificate).
-- The cert-manager resources (not in kubernetes-validate's schemas): their references resolve
-  (issuers, secrets, the Service's DNS names).
+- The cert-manager resources (not in kubernetes-validate's schemas): validated against
+  cert-manager's CRD schemas (node/cert-manager.mjs, @kubernetes-models/cert-manager), and their
+  references resolve (issuers, secrets, the Service's DNS names).
 - The Deployment's args are ones `issuerd webhook` starts with: the binary is run with them
   (paths pointed at fixtures; the API server a stand-in here, reached through KUBECONFIG as kube
   would reach the real one from the pod) and must report ready; the example map is one it reads.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -168,6 +170,28 @@ class StandInApiServer(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def test_cert_manager_resources_validate_against_cert_managers_crd_schemas(tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node not found: install nodejs and npm (apt-get install nodejs npm)")
+    script = Path(__file__).resolve().parent / "node" / "cert-manager.mjs"
+    ours = [d for d in docs() if d["apiVersion"] == CERT_MANAGER]
+    path = tmp_path / "cert-manager.yaml"
+    path.write_text(yaml.safe_dump_all(ours))
+    result = subprocess.run([node, str(script), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok ") == len(ours) == 4, result.stdout
+    # The check can fail: a duration that is not a string, an issuerRef without a name.
+    bad = [d for d in ours if d["kind"] == "Certificate"]
+    bad[0]["spec"]["duration"] = 2160
+    del bad[1]["spec"]["issuerRef"]["name"]
+    path.write_text(yaml.safe_dump_all(bad))
+    result = subprocess.run([node, str(script), str(path)], capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout
+    assert "spec/duration must be string" in result.stdout, result.stdout
+    assert "spec/issuerRef must have required property name" in result.stdout, result.stdout
 
 
 def test_cert_manager_resources_resolve():
