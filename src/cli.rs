@@ -234,6 +234,12 @@ pub struct ServeArgs {
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub access_log: Option<bool>,
 
+    /// How connections are run: auto (a worker thread per core this process may use, each
+    /// accepting on its own SO_REUSEPORT socket, as nginx's workers), a number of such
+    /// workers, or shared (one multi-thread runtime, work stealing) [default: auto].
+    #[arg(long, env = "ISSUERD_WORKERS", value_name = "auto|shared|N")]
+    pub workers: Option<String>,
+
     /// Obtain and renew the serving certificate with ACME.
     #[command(flatten)]
     pub acme: AcmeArgs,

@@ -78,15 +78,27 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
     Ok((before, after))
 }
 
+/// Descriptors each worker thread of the issuer listener holds besides its connections (its
+/// runtime's epoll and eventfd, its socket; measured 4 to 5, with room).
+pub const FDS_PER_WORKER: u64 = 8;
+
 /// The default connection cap: the soft open-files limit less [`RESERVED_FDS`] (or less a
 /// quarter of a limit under 256), so that the cap is reached before `accept` fails with EMFILE
 /// (and a refused connection can still be accepted and closed); at least 1.
 pub fn default_max_connections() -> usize {
+    default_max_connections_with_workers(0)
+}
+
+/// [`default_max_connections`] of a listener served by `workers` threads of its own, each
+/// holding [`FDS_PER_WORKER`] descriptors too.
+pub fn default_max_connections_with_workers(workers: usize) -> usize {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
     let reserved = RESERVED_FDS.min(soft / 4);
-    usize::try_from(soft.saturating_sub(reserved).max(1)).unwrap_or(usize::MAX)
+    let workers = FDS_PER_WORKER.saturating_mul(u64::try_from(workers).unwrap_or(u64::MAX));
+    let cap = soft.saturating_sub(reserved).saturating_sub(workers).max(1);
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 /// Accepts on `listener` until `shutdown` fires, serving each connection with `serve` in its own

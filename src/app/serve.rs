@@ -42,7 +42,13 @@ pub(super) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // even when the port is taken too.
     preflight(&config)?;
     let addr = config.listen.resolve()?;
-    let listener = crate::listener::bind(addr, config.backlog)
+    // Workers each accept on their own socket: the first is bound here with SO_REUSEPORT, the
+    // others beside it when the server starts.
+    let bound = match config.workers.threads() {
+        Some(_) => server::workers::bind(addr, config.backlog),
+        None => crate::listener::bind(addr, config.backlog),
+    };
+    let listener = bound
         .and_then(TcpListener::from_std)
         .map_err(|error| super::listen::cannot_listen(addr, "--listen", &error))?;
     serve_on(listener, config, async {
@@ -172,7 +178,7 @@ async fn start(
             config.shutdown.grace,
         ))
     });
-    let server = start_server(config, service, listener, tls, &signal);
+    let server = start_server(config, service, listener, tls, &signal)?;
     let watch = watcher.map(|watcher| tokio::spawn(watcher.run(Arc::clone(&store), signal)));
     readiness.set_ready();
     info!(listen = %local, issuer = publication.issuer.url(), "ready");
@@ -383,27 +389,65 @@ async fn bind_admin(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListen
     Ok(Some(super::listen::bind(addr, "--admin-listen").await?))
 }
 
-/// The issuer listener, plain or TLS, with its timeouts and connection cap.
+/// The issuer listener, plain or TLS, with its timeouts and connection cap: on worker threads
+/// of their own (the cap shared out among them), or on this runtime.
 fn start_server(
     config: &ServeConfig,
     service: IssuerService,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     signal: &shutdown::Signal,
-) -> JoinHandle<()> {
+) -> anyhow::Result<JoinHandle<()>> {
+    let grace = config.shutdown.grace;
+    let Some(threads) = config.workers.threads() else {
+        let limits = Limits {
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(crate::listener::default_max_connections),
+            h2_handshake: config.h2_handshake,
+        };
+        info!(
+            max_connections = limits.max_connections,
+            workers = "shared",
+            "connection limit"
+        );
+        let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
+        return Ok(match tls {
+            Some(tls) => tokio::spawn(server.serve_tls(listener, tls, signal.clone(), grace)),
+            None => tokio::spawn(server.serve(listener, signal.clone(), grace)),
+        });
+    };
+    let addr = listener.local_addr().context("listener has no address")?;
+    let listeners = listener
+        .into_std()
+        .and_then(|first| server::workers::listeners(first, config.backlog, threads))
+        .map_err(|error| super::listen::cannot_listen(addr, "--listen", &error))?;
+    let workers = listeners.len();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| crate::listener::default_max_connections_with_workers(workers));
+    info!(
+        max_connections,
+        workers, "connection limit (shared out among the workers)"
+    );
     let limits = Limits {
-        max_connections: config
-            .max_connections
-            .unwrap_or_else(crate::listener::default_max_connections),
+        max_connections: max_connections.div_ceil(workers),
         h2_handshake: config.h2_handshake,
     };
-    info!(max_connections = limits.max_connections, "connection limit");
     let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
-    let grace = config.shutdown.grace;
-    match tls {
-        Some(tls) => tokio::spawn(server.serve_tls(listener, tls, signal.clone(), grace)),
-        None => tokio::spawn(server.serve(listener, signal.clone(), grace)),
-    }
+    let signal = signal.clone();
+    server::workers::spawn(listeners, move |listener| {
+        let server = Arc::clone(&server);
+        let signal = signal.clone();
+        let tls = tls.clone();
+        async move {
+            match tls {
+                Some(tls) => server.serve_tls(listener, tls, signal, grace).await,
+                None => server.serve(listener, signal, grace).await,
+            }
+        }
+    })
+    .context("cannot start the worker threads")
 }
 
 /// The serving certificate, from files (`--tls-cert`) or ACME, and what reports on it.

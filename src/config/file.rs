@@ -42,6 +42,25 @@ pub(super) struct FileConfig {
 pub(super) struct ServerSection {
     pub listen: Option<String>,
     pub access_log: Option<bool>,
+    /// `auto`, `shared`, or a count (a TOML string or integer).
+    pub workers: Option<WorkersValue>,
+}
+
+/// `[server] workers`: `"auto"`, `"shared"` or a number, as TOML writes either.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum WorkersValue {
+    Count(i64),
+    Word(String),
+}
+
+impl WorkersValue {
+    pub(super) fn text(&self) -> String {
+        match self {
+            Self::Count(n) => n.to_string(),
+            Self::Word(word) => word.clone(),
+        }
+    }
 }
 
 /// `[timeouts]`: per-connection deadlines.

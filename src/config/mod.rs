@@ -10,6 +10,7 @@
 //! - `acme`, `mirror`: the settings those features share with the other commands.
 //! - `kube`: `--from-kube-apiserver` and `[kube]` (the API server as a key source).
 //! - `publication`: the issuer and key sources of `serve`, `render` and `publish`.
+//! - `workers`: `[server] workers`, how the issuer listener's connections are run.
 
 mod acme;
 mod file;
@@ -17,6 +18,7 @@ mod kube;
 mod mirror;
 mod publication;
 mod serve;
+mod workers;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,7 @@ pub use serve::{
     DEFAULT_SHUTDOWN_GRACE, DEV_LISTEN, Listen, ServeConfig, ShutdownSettings, StsSettings,
     WatchSettings,
 };
+pub use workers::{MAX_WORKERS, Workers};
 
 /// The longest duration any setting takes: past it, deadlines computed from now would overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::file::{FileConfig, LimitsSection, ServerSection, TimeoutsSection, TlsSection};
 use super::publication::{IssuerSetting, sources};
+use super::workers::Workers;
 use super::{
     AcmeConfig, ConfigError, MAX_DURATION, absolute, acme, duration, mirror, nonzero_duration,
     relative_to_file,
@@ -45,6 +46,8 @@ pub struct ServeConfig {
     pub listen: Listen,
     /// Log every request (`[server]`).
     pub access_log: bool,
+    /// How connections are run: a worker thread per core, or the shared runtime (`[server]`).
+    pub workers: Workers,
     /// Per-connection deadlines (`[timeouts]`).
     pub timeouts: Timeouts,
     /// Time an HTTP/2 client has to send its preface and SETTINGS (`[timeouts]`).
@@ -244,12 +247,22 @@ pub(super) fn serve(
             acme.as_ref().and_then(|acme| acme.http_listen),
         ),
     ])?;
+    let workers = match (&args.workers, &file.server.workers) {
+        (Some(given), _) => given.clone(),
+        (None, Some(value)) => value.text(),
+        (None, None) => "auto".to_owned(),
+    };
+    let workers: Workers = workers.parse().map_err(|reason| ConfigError::Invalid {
+        key: "workers",
+        reason,
+    })?;
     Ok(ServeConfig {
         issuer,
         key_files,
         dev,
         listen,
         access_log: args.access_log.or(file.server.access_log).unwrap_or(false),
+        workers,
         timeouts,
         h2_handshake,
         max_connections,

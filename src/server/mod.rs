@@ -13,6 +13,7 @@ mod response_block;
 pub mod service;
 mod tls;
 mod transport;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -48,3 +48,4 @@ mod tls;
 mod vault;
 mod webhook;
 mod webhook_annotations;
+mod workers;
