@@ -807,7 +807,8 @@ pub struct WebhookArgs {
     pub service_account_annotations: bool,
 
     /// How long an admission waits for the API server when its ServiceAccount is not cached
-    /// yet (created a moment before the pod); at most 8s, under the webhook's timeoutSeconds.
+    /// yet (created a moment before the pod); at most 3s, within the webhook's timeoutSeconds.
+    /// 0: no GET, a ServiceAccount not cached has no annotations (the EKS webhook's default).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub service_account_lookup_grace_period: Duration,
 

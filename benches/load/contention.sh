@@ -6,14 +6,24 @@
 # involuntary, all threads), and run-queue wait per request (/proc/<pid>/task/*/schedstat: time
 # runnable but not running), the figures that say whether a server loses its place in the queue.
 #
+# issuerd runs once per --workers mode in WORKERS (default "shared auto": tokio's multi-thread
+# runtime, then one worker thread per core on its own SO_REUSEPORT socket), and once more as
+# BEFORE_BIN when given (an older binary, default flags). With QUOTA=CORES (e.g. QUOTA=1), each
+# server runs in a cgroup with that CPU quota (cpu.max on cgroup v2, cpu.cfs_quota_us on v1: what
+# a Kubernetes CPU limit sets) and the neighbours outside it; root and a writable cpu controller
+# are needed.
+#
 #   bash benches/load/contention.sh                  # NEIGHBOURS="0 2 6" DURATION=10
 #   ISSUERD_BIN=path NEIGHBOURS="0 6" bash benches/load/contention.sh
+#   BEFORE_BIN=old-issuerd QUOTA=1 bash benches/load/contention.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NEIGHBOURS=${NEIGHBOURS:-0 2 6}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-128}
 PORT=${PORT:-18380}
+WORKERS=${WORKERS:-shared auto}
+QUOTA=${QUOTA:-}
 for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk)" >&2; exit 1; }
 done
@@ -23,8 +33,30 @@ if [[ -z ${ISSUERD_BIN:-} ]]; then
 fi
 TMP=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+cgroup=
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"
+  if [[ -n $cgroup ]]; then rmdir "$cgroup" 2>/dev/null || true; fi
+}
 trap cleanup EXIT
+
+# The quota's cgroup: v2 (cpu.max) or v1 (cpu.cfs_quota_us), made for this run.
+in_quota=()
+if [[ -n $QUOTA ]]; then
+  period=100000
+  quota=$(awk -v q="$QUOTA" -v p=$period 'BEGIN { printf "%d", q * p }')
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    cgroup=/sys/fs/cgroup/issuerd-contention-$$
+    mkdir "$cgroup" && echo "$quota $period" >"$cgroup/cpu.max"
+  elif [[ -d /sys/fs/cgroup/cpu ]]; then
+    cgroup=/sys/fs/cgroup/cpu/issuerd-contention-$$
+    mkdir "$cgroup" && echo $period >"$cgroup/cpu.cfs_period_us" && echo "$quota" >"$cgroup/cpu.cfs_quota_us"
+  else
+    echo "error: QUOTA needs a cgroup cpu controller (cgroup v2 cpu.max or v1 cpu)" >&2; exit 1
+  fi
+  # Runs the command inside the cgroup: the shell moves itself in, then execs.
+  in_quota=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cgroup")
+fi
 
 issuer=http://127.0.0.1:$PORT
 keys=(--key-file tests/fixtures/keys/rsa2048.pub.pem --key-file tests/fixtures/keys/ec256.pub.pem)
@@ -97,13 +129,19 @@ for n in $NEIGHBOURS; do
   busy=()
   for _ in $(seq "$n"); do python3 -c 'while True: pass' & busy+=($!); done
   pids+=("${busy[@]}")
-  "$ISSUERD_BIN" serve --issuer "$issuer" --allow-insecure-issuer --listen "127.0.0.1:$PORT" \
-    "${keys[@]}" 2>/dev/null &
-  server=$!; pids+=("$server")
-  run "$n, issuerd" "$server"
-  kill "$server"; wait "$server" 2>/dev/null || true
+  variants=()
+  for mode in $WORKERS; do variants+=("$ISSUERD_BIN|--workers=$mode|issuerd ($mode)"); done
+  if [[ -n ${BEFORE_BIN:-} ]]; then variants+=("$BEFORE_BIN||issuerd (before)"); fi
+  for variant in "${variants[@]}"; do
+    IFS='|' read -r bin mode label <<<"$variant"
+    ${in_quota[@]+"${in_quota[@]}"} "$bin" serve --issuer "$issuer" --allow-insecure-issuer \
+      --listen "127.0.0.1:$PORT" "${keys[@]}" ${mode:+"$mode"} 2>/dev/null &
+    server=$!; pids+=("$server")
+    run "$n, $label" "$server"
+    kill "$server"; wait "$server" 2>/dev/null || true
+  done
   for workers in 1 auto; do
-    nginx -p "$TMP/nginx" -c "$(nginx_conf "$workers")" -g 'daemon off;' 2>/dev/null &
+    ${in_quota[@]+"${in_quota[@]}"} nginx -p "$TMP/nginx" -c "$(nginx_conf "$workers")" -g 'daemon off;' 2>/dev/null &
     master=$!; pids+=("$master")
     sleep 0.3
     run "$n, nginx ($workers)" "$master" $(pgrep -P "$master")
@@ -112,4 +150,4 @@ for n in $NEIGHBOURS; do
   if ((n > 0)); then kill "${busy[@]}"; wait "${busy[@]}" 2>/dev/null || true; fi
 done
 echo
-echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row, $(nproc) cores, neighbours: python busy loops."
+echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row, $(nproc) cores, neighbours: python busy loops${QUOTA:+; each server in a cgroup with a quota of $QUOTA cores}."

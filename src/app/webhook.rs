@@ -32,9 +32,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const GRACE: Duration = Duration::from_secs(5);
 /// The smallest token lifetime Kubernetes accepts for a projected token.
 const MIN_TOKEN_EXPIRATION: u32 = 600;
-/// The longest `--service-account-lookup-grace-period`: under the shipped configuration's
-/// `timeoutSeconds` (10), with room for the rest of the admission.
-const MAX_LOOKUP_GRACE: Duration = Duration::from_secs(8);
+/// The longest `--service-account-lookup-grace-period`: with the 2 s an admission may wait for
+/// a slot ([`service::QUEUE_TIMEOUT`]), within the shipped configuration's `timeoutSeconds` (5).
+const MAX_LOOKUP_GRACE: Duration = Duration::from_secs(3);
 
 /// `webhook`: checks every input, binds, serves until SIGTERM/SIGINT.
 pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -103,13 +103,19 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let mut webhook = Webhook::new(map, defaults);
     let (trigger, stop) = shutdown::channel();
     let mut tasks = Vec::new();
-    let mut listed = None;
-    if let Some((accounts, watch)) = service_accounts {
-        listed = Some(accounts.clone());
-        tasks.push(tokio::spawn(watch.run(stop.clone())));
+    let mut watch = None;
+    if let Some((accounts, account_watch)) = service_accounts {
+        watch = Some((accounts.clone(), account_watch));
         webhook = webhook.with_service_accounts(accounts);
     }
     let webhook = Arc::new(webhook);
+    let mut listed = None;
+    if let Some((accounts, account_watch)) = watch {
+        tasks.push(tokio::spawn(
+            account_watch.run(Arc::clone(&webhook), stop.clone()),
+        ));
+        listed = Some(accounts);
+    }
     let readiness = Readiness::default();
     tasks.push(tokio::spawn(certificate_watcher.run(
         CertificateReload {
@@ -151,7 +157,7 @@ pub(super) async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         // GET to the API server. Admissions that arrive meanwhile are answered that way.
         info!("listing ServiceAccounts before reporting ready");
         tokio::select! {
-            () = accounts.listed() => {}
+            listed = accounts.listed() => listed.context("--service-account-annotations")?,
             name = &mut signal => {
                 info!(signal = name, "shutting down before ServiceAccounts were listed");
                 trigger.trigger();
@@ -277,7 +283,8 @@ fn watch_config(args: &WebhookArgs) -> anyhow::Result<WatchConfig> {
     if args.service_account_lookup_grace_period > MAX_LOOKUP_GRACE {
         return Err(usage(format!(
             "--service-account-lookup-grace-period: at most {MAX_LOOKUP_GRACE:?} (the API server \
-             gives the whole admission at most timeoutSeconds, 10s in deploy/)"
+             gives the whole admission timeoutSeconds, 5s in deploy/, and it may first wait 2s \
+             for a slot)"
         )));
     }
     if args.drain_delay > Duration::from_secs(600) {

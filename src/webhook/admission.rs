@@ -66,7 +66,7 @@ impl Webhook {
                             }
                         }
                     }
-                    Lookup::Missing => None,
+                    Lookup::Missing | Lookup::Uncached => None,
                     Lookup::Failed(reason) => {
                         // Admitting the pod without credentials would leave it broken for its
                         // life; refused, its controller retries (the API server shows this).
@@ -89,14 +89,20 @@ impl Webhook {
         let Some(mapped) = annotated.or_else(|| self.map().lookup(namespace, service_account))
         else {
             let mut answer = Mutation::default();
+            // A refused role annotation already said why there is no role.
+            if warnings.is_empty() && asks_for_credentials(create.pod) {
+                let where_ = if self.service_accounts().is_some() {
+                    "no eks.amazonaws.com/role-arn annotation and no entry in the IAM map"
+                } else {
+                    "no entry in the IAM map"
+                };
+                answer.warn(format!(
+                    "issuerd webhook: ServiceAccount {namespace}/{service_account} has no role \
+                     ({where_}); this pod gets no AWS credentials"
+                ));
+            }
             for warning in warnings {
                 answer.warn(warning);
-            }
-            if asks_for_credentials(create.pod) {
-                answer.warn(format!(
-                    "issuerd webhook: ServiceAccount {namespace}/{service_account} has no role in the \
-                     IAM map; this pod gets no AWS credentials"
-                ));
             }
             debug!(namespace, service_account, "no role in the map");
             return Admitted {

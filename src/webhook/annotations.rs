@@ -26,6 +26,9 @@ pub const STS_REGIONAL_ENDPOINTS: &str = "eks.amazonaws.com/sts-regional-endpoin
 pub const TOKEN_EXPIRATION: &str = "eks.amazonaws.com/token-expiration";
 /// The annotations kept of a ServiceAccount (the rest is dropped where they are cached).
 pub const ALL: [&str; 4] = [ROLE_ARN, AUDIENCE, STS_REGIONAL_ENDPOINTS, TOKEN_EXPIRATION];
+/// The longest value used (a role ARN is at most 2048 characters with a 512-character path,
+/// an audience is a URL or name): longer ones make the role annotation unusable.
+pub const MAX_VALUE_LEN: usize = 1024;
 
 /// What a ServiceAccount's annotations say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +48,16 @@ pub fn read(namespace: &str, name: &str, annotations: &BTreeMap<String, String>)
     };
     if role_arn.is_empty() {
         return Annotated::Nothing;
+    }
+    if let Some(key) = ALL.iter().find(|key| {
+        annotations
+            .get(**key)
+            .is_some_and(|v| v.len() > MAX_VALUE_LEN)
+    }) {
+        return Annotated::Unusable(format!(
+            "issuerd webhook: ServiceAccount {namespace}/{name}: annotation {key} is over \
+             {MAX_VALUE_LEN} bytes; the role annotation is not used"
+        ));
     }
     if let Err(error) = role_arn.parse::<RoleArn>() {
         return Annotated::Unusable(format!(
@@ -155,6 +168,22 @@ mod tests {
         };
         assert!(warning.contains("team/app"), "{warning}");
         assert!(warning.contains(ROLE_ARN), "{warning}");
+    }
+
+    #[test]
+    fn a_value_over_the_cap_makes_the_role_unusable() {
+        let long = "a".repeat(MAX_VALUE_LEN + 1);
+        let Annotated::Unusable(warning) = read(
+            "ns",
+            "sa",
+            &annotations(&[
+                (ROLE_ARN, "arn:aws:iam::111122223333:role/app"),
+                (AUDIENCE, &long),
+            ]),
+        ) else {
+            panic!("an over-long audience is refused");
+        };
+        assert!(warning.contains(AUDIENCE), "{warning}");
     }
 
     #[test]

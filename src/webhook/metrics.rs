@@ -66,6 +66,7 @@ pub struct WebhookMetrics {
     map_entries: Gauge<i64, AtomicI64>,
     map_reload_failing: Gauge<i64, AtomicI64>,
     lookups: Family<LookupLabels, Counter>,
+    watch_failing: Gauge<i64, AtomicI64>,
 }
 
 impl Default for WebhookMetrics {
@@ -103,8 +104,15 @@ impl Default for WebhookMetrics {
         registry.register(
             "service_account_lookups",
             "ServiceAccounts read for --service-account-annotations, by where the answer came \
-             from (cache, api, missing, failed)",
+             from (cache, api, missing, uncached, failed)",
             lookups.clone(),
+        );
+        let watch_failing = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "service_account_watch_failing",
+            "1 while the ServiceAccount watch of --service-account-annotations fails (the cache \
+             keeps what it had)",
+            watch_failing.clone(),
         );
         Self {
             registry,
@@ -113,6 +121,7 @@ impl Default for WebhookMetrics {
             map_entries,
             map_reload_failing,
             lookups,
+            watch_failing,
         }
     }
 }
@@ -131,6 +140,11 @@ impl WebhookMetrics {
     /// Counts one ServiceAccount lookup, by its result's label.
     pub fn looked_up(&self, result: &'static str) {
         self.lookups.get_or_create(&LookupLabels { result }).inc();
+    }
+
+    /// Records whether the ServiceAccount watch fails.
+    pub fn watch_failing(&self, failing: bool) {
+        self.watch_failing.set(i64::from(failing));
     }
 
     /// Records the map now in use, or a failed reload (`None`).

@@ -566,7 +566,7 @@ fn bad_input_stops_the_start_with_exit_2_naming_it() {
                 "--service-account-lookup-grace-period",
                 "9s",
             ]),
-            "--service-account-lookup-grace-period: at most 8s",
+            "--service-account-lookup-grace-period: at most 3s",
         ),
         (
             with(&[
