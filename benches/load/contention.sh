@@ -4,7 +4,9 @@
 # Per (neighbours, server): req/s (wrk -t1 -c128, keep-alive), the CPU the server obtained (cores,
 # from /proc utime+stime), CPU per request, context switches per request (voluntary /
 # involuntary, all threads), and run-queue wait per request (/proc/<pid>/task/*/schedstat: time
-# runnable but not running), the figures that say whether a server loses its place in the queue.
+# runnable but not running), the figures that say whether a server loses its place in the queue,
+# and the cores wrk itself obtained (with N busy neighbours the client competes for the cores too,
+# and in a closed loop it can be what limits the rate).
 #
 # issuerd runs once per --workers mode in WORKERS (default "shared auto": tokio's multi-thread
 # runtime, then one worker thread per core on its own SO_REUSEPORT socket), and once more as
@@ -16,6 +18,8 @@
 #   bash benches/load/contention.sh                  # NEIGHBOURS="0 2 6" DURATION=10
 #   ISSUERD_BIN=path NEIGHBOURS="0 6" bash benches/load/contention.sh
 #   BEFORE_BIN=old-issuerd QUOTA=1 bash benches/load/contention.sh
+#   CLIENT_NICE=-10 bash benches/load/contention.sh  # wrk favoured (root): the servers, not the
+#                                                    # client, limit the rate beside neighbours
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NEIGHBOURS=${NEIGHBOURS:-0 2 6}
@@ -23,6 +27,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-128}
 PORT=${PORT:-18380}
 WORKERS=${WORKERS:-shared auto}
+CLIENT_NICE=${CLIENT_NICE:-0}
 QUOTA=${QUOTA:-}
 for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk)" >&2; exit 1; }
@@ -112,19 +117,23 @@ run() { # label pids... -> one table row
   wrk -t1 -c"$CONNS" -d1s "$issuer/openid/v1/jwks" >/dev/null # warm-up
   local before after out requests
   read -r -a before < <(sample "$@")
-  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$issuer/openid/v1/jwks")
+  # wrk's own CPU (user + system seconds, bash's `time`): whether the client was the limit.
+  local TIMEFORMAT='%U %S' wrk_cpu
+  { time nice -n "$CLIENT_NICE" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$issuer/openid/v1/jwks" >"$TMP/wrk.out" ; } 2>"$TMP/wrk.time"
+  out=$(cat "$TMP/wrk.out")
+  wrk_cpu=$(awk '{print $1 + $2}' "$TMP/wrk.time")
   read -r -a after < <(sample "$@")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   local hz; hz=$(getconf CLK_TCK)
   awk -v label="$label" -v n="$requests" -v d="$DURATION" -v hz="$hz" \
       -v t=$((after[0] - before[0])) -v vol=$((after[1] - before[1])) \
-      -v invol=$((after[2] - before[2])) -v w=$((after[3] - before[3])) 'BEGIN {
-    printf "| %s | %.0f | %.2f | %.1f | %.3f | %.3f | %.1f |\n", label, n / d, t / hz / d,
-      t / hz / n * 1e6, vol / n, invol / n, w / n / 1000 }'
+      -v invol=$((after[2] - before[2])) -v w=$((after[3] - before[3])) -v wrk="$wrk_cpu" 'BEGIN {
+    printf "| %s | %.0f | %.2f | %.1f | %.3f | %.3f | %.1f | %.2f |\n", label, n / d, t / hz / d,
+      t / hz / n * 1e6, vol / n, invol / n, w / n / 1000, wrk / d }'
 }
 
-echo "| neighbours, server | req/s | cores obtained | CPU µs/req | voluntary cs/req | involuntary cs/req | run-queue wait µs/req |"
-echo "|---|--:|--:|--:|--:|--:|--:|"
+echo "| neighbours, server | req/s | cores obtained | CPU µs/req | voluntary cs/req | involuntary cs/req | run-queue wait µs/req | wrk's cores |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|"
 for n in $NEIGHBOURS; do
   busy=()
   for _ in $(seq "$n"); do python3 -c 'while True: pass' & busy+=($!); done
@@ -150,4 +159,4 @@ for n in $NEIGHBOURS; do
   if ((n > 0)); then kill "${busy[@]}"; wait "${busy[@]}" 2>/dev/null || true; fi
 done
 echo
-echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row, $(nproc) cores, neighbours: python busy loops${QUOTA:+; each server in a cgroup with a quota of $QUOTA cores}."
+echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row (nice $CLIENT_NICE), $(nproc) cores, neighbours: python busy loops${QUOTA:+; each server in a cgroup with a quota of $QUOTA cores}."
