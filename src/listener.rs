@@ -118,7 +118,7 @@ pub async fn accept_until_shutdown<S, F>(
         listener,
         shutdown,
         grace,
-        default_max_connections(),
+        ConnectionBudget::new(default_max_connections()),
         move |stream, shutdown, admission| {
             let connection = serve(stream, shutdown);
             async move {
@@ -134,7 +134,8 @@ pub async fn accept_until_shutdown<S, F>(
 /// task; then stops accepting and waits at most `grace` for the connections to end. `name`
 /// labels the log lines.
 ///
-/// At most `max_connections` are served at once. At the cap, connections that wait for their
+/// At most `budget`'s connections are served at once (by every accept loop that shares it, the
+/// issuer listener's workers). At the cap, connections that wait for their
 /// client are reclaimed to admit a new one: up to 8 are asked to close (those never served a
 /// request first, then idle ones, oldest first; each gets its stop request through the
 /// [`shutdown::Signal`] handed to `serve`), and the new connection waits up to a second for one
@@ -147,16 +148,17 @@ pub async fn accept_limited<S, F>(
     listener: TcpListener,
     mut shutdown: shutdown::Signal,
     grace: Duration,
-    max_connections: usize,
+    budget: ConnectionBudget,
     serve: S,
 ) where
     S: Fn(TcpStream, shutdown::Signal, Admission) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    // One permit per connection; the drain waits until every permit is back.
-    let permits = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-    let connections = Arc::new(Semaphore::new(permits));
-    let registry = Arc::new(Registry::default());
+    let ConnectionBudget {
+        connections,
+        registry,
+        permits,
+    } = budget;
     let mut at_cap = AtCap {
         throttle: Throttled::new(),
         reclaimed: 0,
@@ -252,6 +254,29 @@ pub async fn accept_limited<S, F>(
             listener = name,
             "grace period elapsed; closing the remaining connections"
         );
+    }
+}
+
+/// The connection cap of one listener and its connections, shared by the accept loops that serve
+/// it (one per worker): one permit per connection (the drain waits until every permit is back)
+/// and one registry, so that the cap is the listener's whole and reclaiming finds idle
+/// connections whichever worker holds them. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ConnectionBudget {
+    connections: Arc<Semaphore>,
+    registry: Arc<Registry>,
+    permits: usize,
+}
+
+impl ConnectionBudget {
+    /// A cap of `max_connections` (at least 1).
+    pub fn new(max_connections: usize) -> Self {
+        let permits = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Self {
+            connections: Arc::new(Semaphore::new(permits)),
+            registry: Arc::new(Registry::default()),
+            permits,
+        }
     }
 }
 

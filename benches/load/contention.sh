@@ -15,7 +15,7 @@
 # a Kubernetes CPU limit sets) and the neighbours outside it; root and a writable cpu controller
 # are needed.
 #
-#   bash benches/load/contention.sh                  # NEIGHBOURS="0 2 6" DURATION=10
+#   bash benches/load/contention.sh                  # NEIGHBOURS="0 2 6" DURATION=10 ROUNDS=3
 #   ISSUERD_BIN=path NEIGHBOURS="0 6" bash benches/load/contention.sh
 #   BEFORE_BIN=old-issuerd QUOTA=1 bash benches/load/contention.sh
 #   CLIENT_NICE=-10 bash benches/load/contention.sh  # wrk favoured (root): the servers, not the
@@ -28,9 +28,13 @@ CONNS=${CONNS:-128}
 PORT=${PORT:-18380}
 WORKERS=${WORKERS:-shared auto}
 CLIENT_NICE=${CLIENT_NICE:-0}
+ROUNDS=${ROUNDS:-3}
+if ((CLIENT_NICE < 0)) && [[ $(id -u) != 0 ]]; then
+  echo "error: CLIENT_NICE=$CLIENT_NICE needs root (nice would run wrk unfavoured)" >&2; exit 1
+fi
 QUOTA=${QUOTA:-}
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk)" >&2; exit 1; }
+for tool in nginx wrk python3 curl; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk python3 curl)" >&2; exit 1; }
 done
 if [[ -z ${ISSUERD_BIN:-} ]]; then
   cargo build --release --quiet --bin issuerd
@@ -111,52 +115,92 @@ sample() { # pids... -> "ticks vol invol wait_ns"
   echo "$ticks $vol $invol $wait"
 }
 
-run() { # label pids... -> one table row
+# One measured run of the server whose pids are given: appends a row of raw figures to rows.tsv.
+run() { # label pids...
   local label=$1; shift
-  for _ in $(seq 100); do curl -sf "$issuer/openid/v1/jwks" >/dev/null && break; sleep 0.05; done
+  local ok=0
+  for _ in $(seq 100); do curl -sf "$issuer/openid/v1/jwks" >/dev/null && { ok=1; break; }; sleep 0.05; done
+  if ((ok == 0)) || ! kill -0 "$1" 2>/dev/null; then
+    echo "error: $label never answered on $issuer (its log: $TMP/server.log)" >&2
+    cat "$TMP/server.log" >&2 2>/dev/null || true
+    exit 1
+  fi
   wrk -t1 -c"$CONNS" -d1s "$issuer/openid/v1/jwks" >/dev/null # warm-up
-  local before after out requests
+  local before after requests wrk_cpu
   read -r -a before < <(sample "$@")
-  # wrk's own CPU (user + system seconds, bash's `time`): whether the client was the limit.
-  local TIMEFORMAT='%U %S' wrk_cpu
+  # wrk's own CPU (user + system seconds, bash's `time`, on a line of its own): whether the
+  # client was what limited the rate.
+  local TIMEFORMAT=$'\nwrk-cpu %U %S'
   { time nice -n "$CLIENT_NICE" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$issuer/openid/v1/jwks" >"$TMP/wrk.out" ; } 2>"$TMP/wrk.time"
-  out=$(cat "$TMP/wrk.out")
-  wrk_cpu=$(awk '{print $1 + $2}' "$TMP/wrk.time")
   read -r -a after < <(sample "$@")
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  local hz; hz=$(getconf CLK_TCK)
-  awk -v label="$label" -v n="$requests" -v d="$DURATION" -v hz="$hz" \
-      -v t=$((after[0] - before[0])) -v vol=$((after[1] - before[1])) \
-      -v invol=$((after[2] - before[2])) -v w=$((after[3] - before[3])) -v wrk="$wrk_cpu" 'BEGIN {
-    printf "| %s | %.0f | %.2f | %.1f | %.3f | %.3f | %.1f | %.2f |\n", label, n / d, t / hz / d,
-      t / hz / n * 1e6, vol / n, invol / n, w / n / 1000, wrk / d }'
+  if ((${#before[@]} != 4 || ${#after[@]} != 4)); then
+    echo "error: cannot read /proc figures of $label ($*)" >&2; exit 1
+  fi
+  wrk_cpu=$(awk '$1 == "wrk-cpu" {print $2 + $3}' "$TMP/wrk.time")
+  requests=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+  [[ -n $wrk_cpu && -n $requests ]] || { echo "error: wrk said:" >&2; cat "$TMP/wrk.out" "$TMP/wrk.time" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$requests" $((after[0] - before[0])) \
+    $((after[1] - before[1])) $((after[2] - before[2])) $((after[3] - before[3])) "$wrk_cpu" >>"$TMP/rows.tsv"
 }
 
-echo "| neighbours, server | req/s | cores obtained | CPU µs/req | voluntary cs/req | involuntary cs/req | run-queue wait µs/req | wrk's cores |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+measure() { # variant -> one run
+  local bin mode label server master
+  IFS='|' read -r bin mode label <<<"$1"
+  if [[ $bin == nginx ]]; then
+    ${in_quota[@]+"${in_quota[@]}"} nginx -p "$TMP/nginx" -c "$(nginx_conf "$mode")" -g 'daemon off;' 2>"$TMP/server.log" &
+    master=$!; pids+=("$master")
+    sleep 0.3
+    run "$n, $label" "$master" $(pgrep -P "$master")
+    kill "$master"; wait "$master" 2>/dev/null || true
+  else
+    "$bin" serve --help >/dev/null # a binary that cannot run fails here, not as a silent row
+    ${in_quota[@]+"${in_quota[@]}"} "$bin" serve --issuer "$issuer" --allow-insecure-issuer \
+      --listen "127.0.0.1:$PORT" "${keys[@]}" ${mode:+"$mode"} 2>"$TMP/server.log" &
+    server=$!; pids+=("$server")
+    run "$n, $label" "$server"
+    kill "$server"; wait "$server" 2>/dev/null || true
+  fi
+}
+
+variants=()
+for mode in $WORKERS; do variants+=("$ISSUERD_BIN|--workers=$mode|issuerd ($mode)"); done
+if [[ -n ${BEFORE_BIN:-} ]]; then variants+=("$BEFORE_BIN||issuerd (before)"); fi
+variants+=("nginx|1|nginx (1)" "nginx|auto|nginx (auto)")
+: >"$TMP/rows.tsv"
 for n in $NEIGHBOURS; do
   busy=()
   for _ in $(seq "$n"); do python3 -c 'while True: pass' & busy+=($!); done
   pids+=("${busy[@]}")
-  variants=()
-  for mode in $WORKERS; do variants+=("$ISSUERD_BIN|--workers=$mode|issuerd ($mode)"); done
-  if [[ -n ${BEFORE_BIN:-} ]]; then variants+=("$BEFORE_BIN||issuerd (before)"); fi
-  for variant in "${variants[@]}"; do
-    IFS='|' read -r bin mode label <<<"$variant"
-    ${in_quota[@]+"${in_quota[@]}"} "$bin" serve --issuer "$issuer" --allow-insecure-issuer \
-      --listen "127.0.0.1:$PORT" "${keys[@]}" ${mode:+"$mode"} 2>/dev/null &
-    server=$!; pids+=("$server")
-    run "$n, $label" "$server"
-    kill "$server"; wait "$server" 2>/dev/null || true
-  done
-  for workers in 1 auto; do
-    ${in_quota[@]+"${in_quota[@]}"} nginx -p "$TMP/nginx" -c "$(nginx_conf "$workers")" -g 'daemon off;' 2>/dev/null &
-    master=$!; pids+=("$master")
-    sleep 0.3
-    run "$n, nginx ($workers)" "$master" $(pgrep -P "$master")
-    kill "$master"; wait "$master" 2>/dev/null || true
+  # Each round starts one variant later, so no variant always runs first or last.
+  for round in $(seq "$ROUNDS"); do
+    count=${#variants[@]}
+    for i in $(seq 0 $((count - 1))); do
+      measure "${variants[$(( (i + round - 1) % count ))]}"
+    done
   done
   if ((n > 0)); then kill "${busy[@]}"; wait "${busy[@]}" 2>/dev/null || true; fi
 done
+
+# Medians over the rounds, per (neighbours, server), in the order first measured.
+python3 - "$TMP/rows.tsv" "$DURATION" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
+path, duration, hz = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+rows = {}
+for line in open(path):
+    label, n, ticks, vol, invol, wait, wrk = line.rstrip("\n").split("\t")
+    n = float(n)
+    rows.setdefault(label, []).append((
+        n / duration, float(ticks) / hz / duration, float(ticks) / hz / n * 1e6,
+        float(vol) / n, float(invol) / n, float(wait) / n / 1000, float(wrk) / duration))
+print("| neighbours, server | req/s | cores obtained | CPU µs/req | voluntary cs/req | involuntary cs/req | run-queue wait µs/req | wrk's cores | req/s of each round |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
+def order(label):
+    return (int(label.split(",")[0]), list(rows).index(label))
+for label in sorted(rows, key=order):
+    runs = rows[label]
+    med = [statistics.median(column) for column in zip(*runs)]
+    each = ", ".join(f"{r[0]:.0f}" for r in runs)
+    print(f"| {label} | {med[0]:.0f} | {med[1]:.2f} | {med[2]:.1f} | {med[3]:.3f} | {med[4]:.3f} | {med[5]:.1f} | {med[6]:.2f} | {each} |")
+PY
 echo
-echo "wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per row (nice $CLIENT_NICE), $(nproc) cores, neighbours: python busy loops${QUOTA:+; each server in a cgroup with a quota of $QUOTA cores}."
+echo "Medians of $ROUNDS round(s), variants rotated each round; wrk -t1 -c$CONNS keep-alive GETs of the JWKS for ${DURATION}s per run (nice $CLIENT_NICE), $(nproc) cores, neighbours: python busy loops${QUOTA:+; each server in a cgroup with a quota of $QUOTA cores}."

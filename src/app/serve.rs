@@ -42,16 +42,18 @@ pub(super) async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // even when the port is taken too.
     preflight(&config)?;
     let addr = config.listen.resolve()?;
-    // Workers each accept on their own socket: the first is bound here with SO_REUSEPORT, the
-    // others beside it when the server starts.
+    // Each worker accepts on its own socket: all are bound here, before anything starts.
     let bound = match config.workers.threads() {
-        Some(_) => server::workers::bind(addr, config.backlog),
-        None => crate::listener::bind(addr, config.backlog),
+        Some(workers) => server::workers::bind(addr, config.backlog, workers),
+        None => crate::listener::bind(addr, config.backlog).map(|listener| vec![listener]),
     };
-    let listener = bound
-        .and_then(TcpListener::from_std)
+    let (listener, siblings) = bound
+        .and_then(|mut listeners| {
+            let first = listeners.remove(0);
+            Ok((TcpListener::from_std(first)?, listeners))
+        })
         .map_err(|error| super::listen::cannot_listen(addr, "--listen", &error))?;
-    serve_on(listener, config, async {
+    serve_on_workers(listener, siblings, config, async {
         let signal = signal.await;
         info!(signal, "shutting down");
     })
@@ -89,6 +91,16 @@ pub async fn serve_on(
     config: ServeConfig,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_on_workers(listener, Vec::new(), config, stop).await
+}
+
+/// [`serve_on`], with the sockets bound beside `listener` for the other workers.
+async fn serve_on_workers(
+    listener: TcpListener,
+    siblings: Vec<std::net::TcpListener>,
+    config: ServeConfig,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
     // A listener bound elsewhere (tests) gets the configured backlog too.
     if let Err(error) = crate::listener::set_backlog(&listener, config.backlog) {
@@ -110,7 +122,15 @@ pub async fn serve_on(
         true => Some(DevKey::generate().context("--dev")?),
         false => None,
     };
-    let running = start(listener, &config, publication, dev_key.as_ref(), cluster).await?;
+    let running = start(
+        listener,
+        siblings,
+        &config,
+        publication,
+        dev_key.as_ref(),
+        cluster,
+    )
+    .await?;
     stop.await;
     running.stop(&config).await
 }
@@ -131,6 +151,7 @@ struct Running {
 /// The composition: keys and store first, then each feature, then the listener.
 async fn start(
     listener: TcpListener,
+    siblings: Vec<std::net::TcpListener>,
     config: &ServeConfig,
     publication: Publication,
     dev_key: Option<&DevKey>,
@@ -178,7 +199,7 @@ async fn start(
             config.shutdown.grace,
         ))
     });
-    let server = start_server(config, service, listener, tls, &signal)?;
+    let server = start_server(config, service, listener, siblings, tls, &signal)?;
     let watch = watcher.map(|watcher| tokio::spawn(watcher.run(Arc::clone(&store), signal)));
     readiness.set_ready();
     info!(listen = %local, issuer = publication.issuer.url(), "ready");
@@ -390,51 +411,42 @@ async fn bind_admin(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListen
 }
 
 /// The issuer listener, plain or TLS, with its timeouts and connection cap: on worker threads
-/// of their own (the cap shared out among them), or on this runtime.
+/// of their own, one per socket (`listener` and its `siblings`), or on this runtime.
 fn start_server(
     config: &ServeConfig,
     service: IssuerService,
     listener: TcpListener,
+    siblings: Vec<std::net::TcpListener>,
     tls: Option<Arc<rustls::ServerConfig>>,
     signal: &shutdown::Signal,
 ) -> anyhow::Result<JoinHandle<()>> {
     let grace = config.shutdown.grace;
-    let Some(threads) = config.workers.threads() else {
-        let limits = Limits {
-            max_connections: config
-                .max_connections
-                .unwrap_or_else(crate::listener::default_max_connections),
-            h2_handshake: config.h2_handshake,
-        };
-        info!(
-            max_connections = limits.max_connections,
-            workers = "shared",
-            "connection limit"
-        );
-        let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
+    let workers = config.workers.threads().map(|_| 1 + siblings.len());
+    let max_connections = config.max_connections.unwrap_or_else(|| {
+        crate::listener::default_max_connections_with_workers(workers.unwrap_or(0))
+    });
+    let limits = Limits {
+        max_connections,
+        h2_handshake: config.h2_handshake,
+    };
+    let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
+    let Some(workers) = workers else {
+        info!(max_connections, workers = "shared", "connection limit");
         return Ok(match tls {
             Some(tls) => tokio::spawn(server.serve_tls(listener, tls, signal.clone(), grace)),
             None => tokio::spawn(server.serve(listener, signal.clone(), grace)),
         });
     };
-    let addr = listener.local_addr().context("listener has no address")?;
-    let listeners = listener
-        .into_std()
-        .and_then(|first| server::workers::listeners(first, config.backlog, threads))
-        .map_err(|error| super::listen::cannot_listen(addr, "--listen", &error))?;
-    let workers = listeners.len();
-    let max_connections = config
-        .max_connections
-        .unwrap_or_else(|| crate::listener::default_max_connections_with_workers(workers));
     info!(
         max_connections,
-        workers, "connection limit (shared out among the workers)"
+        workers, "connection limit (one, for every worker)"
     );
-    let limits = Limits {
-        max_connections: max_connections.div_ceil(workers),
-        h2_handshake: config.h2_handshake,
-    };
-    let server = Arc::new(Server::new(service, config.timeouts).with_limits(limits));
+    let mut listeners = vec![
+        listener
+            .into_std()
+            .context("cannot hand the listener over")?,
+    ];
+    listeners.extend(siblings);
     let signal = signal.clone();
     server::workers::spawn(listeners, move |listener| {
         let server = Arc::clone(&server);

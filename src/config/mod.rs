@@ -41,7 +41,7 @@ pub use serve::{
     DEFAULT_SHUTDOWN_GRACE, DEV_LISTEN, Listen, ServeConfig, ShutdownSettings, StsSettings,
     WatchSettings,
 };
-pub use workers::{MAX_WORKERS, Workers};
+pub use workers::{MAX_AUTO_WORKERS, MAX_WORKERS, Workers};
 
 /// The longest duration any setting takes: past it, deadlines computed from now would overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);

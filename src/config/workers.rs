@@ -5,12 +5,15 @@ use std::num::NonZeroUsize;
 
 /// The most worker threads.
 pub const MAX_WORKERS: usize = 1024;
+/// The most workers `auto` starts, however many cores the node has: a JWKS server needs no
+/// more, and each worker's counters then have a shard of their own.
+pub const MAX_AUTO_WORKERS: usize = 16;
 
 /// How connections are run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Workers {
     /// One worker per core this process may use ([`std::thread::available_parallelism`]:
-    /// CPU affinity and cgroup CPU quotas included).
+    /// CPU affinity and cgroup CPU quotas included), at most [`MAX_AUTO_WORKERS`].
     #[default]
     Auto,
     /// This many workers.
@@ -23,7 +26,10 @@ impl Workers {
     /// The worker threads to start; `None` for [`Workers::Shared`].
     pub fn threads(self) -> Option<NonZeroUsize> {
         match self {
-            Self::Auto => Some(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
+            Self::Auto => {
+                let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+                NonZeroUsize::new(cores.min(MAX_AUTO_WORKERS))
+            }
             Self::Count(n) => Some(n),
             Self::Shared => None,
         }

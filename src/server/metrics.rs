@@ -132,8 +132,9 @@ fn stream(route: Route, protocol: Protocol, tls: bool) -> usize {
     (route as usize * PROTOCOLS.len() + protocol as usize) * 2 + usize::from(tls)
 }
 
-/// Shards: a worker thread keeps to its own, so counting never contends on a cache line
-/// (tokio runs one worker per core; more threads share shards round-robin).
+/// Shards: a thread keeps to its own, so counting never contends on a cache line (the issuer
+/// listener runs one worker per core, at most [`crate::config::MAX_AUTO_WORKERS`] with `auto`;
+/// more threads share shards round-robin).
 const SHARDS: usize = 16;
 
 /// One thread's counters. Aligned so two shards never share a cache line.

@@ -40,21 +40,26 @@ pub struct Server {
     service: IssuerService,
     timeouts: Timeouts,
     limits: Limits,
+    /// The connection cap, shared by every accept loop of this server (its workers).
+    budget: listener::ConnectionBudget,
 }
 
 impl Server {
     /// A server answering with `service`.
     pub fn new(service: IssuerService, timeouts: Timeouts) -> Self {
+        let limits = Limits::default();
         Self {
             service,
             timeouts,
-            limits: Limits::default(),
+            budget: listener::ConnectionBudget::new(limits.max_connections),
+            limits,
         }
     }
 
     /// The same server with these connection limits.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.budget = listener::ConnectionBudget::new(limits.max_connections);
         self.limits = limits;
         self
     }
@@ -95,13 +100,13 @@ impl Server {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         set_nodelay(&listener);
-        let max_connections = self.limits.max_connections;
+        let budget = self.budget.clone();
         listener::accept_limited(
             "issuer",
             listener,
             shutdown,
             grace,
-            max_connections,
+            budget,
             move |stream, shutdown, admission| {
                 let server = Arc::clone(&self);
                 let info = server.connection_info(&stream, tls);

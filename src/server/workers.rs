@@ -22,11 +22,35 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::error;
 
-/// Binds `addr` for a worker: `SO_REUSEPORT` (and `SO_REUSEADDR`), non-blocking, listening with
-/// `backlog`.
-pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+/// The sockets of `count` workers on `addr`, each listening with `backlog`. One worker gets
+/// one plain socket. Several get one socket each, bound with `SO_REUSEPORT` (the first to
+/// `addr`, the others to the address it got, so port 0 works), after a plain bind of `addr`
+/// has shown that no other process listens there: `SO_REUSEPORT` would otherwise let a second
+/// issuerd (or any program of the same user that sets it) share the port silently.
+pub fn bind(
+    addr: SocketAddr,
+    backlog: u32,
+    count: NonZeroUsize,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    if count.get() == 1 {
+        return Ok(vec![crate::listener::bind(addr, backlog)?]);
+    }
+    if addr.port() != 0 {
+        drop(crate::listener::bind(addr, 1)?);
+    }
+    let mut listeners = Vec::with_capacity(count.get());
+    let mut bound = addr;
+    for _ in 0..count.get() {
+        let listener = bind_reuse_port(bound, backlog)?;
+        bound = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn bind_reuse_port(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -40,26 +64,11 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
-/// The sockets of `threads` workers: `first`, and siblings bound to its address when it has
-/// `SO_REUSEPORT`. A listener bound without it (by a test, or handed over) gets one worker.
-pub fn listeners(
-    first: std::net::TcpListener,
-    backlog: u32,
-    threads: NonZeroUsize,
-) -> io::Result<Vec<std::net::TcpListener>> {
-    let reuse_port = socket2::SockRef::from(&first).reuse_port().unwrap_or(false);
-    let count = if reuse_port { threads.get() } else { 1 };
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
-        listeners.push(bind(addr, backlog)?);
-    }
-    Ok(listeners)
-}
-
 /// Runs `serve` on each listener, each on a thread of its own (`issuerd-io-N`) with a
 /// current-thread runtime. The handle (a task of the calling runtime) completes when every
-/// worker has returned; connections a worker still holds then end with its runtime.
+/// worker has returned; connections a worker still holds then end with its runtime. A worker
+/// that panicked makes the handle's task panic too, naming it, so that whoever joins the
+/// server hears of it as of any task's panic.
 pub fn spawn<F, Fut>(listeners: Vec<std::net::TcpListener>, serve: F) -> io::Result<JoinHandle<()>>
 where
     F: Fn(TcpListener) -> Fut + Send + Sync + 'static,
@@ -77,21 +86,22 @@ where
             .name(format!("issuerd-io-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => serve(listener).await,
-                        Err(error) => {
-                            warn!(%error, worker = index, "cannot register the listener");
-                        }
-                    }
+                    let listener = TcpListener::from_std(listener)
+                        .expect("a bound, non-blocking listener registers with its runtime");
+                    serve(listener).await;
                 });
                 drop(runtime);
+                // Not sent when the thread unwinds: the receiver sees it dropped.
                 let _ = done.send(());
             })?;
-        finished.push(done_rx);
+        finished.push((index, done_rx));
     }
     Ok(tokio::spawn(async move {
-        for done in finished {
-            let _ = done.await;
+        for (index, done) in finished {
+            if done.await.is_err() {
+                error!(worker = index, "a worker thread panicked");
+                panic!("worker issuerd-io-{index} panicked");
+            }
         }
     }))
 }
@@ -101,19 +111,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn siblings_share_the_address_only_with_reuse_port() {
-        let first = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-        let addr = first.local_addr().unwrap();
-        let all = listeners(first, 16, NonZeroUsize::new(3).unwrap()).unwrap();
+    fn workers_share_the_address_and_a_taken_port_is_refused() {
+        let three = NonZeroUsize::new(3).unwrap();
+        let all = bind("127.0.0.1:0".parse().unwrap(), 16, three).unwrap();
         assert_eq!(all.len(), 3);
+        let addr = all[0].local_addr().unwrap();
         assert!(all.iter().all(|l| l.local_addr().unwrap() == addr));
-        // Bound without SO_REUSEPORT: one worker, and no sibling could bind anyway.
-        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        assert_eq!(
-            listeners(plain, 16, NonZeroUsize::new(3).unwrap())
-                .unwrap()
-                .len(),
-            1
-        );
+        // A second server on the same port is refused, though these set SO_REUSEPORT.
+        let error = bind(addr, 16, three).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        let error = bind(addr, 16, NonZeroUsize::MIN).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        // One worker: a plain socket, which no SO_REUSEPORT socket can join.
+        let one = bind("127.0.0.1:0".parse().unwrap(), 16, NonZeroUsize::MIN).unwrap();
+        assert!(!socket2::SockRef::from(&one[0]).reuse_port().unwrap());
+        assert!(bind_reuse_port(one[0].local_addr().unwrap(), 16).is_err());
     }
 }

@@ -329,7 +329,7 @@ async fn flood_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 /// neither exit nor spin, log the failure rarely, and serve again once descriptors are free.
 #[tokio::test(flavor = "multi_thread")]
 async fn descriptor_exhaustion_neither_kills_nor_spins() {
-    let mut process = spawn(Some(64), &["--max-connections", "1000"]);
+    let mut process = spawn(Some(64), &["--max-connections", "1000", "--workers", "2"]);
     let held = flood_connections(process.addr, 120).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(

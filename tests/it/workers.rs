@@ -15,9 +15,15 @@ const JWKS: &str = "/openid/v1/jwks";
 struct Serving {
     child: KillOnDrop,
     addr: SocketAddr,
+    /// The admin listener, when `--admin-listen` was given.
+    admin: Option<SocketAddr>,
 }
 
 fn serve(workers: &str) -> Serving {
+    serve_with(workers, &[])
+}
+
+fn serve_with(workers: &str, extra: &[&str]) -> Serving {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_issuerd"))
             .args([
@@ -30,6 +36,7 @@ fn serve(workers: &str) -> Serving {
             .arg("--key-file")
             .arg(key("ec256.pub.pem"))
             .args(["--workers", workers])
+            .args(extra)
             .env_remove("ISSUERD_CONFIG")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -39,18 +46,21 @@ fn serve(workers: &str) -> Serving {
     );
     let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut log = String::new();
-    let addr = loop {
+    let mut admin = None;
+    let wants_admin = extra.contains(&"--admin-listen");
+    let mut addr = None;
+    while addr.is_none() || (wants_admin && admin.is_none()) {
         let Some(Ok(line)) = lines.next() else {
             panic!("issuerd exited before ready:\n{log}");
         };
         log.push_str(&line);
         log.push('\n');
-        if let Some(addr) = common::ready_address(&line) {
-            break addr;
-        }
-    };
+        admin = admin.or(common::logged_address(&line, "admin listener ready"));
+        addr = addr.or(common::ready_address(&line));
+    }
+    let addr = addr.unwrap();
     std::thread::spawn(move || lines.for_each(drop));
-    Serving { child, addr }
+    Serving { child, addr, admin }
 }
 
 impl Serving {
@@ -202,4 +212,45 @@ fn a_workers_value_it_cannot_use_stops_the_start_naming_it() {
             "{stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_is_one_for_all_workers() {
+    // 4 connections for 3 workers: a cap of 4 in all, not 4 (or 2, rounded up) each.
+    let server = serve_with(
+        "3",
+        &["--max-connections", "4", "--admin-listen", "127.0.0.1:0"],
+    );
+    let admin = server.admin.expect("the admin listener's address");
+    let open = || async move {
+        let text = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("issuerd_open_connections{tls=\"false\"} "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Twelve silent connections: at the cap, each new one reclaims one that never sent a
+    // request, whichever worker holds it.
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        held.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let now = open().await;
+    assert!(
+        (1..=4).contains(&now),
+        "{now} connections open for a cap of 4"
+    );
+    // And the cap still serves.
+    drop(held);
+    let (status, _) = get(server.addr).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    server.stop();
 }
