@@ -43,12 +43,24 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Binds `addr` with a listen backlog of `backlog` (`SO_REUSEADDR`, non-blocking), for
 /// [`TcpListener::from_std`].
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    bind_with(addr, backlog, false)
+}
+
+/// [`bind`], with `SO_REUSEPORT` set when `reuse_port` (the issuer listener's workers).
+pub fn bind_with(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         Some(socket2::Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;

@@ -43,25 +43,11 @@ pub fn bind(
     let mut listeners = Vec::with_capacity(count.get());
     let mut bound = addr;
     for _ in 0..count.get() {
-        let listener = bind_reuse_port(bound, backlog)?;
+        let listener = crate::listener::bind_with(bound, backlog, true)?;
         bound = listener.local_addr()?;
         listeners.push(listener);
     }
     Ok(listeners)
-}
-
-fn bind_reuse_port(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    Ok(socket.into())
 }
 
 /// Runs `serve` on each listener, each on a thread of its own (`issuerd-io-N`) with a
@@ -125,6 +111,6 @@ mod tests {
         // One worker: a plain socket, which no SO_REUSEPORT socket can join.
         let one = bind("127.0.0.1:0".parse().unwrap(), 16, NonZeroUsize::MIN).unwrap();
         assert!(!socket2::SockRef::from(&one[0]).reuse_port().unwrap());
-        assert!(bind_reuse_port(one[0].local_addr().unwrap(), 16).is_err());
+        assert!(crate::listener::bind_with(one[0].local_addr().unwrap(), 16, true).is_err());
     }
 }

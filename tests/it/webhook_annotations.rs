@@ -13,14 +13,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::common::ca::Ca;
+use crate::common::https;
 use crate::webhook::{Running, decode, env_values, pod, review, start_with};
 
 const TOKEN: &str = "stand-in-token";
@@ -115,49 +113,17 @@ fn query(uri: &http::Uri) -> BTreeMap<String, String> {
 impl ApiServer {
     async fn start() -> Self {
         let ca = Ca::new();
-        let leaf = ca.leaf(&["localhost"], 1, (-1, 30));
-        let certs = CertificateDer::pem_slice_iter(leaf.chain.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = ca.leaf(&["localhost"], 1, (-1, 30)).acceptor();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
             "https://localhost:{}",
             listener.local_addr().unwrap().port()
         );
         let state = Arc::new(Mutex::new(State::default()));
-        let task = {
+        let task = https::serve(listener, acceptor, {
             let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let acceptor = acceptor.clone();
-                    let state = Arc::clone(&state);
-                    tokio::spawn(async move {
-                        let Ok(stream) = acceptor.accept(stream).await else {
-                            return;
-                        };
-                        let service = hyper::service::service_fn(
-                            move |request: http::Request<hyper::body::Incoming>| {
-                                let response = answer(&state, &request);
-                                async move { Ok::<_, Infallible>(response) }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
-        };
+            move |request| std::future::ready(answer(&state, &request))
+        });
         Self {
             url,
             ca,

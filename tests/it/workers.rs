@@ -23,21 +23,24 @@ fn serve(workers: &str) -> Serving {
     serve_with(workers, &[])
 }
 
+/// `issuerd serve` of the fixture key on 127.0.0.1:0, with `args`.
+fn serve_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_issuerd"));
+    command
+        .args(["serve", "--issuer", "https://h.example"])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--key-file")
+        .arg(key("ec256.pub.pem"))
+        .args(args)
+        .env_remove("ISSUERD_CONFIG")
+        .env_remove("ISSUERD_WORKERS");
+    command
+}
+
 fn serve_with(workers: &str, extra: &[&str]) -> Serving {
     let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_issuerd"))
-            .args([
-                "serve",
-                "--issuer",
-                "https://h.example",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--key-file")
-            .arg(key("ec256.pub.pem"))
-            .args(["--workers", workers])
+        serve_command(&["--workers", workers])
             .args(extra)
-            .env_remove("ISSUERD_CONFIG")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -175,21 +178,8 @@ fn a_workers_value_it_cannot_use_stops_the_start_naming_it() {
     )
     .unwrap();
     let run = |args: &[&str], env: Option<(&str, &str)>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_issuerd"));
-        command
-            .args([
-                "serve",
-                "--issuer",
-                "https://h.example",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--key-file")
-            .arg(key("ec256.pub.pem"))
-            .args(args)
-            .env_remove("ISSUERD_CONFIG")
-            .env_remove("ISSUERD_WORKERS")
-            .current_dir(dir.path());
+        let mut command = serve_command(args);
+        command.current_dir(dir.path());
         if let Some((k, v)) = env {
             command.env(k, v);
         }

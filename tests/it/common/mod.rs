@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod ca;
+pub mod https;
 pub mod moto;
 pub mod proxy;
 
