@@ -67,10 +67,25 @@ impl Pebble {
         Self::start_with(tls_port, free_port()).await
     }
 
-    /// Starts pebble validating tls-alpn-01 on `tls_port` and http-01 on `http_port`.
+    /// Starts pebble validating tls-alpn-01 on `tls_port` and http-01 on `http_port`. Its own
+    /// ports are picked free beforehand (pebble cannot listen on port 0 and say where): when
+    /// another test took one in between, it starts again on new ones.
     async fn start_with(tls_port: u16, http_port: u16) -> Self {
         require("pebble");
         require("pebble-challtestsrv");
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(tls_port, http_port).await {
+                Ok(pebble) => return pebble,
+                Err(log) if log.contains("address already in use") && attempt < 5 => {
+                    attempt += 1;
+                }
+                Err(log) => panic!("pebble did not come up: {log}"),
+            }
+        }
+    }
+
+    async fn try_start(tls_port: u16, http_port: u16) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         // pebble ships no certificate for its own HTTPS listener: a CA and a 127.0.0.1 leaf.
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -121,12 +136,19 @@ impl Pebble {
             https_ca,
             root: CertificateDer::from(Vec::new()),
         };
-        pebble.spawn().await;
-        pebble
+        pebble.try_spawn().await?;
+        Ok(pebble)
     }
 
     /// Starts the pebble process (again) and waits for its directory and new root.
     async fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn().await {
+            panic!("pebble did not come up: {log}");
+        }
+    }
+
+    /// [`Self::spawn`], returning pebble's and the DNS server's logs when it does not come up.
+    async fn try_spawn(&mut self) -> Result<(), String> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -151,6 +173,11 @@ impl Pebble {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap();
+        let logs = |dir: &Path| {
+            ["pebble.log", "dns.log"]
+                .map(|name| std::fs::read_to_string(dir.join(name)).unwrap_or_default())
+                .join("\n")
+        };
         for _ in 0..200 {
             if let Ok(reply) = client.get(&self.roots_url).send().await
                 && reply.status().is_success()
@@ -159,14 +186,23 @@ impl Pebble {
                 let pem = reply.text().await.unwrap();
                 self.root =
                     rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
-                return;
+                // The DNS server may have lost its port too; it says so at once.
+                let logs = logs(self.dir.path());
+                if logs.contains("address already in use") {
+                    return Err(logs);
+                }
+                return Ok(());
+            }
+            let exited = self
+                .pebble
+                .as_mut()
+                .is_some_and(|p| matches!(p.try_wait(), Ok(Some(_))));
+            if exited {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "pebble did not come up: {}",
-            std::fs::read_to_string(self.log()).unwrap_or_default()
-        );
+        Err(logs(self.dir.path()))
     }
 
     fn log(&self) -> PathBuf {
