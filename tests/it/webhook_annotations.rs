@@ -48,6 +48,11 @@ struct State {
     down: bool,
     /// GETs of one ServiceAccount answered 500.
     gets_fail: bool,
+    /// This many GETs answered 429 with `Retry-After: 1` first (API priority and fairness).
+    gets_throttled: usize,
+    /// Lists answered in pages of at most `limit` (with a `continue` token), as the API
+    /// server does; otherwise whole.
+    pages: bool,
     gets: Vec<String>,
     lists: usize,
     watches: usize,
@@ -246,10 +251,24 @@ fn answer(
             .filter(|(_, a)| !a.hidden)
             .map(|((ns, name), a)| object(ns, name, a))
             .collect();
+        let from: usize = query
+            .get("continue")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|_| state.pages)
+            .unwrap_or(usize::MAX);
+        let page: Vec<Value> = items.iter().skip(from).take(limit).cloned().collect();
+        let mut metadata = json!({"resourceVersion": state.version.to_string()});
+        if from.saturating_add(limit) < items.len() {
+            metadata["continue"] = json!((from + limit).to_string());
+        }
         return full(
             200,
             json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                   "metadata": {"resourceVersion": state.version.to_string()}, "items": items}),
+                   "metadata": metadata, "items": page}),
         );
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -263,6 +282,14 @@ fn answer(
     ] = parts[..]
     {
         state.gets.push(format!("{namespace}/{name}"));
+        if state.gets_throttled > 0 {
+            state.gets_throttled -= 1;
+            let mut throttled = status(429, "TooManyRequests", "the stand-in throttles GETs");
+            throttled
+                .headers_mut()
+                .insert("retry-after", http::HeaderValue::from_static("1"));
+            return throttled;
+        }
         if state.gets_fail {
             return status(500, "InternalError", "the stand-in fails GETs");
         }
@@ -629,5 +656,52 @@ async fn annotations_alone_need_no_map_and_a_grace_period_of_0_fetches_nothing()
         metrics(&webhook)
             .await
             .contains(r#"issuerd_webhook_service_account_lookups_total{result="uncached"} 1"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_in_pages_fills_the_cache_and_a_throttled_get_is_retried_after_retry_after() {
+    let api = ApiServer::start().await;
+    api.with(|s| s.pages = true);
+    // More than kube-runtime's page of 500: the first list takes three requests.
+    for i in 0..1_100 {
+        api.put(
+            "default",
+            &format!("sa-{i:04}"),
+            &[(ROLE_ARN, ANNOTATED_ROLE)],
+            false,
+        );
+    }
+    let (webhook, _dir) = start_webhook(&api, TOKEN, &[]).await;
+    wait_ready(&webhook).await;
+    assert!(
+        api.with(|s| s.lists) >= 3,
+        "{} lists",
+        api.with(|s| s.lists)
+    );
+    // The last page is in the cache: no GET is made for it.
+    assert_eq!(
+        role_of(&webhook, "sa-1099").await.as_deref(),
+        Some(ANNOTATED_ROLE)
+    );
+    assert!(api.with(|s| s.gets.clone()).is_empty());
+
+    // Not cached, and the first GET is answered 429 (Retry-After: 1): kube waits and asks
+    // again within the grace period.
+    api.put("default", "late", &[(ROLE_ARN, ANNOTATED_ROLE)], true);
+    api.with(|s| s.gets_throttled = 1);
+    let started = Instant::now();
+    assert_eq!(
+        role_of(&webhook, "late").await.as_deref(),
+        Some(ANNOTATED_ROLE)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        api.with(|s| s.gets.clone()),
+        ["default/late", "default/late"]
     );
 }
