@@ -876,18 +876,26 @@ fn model_heads(input: &[u8]) -> Vec<Result<ModelHead, Vec<u8>>> {
         let rest = &input[at..];
         let mut minor = None;
         let parsed = parse_model(rest).or_else(|_| {
-            // `HTTP/1.x`, x > 1: both parsers fail; read as 1.1 to find the headers.
-            let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            let line = rest[..line_end]
+            // `HTTP/1.x`, x > 1: both parsers fail; read as 1.1 to find the headers. The
+            // request line may follow empty lines, which both servers (and httparse) skip
+            // (RFC 9112, section 2.2).
+            let start = rest
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(rest.len());
+            let line_end = rest[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |p| start + p);
+            let line = rest[start..line_end]
                 .strip_suffix(b"\r")
-                .unwrap_or(&rest[..line_end]);
-            let digit = line.len().checked_sub(1).map(|d| line[d]);
+                .unwrap_or(&rest[start..line_end]);
             if line.len() > 8 && line[..line.len() - 1].ends_with(b"HTTP/1.") {
-                let d = digit.expect("non-empty");
+                let d = line[line.len() - 1];
                 if (b'2'..=b'9').contains(&d) {
                     minor = Some(d - b'0');
                     let mut copy = rest.to_vec();
-                    copy[line.len() - 1] = b'1';
+                    copy[start + line.len() - 1] = b'1';
                     return parse_model(&copy);
                 }
             }
@@ -912,6 +920,20 @@ fn model_heads(input: &[u8]) -> Vec<Result<ModelHead, Vec<u8>>> {
         }
     }
     heads
+}
+
+/// A case CI's stress run found: a request line with a higher minor version after an empty line
+/// (both servers skip the empty line; hyper then refuses HTTP/1.4, issuerd reads it as 1.1).
+#[test]
+fn a_higher_minor_version_after_an_empty_line_is_modelled() {
+    let input = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n\nHEAD https://h.example:443/statusz HTTP/1.4\r\nHost: \r\n\r\n";
+    let heads = model_heads(input);
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    let Ok(second) = &heads[1] else {
+        panic!("the second request did not parse: {heads:?}");
+    };
+    assert_eq!(second.minor, 4);
+    assert_eq!(second.target, b"https://h.example:443/statusz");
 }
 
 fn parse_model(data: &[u8]) -> Result<ModelHead, ()> {
