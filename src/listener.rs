@@ -440,6 +440,40 @@ pub async fn until_done_or_drained<C: Future>(
     }
 }
 
+/// Serves a small plain HTTP/1.1 listener (an admin listener: metrics, health) until `shutdown`
+/// fires, each request answered at once by `respond`; logs its address as `"admin listener
+/// ready"`. Bounded as every listener: the default connection cap, `header_timeout`, `grace`.
+pub async fn serve_admin<F>(
+    listener: TcpListener,
+    header_timeout: Duration,
+    respond: F,
+    shutdown: shutdown::Signal,
+    grace: Duration,
+) where
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Clone + Send + Sync + 'static,
+{
+    if let Ok(addr) = listener.local_addr() {
+        info!(listen = %addr, "admin listener ready");
+    }
+    accept_until_shutdown(
+        "admin",
+        listener,
+        shutdown,
+        grace,
+        move |stream, shutdown| {
+            let respond = respond.clone();
+            serve_http1(
+                "admin",
+                stream,
+                header_timeout,
+                move |request| std::future::ready(respond(&request)),
+                shutdown,
+            )
+        },
+    )
+    .await;
+}
+
 /// One connection (plain or TLS) of a small hyper HTTP/1.1 server (the STS, the admin listener,
 /// ACME http-01, the webhook):
 /// each request answered by `handle`, a request head due within `header_timeout`; on shutdown an

@@ -245,27 +245,8 @@ async fn serve_admin(
     shutdown: shutdown::Signal,
     grace: Duration,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(listen = %addr, "admin listener ready");
-    }
-    listener::accept_until_shutdown(
-        "admin",
-        listener,
-        shutdown,
-        grace,
-        move |stream, shutdown| {
-            let webhook = Arc::clone(&webhook);
-            let readiness = readiness.clone();
-            listener::serve_http1(
-                "admin",
-                stream,
-                HEADER_READ_TIMEOUT,
-                move |request| std::future::ready(service::admin(&webhook, &readiness, &request)),
-                shutdown,
-            )
-        },
-    )
-    .await;
+    let respond = move |request: &_| service::admin(&webhook, &readiness, request);
+    listener::serve_admin(listener, HEADER_READ_TIMEOUT, respond, shutdown, grace).await;
 }
 
 /// How the certificate and map files are watched: a poll interval above zero (and at most a

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::info;
 
 use super::service::IssuerService;
 use crate::{listener, shutdown};
@@ -20,24 +19,6 @@ pub async fn serve(
     shutdown: shutdown::Signal,
     grace: Duration,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(listen = %addr, "admin listener ready");
-    }
-    listener::accept_until_shutdown(
-        "admin",
-        listener,
-        shutdown,
-        grace,
-        move |stream, shutdown| {
-            let service = service.clone();
-            listener::serve_http1(
-                "admin",
-                stream,
-                HEADER_READ_TIMEOUT,
-                move |request| std::future::ready(service.respond_admin(&request)),
-                shutdown,
-            )
-        },
-    )
-    .await;
+    let respond = move |request: &_| service.respond_admin(request);
+    listener::serve_admin(listener, HEADER_READ_TIMEOUT, respond, shutdown, grace).await;
 }

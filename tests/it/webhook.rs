@@ -119,6 +119,20 @@ pub(crate) struct Answer {
 }
 
 impl Running {
+    /// POSTs a v1 review of a pod of `namespace`/`service_account` with `annotations`: the
+    /// response envelope and the decoded patch.
+    pub(crate) async fn admit_pod(
+        &self,
+        uid: &str,
+        namespace: &str,
+        service_account: &str,
+        annotations: Value,
+    ) -> (Value, Vec<Value>) {
+        let pod = pod(namespace, service_account, annotations);
+        let body = review("admission.k8s.io/v1", uid, namespace, pod);
+        decode(&self.post("application/json", body).await)
+    }
+
     pub(crate) async fn post(&self, content_type: &str, body: Vec<u8>) -> Answer {
         self.send("POST", "/mutate", content_type, body).await
     }
@@ -307,18 +321,7 @@ async fn a_mapped_pod_gets_the_wiring_over_https_in_v1_and_v1beta1() {
         assert!(text.contains(r#""expirationSeconds":86400"#), "{text}");
     }
     // A namespace glob kOps writes (the EKS webhook never matches it).
-    let answer = webhook
-        .post(
-            "application/json",
-            review(
-                "admission.k8s.io/v1",
-                "u2",
-                "test-7",
-                pod("test-7", "app", json!({})),
-            ),
-        )
-        .await;
-    let (_, patch) = decode(&answer);
+    let (_, patch) = webhook.admit_pod("u2", "test-7", "app", json!({})).await;
     assert_eq!(
         env_values(&patch, "AWS_ROLE_ARN"),
         ["arn:aws:iam::111122223333:role/app.wildcard.sa.cluster"]
@@ -328,18 +331,7 @@ async fn a_mapped_pod_gets_the_wiring_over_https_in_v1_and_v1beta1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmapped_pods_pass_unchanged_and_a_pod_that_expects_credentials_is_warned() {
     let webhook = start(&eks_map(ROLE), &[]);
-    let answer = webhook
-        .post(
-            "application/json",
-            review(
-                "admission.k8s.io/v1",
-                "u1",
-                "default",
-                pod("default", "other", json!({})),
-            ),
-        )
-        .await;
-    let (envelope, patch) = decode(&answer);
+    let (envelope, patch) = webhook.admit_pod("u1", "default", "other", json!({})).await;
     assert_eq!(envelope["response"]["allowed"], true);
     assert!(patch.is_empty());
     assert!(

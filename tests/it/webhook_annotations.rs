@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::common::ca::Ca;
 use crate::common::https;
-use crate::webhook::{Running, decode, env_values, pod, review, start_with};
+use crate::webhook::{Running, env_values, start_with};
 
 const TOKEN: &str = "stand-in-token";
 const MAP_ROLE: &str = "arn:aws:iam::111122223333:role/from-the-map";
@@ -365,13 +365,10 @@ async fn wait_ready(webhook: &Running) {
 
 /// Admits a pod of `namespace/service_account`: the response envelope and the patch.
 async fn admit(webhook: &Running, namespace: &str, service_account: &str) -> (Value, Vec<Value>) {
-    let body = review(
-        "admission.k8s.io/v1",
-        &format!("uid-{service_account}"),
-        namespace,
-        pod(namespace, service_account, json!({})),
-    );
-    decode(&webhook.post("application/json", body).await)
+    let uid = format!("uid-{service_account}");
+    webhook
+        .admit_pod(&uid, namespace, service_account, json!({}))
+        .await
 }
 
 /// The role a pod of `service_account` gets, if any.
@@ -634,17 +631,10 @@ async fn annotations_alone_need_no_map_and_a_grace_period_of_0_fetches_nothing()
     );
     // Not cached yet, and 0 means no GET: nothing, as the EKS webhook's default does.
     api.put("default", "late", &[(ROLE_ARN, ANNOTATED_ROLE)], true);
-    let body = review(
-        "admission.k8s.io/v1",
-        "uid-late",
-        "default",
-        pod(
-            "default",
-            "late",
-            json!({"eks.amazonaws.com/skip-containers": "sidecar"}),
-        ),
-    );
-    let (envelope, patch) = decode(&webhook.post("application/json", body).await);
+    let annotations = json!({"eks.amazonaws.com/skip-containers": "sidecar"});
+    let (envelope, patch) = webhook
+        .admit_pod("uid-late", "default", "late", annotations)
+        .await;
     assert!(patch.is_empty(), "{patch:?}");
     let warnings = envelope["response"]["warnings"].to_string();
     assert!(
